@@ -1,0 +1,86 @@
+"""The package's exception tree.
+
+Every error raised on purpose by gitops_nb derives from :class:`GitOpsNbError`::
+
+    GitOpsNbError
+    ├── RepoError                 the deploy-config repository
+    │   ├── NotARepoError         path missing or not a git work tree
+    │   ├── EmptyRepoError        repository has no commits
+    │   ├── UnknownRevisionError  a rev / sha that does not resolve
+    │   └── ShallowHistoryError   history asked for beyond a shallow clone's boundary
+    ├── InputError (ValueError)   a parameter that cannot be used as given
+    │   └── TimeParseError        an unparseable time or window
+    └── SandboxError              the local Kubernetes + Argo CD sandbox
+        ├── SandboxBuildError     compiling or caching a component failed
+        └── SandboxStartError     a component did not start or become ready
+
+Messages say what was asked, what was found, and what to do next.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EmptyRepoError",
+    "GitOpsNbError",
+    "InputError",
+    "NotARepoError",
+    "RepoError",
+    "SandboxBuildError",
+    "SandboxError",
+    "SandboxStartError",
+    "ShallowHistoryError",
+    "TimeParseError",
+    "UnknownRevisionError",
+]
+
+
+class GitOpsNbError(Exception):
+    """Root of every error gitops_nb raises on purpose."""
+
+
+class RepoError(GitOpsNbError):
+    """Something is wrong with the deploy-config repository."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class NotARepoError(RepoError):
+    """The path does not exist or is not a git repository."""
+
+
+class EmptyRepoError(RepoError):
+    """The repository has no commits yet."""
+
+
+class UnknownRevisionError(RepoError):
+    """A revision (branch, tag, sha) does not resolve in the repository."""
+
+    def __init__(self, message: str, *, path: str | None = None, rev: str | None = None) -> None:
+        super().__init__(message, path=path)
+        self.rev = rev
+
+
+class ShallowHistoryError(RepoError):
+    """The query reaches past the boundary of a shallow clone."""
+
+
+class InputError(GitOpsNbError, ValueError):
+    """A parameter value that cannot be used as given."""
+
+
+class TimeParseError(InputError):
+    """A time or time window that cannot be parsed."""
+
+
+class SandboxError(GitOpsNbError):
+    """The local sandbox (Kubernetes control plane + Argo CD) failed."""
+
+
+class SandboxBuildError(SandboxError):
+    """Building or caching a sandbox component failed."""
+
+
+class SandboxStartError(SandboxError):
+    """A sandbox component did not start or did not become ready."""
