@@ -10,6 +10,7 @@ Every error raised on purpose by gitops_nb derives from :class:`GitOpsNbError`::
     │   └── ShallowHistoryError   history asked for beyond a shallow clone's boundary
     ├── InputError (ValueError)   a parameter that cannot be used as given
     │   └── TimeParseError        an unparseable time or window
+    ├── NotebookError             a notebook failed under papermill (cell, ename, evalue)
     └── SandboxError              the local Kubernetes + Argo CD sandbox
         ├── SandboxBuildError     compiling or caching a component failed
         └── SandboxStartError     a component did not start or become ready
@@ -24,6 +25,7 @@ __all__ = [
     "GitOpsNbError",
     "InputError",
     "NotARepoError",
+    "NotebookError",
     "RepoError",
     "SandboxBuildError",
     "SandboxError",
@@ -72,6 +74,25 @@ class InputError(GitOpsNbError, ValueError):
 
 class TimeParseError(InputError):
     """A time or time window that cannot be parsed."""
+
+
+class NotebookError(GitOpsNbError):
+    """A notebook failed while papermill executed it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        notebook: str,
+        cell: int | None = None,
+        ename: str | None = None,
+        evalue: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.notebook = notebook
+        self.cell = cell
+        self.ename = ename
+        self.evalue = evalue
 
 
 class SandboxError(GitOpsNbError):

@@ -1,0 +1,70 @@
+"""gitops_nb: incident investigation and runbooks for GitOps with Argo CD, as DataFrames.
+
+``import gitops_nb`` is cheap: kubernetes, plotly, ipywidgets and papermill are
+imported only where they are used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    EmptyRepoError,
+    GitOpsNbError,
+    InputError,
+    NotARepoError,
+    NotebookError,
+    RepoError,
+    SandboxBuildError,
+    SandboxError,
+    SandboxStartError,
+    ShallowHistoryError,
+    TimeParseError,
+    UnknownRevisionError,
+)
+from .history import DeployRepo
+from .report import load_results, save_results
+from .timeline import Investigation, culprits, investigate, what_changed
+from .times import NaiveTimeWarning, describe_time, parse_at, parse_window, with_local_time
+
+if TYPE_CHECKING:
+    from .plot import plot_timeline, show
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DeployRepo",
+    "EmptyRepoError",
+    "GitOpsNbError",
+    "InputError",
+    "Investigation",
+    "NaiveTimeWarning",
+    "NotARepoError",
+    "NotebookError",
+    "RepoError",
+    "SandboxBuildError",
+    "SandboxError",
+    "SandboxStartError",
+    "ShallowHistoryError",
+    "TimeParseError",
+    "UnknownRevisionError",
+    "culprits",
+    "describe_time",
+    "investigate",
+    "load_results",
+    "parse_at",
+    "parse_window",
+    "plot_timeline",
+    "save_results",
+    "show",
+    "what_changed",
+    "with_local_time",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("plot_timeline", "show"):  # plotly is heavy: import on first use
+        from . import plot
+
+        return getattr(plot, name)
+    raise AttributeError(f"module 'gitops_nb' has no attribute {name!r}")

@@ -1,0 +1,158 @@
+"""The ``gitops-nb`` command: a thin layer over the library."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import GitOpsNbError, InputError, NotebookError
+
+__all__ = ["main", "notebooks_dir", "run_notebook"]
+
+_DEMO_MARKER = "gitops-nb-demo"
+
+
+def notebooks_dir() -> Path:
+    """The directory holding the project's notebooks."""
+    return Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def run_notebook(
+    name: str, output: Path, parameters: dict[str, Any], *, html: bool = True, cwd: Path | None = None
+) -> Path:
+    """Execute ``notebooks/<name>.ipynb`` headless with papermill into ``output``.
+
+    With ``html``, also export ``output`` as HTML with the code hidden (the report).
+    """
+    import papermill as pm
+
+    src = notebooks_dir() / f"{name}.ipynb"
+    if not src.exists():
+        raise InputError(
+            f"no notebook {src}: known notebooks are {', '.join(p.stem for p in notebooks_dir().glob('*.ipynb'))}"
+        )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        pm.execute_notebook(
+            str(src),
+            str(output),
+            parameters=parameters,
+            kernel_name="python3",
+            cwd=str(cwd or output.parent),
+            progress_bar=False,
+        )
+    except pm.PapermillExecutionError as e:
+        raise NotebookError(
+            f"notebook {name} failed in cell {e.exec_count} with {e.ename}: {e.evalue}. "
+            f"The executed notebook up to the failure is {output}; fix the cause and run again",
+            notebook=str(output),
+            cell=e.exec_count,
+            ename=e.ename,
+            evalue=e.evalue,
+        ) from e
+    if html:
+        import nbformat
+        from nbconvert import HTMLExporter
+
+        exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+        body, _ = exporter.from_notebook_node(nbformat.read(str(output), as_version=4))
+        output.with_suffix(".html").write_text(body)
+    return output
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import make_demo_repo
+
+    work = Path(args.workdir).resolve()
+    repo_dir = work / "deploy-config"
+    if repo_dir.exists():
+        if not (repo_dir / ".git" / _DEMO_MARKER).exists():
+            raise InputError(f"{repo_dir} exists and is not a gitops-nb demo repo: pick another --workdir")
+        shutil.rmtree(repo_dir)
+    demo = make_demo_repo(repo_dir)
+    (repo_dir / ".git" / _DEMO_MARKER).write_text("created by gitops-nb demo\n")
+    print(f"demo deploy-config repo: {repo_dir} ({len(demo.commits)} commits, apps: {', '.join(demo.apps)})")
+    print(f"demo incident time T: {demo.incident_at.isoformat()}")
+    if args.no_run:
+        return 0
+    out = work / "what_changed.ipynb"
+    params = {
+        "repo_path": str(repo_dir),
+        "at": demo.incident_at.isoformat(),
+        "window": args.window,
+        "apps": "",
+        "kube_context": "",
+        "argocd_namespace": "argocd",
+        "output_dir": str(work / "results"),
+    }
+    print("running notebooks/what_changed.ipynb with papermill ...", flush=True)
+    run_notebook("what_changed", out, params)
+    from .report import load_results
+
+    _, summary = load_results(work / "results")
+    top = summary.get("top_culprit") or {}
+    print(f"executed notebook: {out}")
+    print(f"report (HTML):     {out.with_suffix('.html')}")
+    print(f"results:           {work / 'results'} (parquet + csv + summary.json)")
+    print(f"commits in window: {summary['commits']}, semantic changes: {summary['manifest_changes']}")
+    if top:
+        print(f"top culprit:       {top['sha'][:10]} {top['summary']} ({top['time']})")
+    return 0
+
+
+def _cmd_what_changed(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .timeline import investigate
+
+    inv = investigate(args.repo, args.at, args.window, [a for a in args.apps.split(",") if a] or None)
+    with pd.option_context("display.width", 200, "display.max_colwidth", 70, "display.max_columns", 20):
+        print(f"T = {inv.at.isoformat()}  window = {inv.window}  repo = {inv.repo.path}")
+        print(
+            inv.timeline[["time", "app", "sha", "author", "summary", "rank"]]
+            .assign(sha=inv.timeline["sha"].str[:10])
+            .to_string(index=False)
+        )
+        print("\nlikely culprits:")
+        print(inv.culprits[["rank", "time", "summary", "score", "why"]].to_string(index=False))
+    if args.out:
+        print(f"\nsaved to {inv.save(args.out)}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="gitops-nb", description="Incident notebooks and runbooks for GitOps with Argo CD."
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="build the demo deploy-config repo and run the what-changed notebook on it")
+    d.add_argument(
+        "--workdir", default="out/demo", help="where the repo, executed notebook and results go (default: out/demo)"
+    )
+    d.add_argument("--window", default="3h", help="how far before T to look (default: 3h)")
+    d.add_argument("--no-run", action="store_true", help="only build the demo repo")
+    d.set_defaults(func=_cmd_demo)
+
+    w = sub.add_parser("what-changed", help="print the timeline and likely culprits around time T")
+    w.add_argument("repo", help="path of a local deploy-config clone")
+    w.add_argument("--at", default="now", help="incident time: ISO-8601 with zone, 'now', or '-30m' (default: now)")
+    w.add_argument("--window", default="2h", help="how far before T to look (default: 2h)")
+    w.add_argument("--apps", default="", help="comma-separated apps (paths or path parts) to keep")
+    w.add_argument("--out", default=None, help="also save the frames (parquet, csv, summary.json) here")
+    w.set_defaults(func=_cmd_what_changed)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``gitops-nb`` and ``python -m gitops_nb``."""
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except GitOpsNbError as e:
+        print(f"gitops-nb: error: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,244 @@
+"""A demo deploy-config repository with a short, realistic history.
+
+Layout (as in a typical Argo CD setup)::
+
+    apps/<service>/base/{kustomization.yaml,deployment.yaml,service.yaml}
+    apps/<service>/overlays/<env>/kustomization.yaml
+
+History: CI tag bumps (one ``newTag`` line each), a human replica change, a change
+to a base that reaches two overlays, a revert, and - 25 minutes before the demo
+incident time - a bad production tag bump of ``checkout-api``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .errors import InputError
+
+__all__ = ["DemoRepo", "RepoWriter", "make_demo_repo"]
+
+CI = ("deploy-bot", "deploy-bot@example.com")
+ALICE = ("Alice Ops", "alice@example.com")
+BOB = ("Bob Dev", "bob@example.com")
+REGISTRY = "ghcr.io/acme"
+
+
+class RepoWriter:
+    """Writes files and commits them with chosen authors and dates (for demos and tests)."""
+
+    def __init__(self, path: str | Path, *, branch: str = "main") -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        if not (self.path / ".git").exists():
+            self.git("init", "-q", "-b", branch)
+        self.git("config", "user.name", CI[0])
+        self.git("config", "user.email", CI[1])
+        self.git("config", "commit.gpgsign", "false")
+
+    def git(self, *args: str, env: dict[str, str] | None = None) -> str:
+        """Run git in the repository and return its stdout."""
+        full_env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", **(env or {})}
+        res = subprocess.run(["git", *args], cwd=self.path, env=full_env, capture_output=True, text=True)
+        if res.returncode != 0:
+            raise RuntimeError(f"git {' '.join(args)} failed: {res.stderr.strip()}")
+        return res.stdout
+
+    def write(self, files: dict[str, str | None]) -> None:
+        """Write (or, for ``None``, delete) files relative to the work tree."""
+        for rel, text in files.items():
+            p = self.path / rel
+            if text is None:
+                p.unlink(missing_ok=True)
+            else:
+                p.parent.mkdir(parents=True, exist_ok=True)
+                p.write_text(text)
+
+    def commit(
+        self,
+        message: str,
+        *,
+        when: pd.Timestamp | str,
+        author: tuple[str, str] = CI,
+        files: dict[str, str | None] | None = None,
+        allow_empty: bool = False,
+    ) -> str:
+        """Stage everything (after writing ``files``) and commit; returns the new sha."""
+        if files:
+            self.write(files)
+        self.git("add", "-A")
+        stamp = pd.Timestamp(when)
+        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
+        date = stamp.strftime("%Y-%m-%dT%H:%M:%S%z")
+        env = {
+            "GIT_AUTHOR_NAME": author[0],
+            "GIT_AUTHOR_EMAIL": author[1],
+            "GIT_AUTHOR_DATE": date,
+            "GIT_COMMITTER_NAME": author[0],
+            "GIT_COMMITTER_EMAIL": author[1],
+            "GIT_COMMITTER_DATE": date,
+        }
+        self.git("commit", "-q", *(["--allow-empty"] if allow_empty else []), "-m", message, env=env)
+        return self.git("rev-parse", "HEAD").strip()
+
+
+# -- the demo's manifests ------------------------------------------------------
+
+
+def _base(service: str, port: int, memory: str) -> dict[str, str]:
+    return {
+        f"apps/{service}/base/kustomization.yaml": (
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+            "resources:\n- deployment.yaml\n- service.yaml\n"
+            f"labels:\n- pairs:\n    app.kubernetes.io/name: {service}\n  includeSelectors: true\n"
+        ),
+        f"apps/{service}/base/deployment.yaml": f"""apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {service}
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: {service}
+  template:
+    metadata:
+      labels:
+        app: {service}
+    spec:
+      containers:
+      - name: {service}
+        image: {REGISTRY}/{service}:latest
+        ports:
+        - containerPort: {port}
+        resources:
+          requests:
+            cpu: 100m
+            memory: 128Mi
+          limits:
+            memory: {memory}
+""",
+        f"apps/{service}/base/service.yaml": f"""apiVersion: v1
+kind: Service
+metadata:
+  name: {service}
+spec:
+  selector:
+    app: {service}
+  ports:
+  - port: 80
+    targetPort: {port}
+""",
+    }
+
+
+def _overlay(service: str, env: str, tag: str, replicas: int, memory: str | None) -> str:
+    text = (
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        f"namespace: {service.split('-')[0]}-{env}\nresources:\n- ../../base\n"
+        f"replicas:\n- name: {service}\n  count: {replicas}\n"
+        f'images:\n- name: {REGISTRY}/{service}\n  newTag: "{tag}"\n'
+    )
+    if memory:
+        text += (
+            "patches:\n- target:\n    kind: Deployment\n"
+            f"    name: {service}\n  patch: |-\n"
+            "    - op: replace\n      path: /spec/template/spec/containers/0/resources/limits/memory\n"
+            f"      value: {memory}\n"
+        )
+    return text
+
+
+@dataclass
+class _State:
+    bases: dict[str, tuple[int, str]] = field(default_factory=dict)  # service -> (port, memory)
+    overlays: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+
+    def files(self) -> dict[str, str | None]:
+        out: dict[str, str | None] = {
+            "README.md": "# deploy-config\n\nKustomize bases and overlays, one Argo CD Application per overlay.\n"
+        }
+        for svc, (port, mem) in self.bases.items():
+            out.update(_base(svc, port, mem))
+        for (svc, env), o in self.overlays.items():
+            out[f"apps/{svc}/overlays/{env}/kustomization.yaml"] = _overlay(
+                svc, env, o["tag"], o["replicas"], o.get("memory")
+            )
+        return out
+
+
+@dataclass
+class DemoRepo:
+    """What :func:`make_demo_repo` built: the path, the incident time and key commits."""
+
+    path: Path
+    incident_at: pd.Timestamp
+    commits: dict[str, str]  # label -> sha
+    apps: list[str]
+
+
+def make_demo_repo(path: str | Path, *, end: pd.Timestamp | str | None = None) -> DemoRepo:
+    """Create the demo deploy-config repo at ``path`` (which must not hold a repo yet).
+
+    ``end`` is the time of the last commit (default: now). The bad deploy is committed
+    at ``end - 25m`` and the demo incident time is ``end - 15m``.
+    """
+    p = Path(path)
+    if (p / ".git").exists():
+        raise InputError(f"{p} already holds a git repository: pick an empty directory for the demo")
+    t_end = pd.Timestamp(end) if end is not None else pd.Timestamp.now(tz="UTC").floor("s")
+    t_end = t_end.tz_localize("UTC") if t_end.tzinfo is None else t_end.tz_convert("UTC")
+    w = RepoWriter(p)
+    s = _State()
+    s.bases = {"checkout-api": (8080, "512Mi"), "payments-worker": (9090, "256Mi"), "web-frontend": (3000, "256Mi")}
+    s.overlays = {
+        ("checkout-api", "staging"): {"tag": "2026.3.17-4f2c9e1", "replicas": 2, "memory": None},
+        ("checkout-api", "production"): {"tag": "2026.3.17-4f2c9e1", "replicas": 4, "memory": "1Gi"},
+        ("payments-worker", "production"): {"tag": "1.8.2", "replicas": 2, "memory": None},
+        ("web-frontend", "staging"): {"tag": "5.2.0", "replicas": 1, "memory": None},
+        ("web-frontend", "production"): {"tag": "5.2.0", "replicas": 3, "memory": None},
+    }
+    shas: dict[str, str] = {}
+
+    def step(label: str, minutes_before_end: float, message: str, author: tuple[str, str] = CI) -> None:
+        shas[label] = w.commit(
+            message, when=t_end - pd.Timedelta(minutes=minutes_before_end), author=author, files=s.files()
+        )
+
+    def tag(svc: str, env: str, new: str) -> str:
+        s.overlays[(svc, env)]["tag"] = new
+        return f"deploy({svc}/{env}): {new}"
+
+    step("initial", 360, "Initial deploy-config: checkout-api, payments-worker, web-frontend", ALICE)
+    step("web-staging", 300, tag("web-frontend", "staging", "5.3.0"))
+    step("checkout-staging", 240, tag("checkout-api", "staging", "2026.3.18-a1b9f04"))
+    s.overlays[("checkout-api", "production")]["replicas"] = 6
+    step("replicas", 200, "checkout-api production: 6 replicas for the spring sale", ALICE)
+    s.bases["checkout-api"] = (8080, "640Mi")
+    step("base-memory", 150, "checkout-api base: raise memory limit to 640Mi", BOB)
+    step("web-prod", 120, tag("web-frontend", "production", "5.3.0"))
+    s.overlays[("payments-worker", "production")]["tag"] = "1.9.0"
+    step("payments-bad", 95, "deploy(payments-worker/production): 1.9.0")
+    before_revert = copy.deepcopy(s.overlays)
+    before_revert[("payments-worker", "production")]["tag"] = "1.8.2"
+    s.overlays = before_revert
+    w.write(s.files())
+    w.git("add", "-A")
+    shas["payments-revert"] = w.commit(
+        f'Revert "deploy(payments-worker/production): 1.9.0"\n\nThis reverts commit {shas["payments-bad"][:8]}.\n',
+        when=t_end - pd.Timedelta(minutes=80),
+        author=BOB,
+    )
+    step("checkout-prod-bad", 25, tag("checkout-api", "production", "2026.3.18-a1b9f04"))
+    s_files = s.files()
+    s_files["README.md"] = (s_files["README.md"] or "") + "\nOn call: see runbooks/rollback-by-revert.md\n"
+    shas["docs"] = w.commit("README: link the on-call runbook", when=t_end, author=ALICE, files=s_files)
+    apps = sorted(f"apps/{svc}/overlays/{env}" for svc, env in s.overlays)
+    return DemoRepo(path=p, incident_at=t_end - pd.Timedelta(minutes=15), commits=shas, apps=apps)

@@ -1,0 +1,120 @@
+"""Low-level git I/O through GitPython's command interface.
+
+Every history query is one streamed ``git`` process; object contents come from
+one ``git cat-file --batch`` process per query, never one process per object.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from .errors import RepoError
+
+if TYPE_CHECKING:
+    import git
+
+__all__ = ["MISSING", "batch_read", "resolve_commits", "run", "stream_records"]
+
+#: Returned by :func:`batch_read` for an object that is not in the object store.
+MISSING = object()
+
+_CHUNK = 1 << 20
+
+
+def run(g: git.Git, args: list[str], *, path: str, check: bool = True) -> tuple[int, bytes, str]:
+    """Run ``git <args>`` and return (status, stdout bytes, stderr text)."""
+    status, out, err = g.execute(
+        ["git", *args],
+        with_extended_output=True,
+        with_exceptions=False,
+        stdout_as_string=False,
+        strip_newline_in_stdout=False,
+    )
+    err_text = err.decode("utf-8", "replace") if isinstance(err, bytes) else str(err)
+    if check and status != 0:
+        raise RepoError(f"git {args[0]} failed in {path}: {err_text.strip() or f'exit {status}'}", path=path)
+    return status, out, err_text
+
+
+def stream_records(g: git.Git, args: list[str], *, path: str, sep: str = "\x1e") -> Iterator[str]:
+    """Run ``git <args>`` and yield the text between ``sep`` markers as it streams in."""
+    proc = g.execute(["git", *args], as_process=True)
+    popen: subprocess.Popen[bytes] = proc.proc  # type: ignore[attr-defined]
+    assert popen.stdout is not None and popen.stderr is not None
+    stderr_chunks: list[bytes] = []
+    t = threading.Thread(target=lambda: stderr_chunks.append(popen.stderr.read()), daemon=True)  # type: ignore[union-attr]
+    t.start()
+    bsep = sep.encode()
+    rest = b""
+    try:
+        while chunk := popen.stdout.read(_CHUNK):
+            buf = rest + chunk
+            cut = buf.rfind(bsep)
+            if cut <= 0:
+                rest = buf
+                continue
+            rest = buf[cut:]
+            for rec in buf[:cut].decode("utf-8", "replace").split(sep):
+                if rec:
+                    yield rec
+        if rest:
+            for rec in rest.decode("utf-8", "replace").split(sep):
+                if rec:
+                    yield rec
+    finally:
+        popen.stdout.close()
+        status = popen.wait()
+        t.join()
+    if status != 0:
+        err = b"".join(stderr_chunks).decode("utf-8", "replace").strip()
+        raise RepoError(f"git {args[0]} failed in {path}: {err or f'exit {status}'}", path=path)
+
+
+def batch_read(g: git.Git, names: Iterable[str], *, path: str) -> dict[str, bytes | object]:
+    """Read many objects with one ``git cat-file --batch``.
+
+    ``names`` are object names in any form git accepts (``<sha>``, ``<rev>:<path>``).
+    The result maps each name to its content, or to :data:`MISSING`.
+    """
+    wanted = list(dict.fromkeys(names))
+    if not wanted:
+        return {}
+    proc = g.execute(["git", "cat-file", "--batch"], as_process=True, istream=subprocess.PIPE)
+    popen: subprocess.Popen[bytes] = proc.proc  # type: ignore[attr-defined]
+    out, err = popen.communicate(("\n".join(wanted) + "\n").encode())
+    if popen.returncode != 0:
+        raise RepoError(f"git cat-file failed in {path}: {err.decode('utf-8', 'replace').strip()}", path=path)
+    result: dict[str, bytes | object] = {}
+    pos = 0
+    for name in wanted:
+        nl = out.index(b"\n", pos)
+        header = out[pos:nl].split(b" ")
+        pos = nl + 1
+        if len(header) == 3 and header[2].isdigit():
+            size = int(header[2])
+            result[name] = out[pos : pos + size]
+            pos += size + 1
+        else:  # "<name> missing" or "<name> ambiguous"
+            result[name] = MISSING
+    return result
+
+
+def resolve_commits(g: git.Git, names: Iterable[str], *, path: str) -> dict[str, str | None]:
+    """Resolve (abbreviated) commit names to full shas with one ``git cat-file --batch-check``.
+
+    Names that are missing, ambiguous or not commits map to ``None``.
+    """
+    wanted = list(dict.fromkeys(names))
+    if not wanted:
+        return {}
+    proc = g.execute(["git", "cat-file", "--batch-check"], as_process=True, istream=subprocess.PIPE)
+    popen: subprocess.Popen[bytes] = proc.proc  # type: ignore[attr-defined]
+    out, _ = popen.communicate(("\n".join(f"{n}^{{commit}}" for n in wanted) + "\n").encode())
+    result: dict[str, str | None] = {}
+    for name, line in zip(wanted, out.decode("utf-8", "replace").splitlines(), strict=False):
+        parts = line.split()
+        result[name] = parts[0] if len(parts) == 3 and parts[1] == "commit" else None
+    return result

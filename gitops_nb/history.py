@@ -1,0 +1,387 @@
+"""The deploy-config repository's history as DataFrames."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import git
+import pandas as pd
+import yaml
+
+from . import schema
+from .errors import (
+    EmptyRepoError,
+    InputError,
+    NotARepoError,
+    ShallowHistoryError,
+    UnknownRevisionError,
+)
+from .gitio import MISSING, batch_read, resolve_commits, run, stream_records
+from .kustomize import build_apps, kustomization_paths
+from .manifests import diff_documents, is_manifest_path, load_documents
+from .times import parse_at
+
+__all__ = ["DeployRepo"]
+
+TimeBound = str | datetime | pd.Timestamp | None
+
+_NULL_SHA = "0" * 40
+_REVERT = re.compile(r"This reverts commit ([0-9a-fA-F]{4,40})")
+# One record per commit: \x1e, then fields separated by \x1f, then the -z diff output.
+_FIELDS = ("%H", "%P", "%an", "%ae", "%at", "%cn", "%ce", "%ct", "%s", "%b")
+_FORMAT = "--format=%x1e" + "%x1f".join(_FIELDS) + "%x1f"
+_MANIFEST_FORMAT = "--format=%x1e%H%x1f%an%x1f%ct%x1f"
+_CACHE_SIZE = 8
+
+
+def _epoch_bounds(since: TimeBound, until: TimeBound) -> tuple[int | None, int | None]:
+    lo = None if since is None else math.ceil(parse_at(since).timestamp())
+    hi = None if until is None else math.floor(parse_at(until).timestamp())
+    if lo is not None and hi is not None and lo > hi:
+        raise InputError(f"since ({since}) is after until ({until}): swap them or widen the range")
+    return lo, hi
+
+
+def _utc(seconds: Sequence[int]) -> pd.DatetimeIndex:
+    return pd.to_datetime(pd.Series(seconds, dtype="int64"), unit="s", utc=True)
+
+
+class DeployRepo:
+    """A local clone of a deploy-config repository (Kustomize bases and overlays).
+
+    Args:
+        path: the work tree (or bare repository) to read.
+        allow_shallow: read a shallow clone's history up to its boundary instead of
+            raising :class:`ShallowHistoryError` when a query reaches it.
+
+    Example:
+        >>> repo = DeployRepo("~/src/deploy-config")
+        >>> repo.commits(since="-2h")
+    """
+
+    def __init__(self, path: str | Path, *, allow_shallow: bool = False) -> None:
+        p = Path(path).expanduser()
+        if not p.exists():
+            raise NotARepoError(
+                f"{p} does not exist: give the path of a local clone of the deploy-config repo",
+                path=str(p),
+            )
+        try:
+            self._repo = git.Repo(p)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError) as e:
+            raise NotARepoError(
+                f"{p} is not a git repository: clone the deploy-config repo there "
+                "(git clone URL PATH) or point at an existing clone",
+                path=str(p),
+            ) from e
+        self.path = str(p.resolve())
+        self.allow_shallow = allow_shallow
+        self._git = self._repo.git
+        self._walks: OrderedDict[tuple[Any, ...], tuple[pd.DataFrame, pd.DataFrame]] = OrderedDict()
+        self._apps: dict[str, pd.DataFrame] = {}
+
+    def __repr__(self) -> str:
+        return f"DeployRepo({self.path!r})"
+
+    # -- revisions -------------------------------------------------------------
+
+    def resolve(self, rev: str = "HEAD") -> str:
+        """The full sha of ``rev``; raises :class:`UnknownRevisionError` or :class:`EmptyRepoError`."""
+        if not isinstance(rev, str) or not rev or rev.startswith("-"):
+            raise UnknownRevisionError(
+                f"{rev!r} is not a revision: give a branch, tag or sha", path=self.path, rev=str(rev)
+            )
+        status, out, _ = run(
+            self._git, ["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], path=self.path, check=False
+        )
+        if status == 0:
+            return out.decode().strip()
+        _, any_ref, _ = run(self._git, ["rev-list", "-n", "1", "--all"], path=self.path, check=False)
+        if not any_ref.strip():
+            raise EmptyRepoError(f"{self.path} has no commits yet: push or fetch some history first", path=self.path)
+        raise UnknownRevisionError(
+            f"revision {rev!r} is not in {self.path}: check the name, or `git fetch` if it is on the remote",
+            path=self.path,
+            rev=rev,
+        )
+
+    def _shallow_boundary(self) -> set[str]:
+        f = Path(self._repo.git_dir) / "shallow"
+        return set(f.read_text().split()) if f.exists() else set()
+
+    def _check_shallow(self, shas: Iterable[str], times: Sequence[int]) -> None:
+        boundary = self._shallow_boundary()
+        if self.allow_shallow or not boundary:
+            return
+        for sha, t in zip(shas, times, strict=True):
+            if sha in boundary:
+                when = pd.Timestamp(t, unit="s", tz="UTC").isoformat()
+                raise ShallowHistoryError(
+                    f"{self.path} is a shallow clone and this query reaches its boundary at {sha[:10]} "
+                    f"({when}): history before it is missing. Run `git fetch --unshallow` "
+                    f"(or `git fetch --shallow-since=<date>`), narrow `since` to after {when}, "
+                    "or open the repo with DeployRepo(path, allow_shallow=True)",
+                    path=self.path,
+                )
+
+    # -- commits and file changes ---------------------------------------------
+
+    def _log_args(self, sha: str, since: TimeBound, until: TimeBound, paths: Sequence[str] | str | None) -> list[str]:
+        lo, hi = _epoch_bounds(since, until)
+        args = []
+        if lo is not None:
+            args.append(f"--max-age={lo}")
+        if hi is not None:
+            args.append(f"--min-age={hi}")
+        args.append(sha)
+        if paths:
+            args += ["--", *([paths] if isinstance(paths, str) else paths)]
+        return args
+
+    def _walk(
+        self,
+        since: TimeBound,
+        until: TimeBound,
+        paths: Sequence[str] | str | None,
+        rev: str,
+        max_count: int | None = None,
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        sha = self.resolve(rev)
+        args = self._log_args(sha, since, until, paths)
+        if max_count is not None:
+            args.insert(0, f"--max-count={max_count}")
+        key = tuple(args)
+        if key in self._walks:
+            self._walks.move_to_end(key)
+            return self._walks[key]
+
+        c: dict[str, list[Any]] = {
+            k: []
+            for k in (
+                "sha",
+                "parents",
+                "author",
+                "author_email",
+                "authored_at",
+                "committer",
+                "committer_email",
+                "committed_at",
+                "subject",
+                "body",
+                "files",
+            )
+        }
+        f: dict[str, list[Any]] = {k: [] for k in ("sha", "committed_at", "path", "change", "old_path", "similarity")}
+        for rec in stream_records(self._git, ["log", "-z", "-M", "--name-status", _FORMAT, *args], path=self.path):
+            head, _, tail = rec.rpartition("\x1f")
+            h, p, an, ae, at, cn, ce, ct, s, b = head.split("\x1f", 9)
+            ct_i = int(ct)
+            c["sha"].append(h)
+            c["parents"].append(p.split() if p else [])
+            c["author"].append(an)
+            c["author_email"].append(ae)
+            c["authored_at"].append(int(at))
+            c["committer"].append(cn)
+            c["committer_email"].append(ce)
+            c["committed_at"].append(ct_i)
+            c["subject"].append(s)
+            c["body"].append(b.strip("\n"))
+            toks = tail.lstrip("\0\n").split("\0")
+            files = []
+            i, n = 0, len(toks) - 1
+            while i < n:
+                st = toks[i]
+                if st[:1] in ("R", "C"):
+                    old, new = toks[i + 1], toks[i + 2]
+                    i += 3
+                    sim: int | None = int(st[1:]) if st[1:].isdigit() else None
+                else:
+                    old, new = None, toks[i + 1]
+                    i += 2
+                    sim = None
+                files.append(new)
+                f["sha"].append(h)
+                f["committed_at"].append(ct_i)
+                f["path"].append(new)
+                f["change"].append(st[:1])
+                f["old_path"].append(old)
+                f["similarity"].append(sim)
+            c["files"].append(files)
+        self._check_shallow(c["sha"], c["committed_at"])
+
+        c["short_sha"] = [s[:10] for s in c["sha"]]
+        c["is_merge"] = [len(p) > 1 for p in c["parents"]]
+        c["reverts"] = self._reverts(c["subject"], c["body"])
+        c["authored_at"] = _utc(c["authored_at"])
+        c["committed_at"] = _utc(c["committed_at"])
+        f["committed_at"] = _utc(f["committed_at"])
+        commits = schema.frame(schema.COMMITS, c)
+        commits.insert(commits.columns.get_loc("committed_at"), "committer_email", c["committer_email"])
+        changes = schema.frame(schema.FILE_CHANGES, f)
+        self._walks[key] = (commits, changes)
+        if len(self._walks) > _CACHE_SIZE:
+            self._walks.popitem(last=False)
+        return commits, changes
+
+    def _reverts(self, subjects: list[str], bodies: list[str]) -> list[str | None]:
+        found: list[str | None] = []
+        short: set[str] = set()
+        for s, b in zip(subjects, bodies, strict=True):
+            m = _REVERT.search(b) or _REVERT.search(s)
+            sha = m.group(1).lower() if m else None
+            found.append(sha)
+            if sha and len(sha) < 40:
+                short.add(sha)
+        if short:
+            resolved = resolve_commits(self._git, short, path=self.path)
+            found = [resolved.get(s) or s if s and len(s) < 40 else s for s in found]
+        return found
+
+    def commits(
+        self,
+        since: TimeBound = None,
+        until: TimeBound = None,
+        paths: Sequence[str] | str | None = None,
+        rev: str = "HEAD",
+    ) -> pd.DataFrame:
+        """One row per commit reachable from ``rev`` (schema: :data:`schema.COMMITS`), newest first.
+
+        Args:
+            since: earliest committer date, inclusive (ISO-8601, ``-2h``, datetime).
+            until: latest committer date, inclusive.
+            paths: only commits touching these paths (git pathspecs).
+            rev: where to start walking.
+        """
+        return self._walk(since, until, paths, rev)[0].copy()
+
+    def file_changes(
+        self,
+        since: TimeBound = None,
+        until: TimeBound = None,
+        paths: Sequence[str] | str | None = None,
+        rev: str = "HEAD",
+    ) -> pd.DataFrame:
+        """One row per (commit, path) (schema: :data:`schema.FILE_CHANGES`), newest first.
+
+        Merge commits list no files (their changes are in the merged commits).
+        Arguments as in :meth:`commits`; both share one ``git log`` walk.
+        """
+        return self._walk(since, until, paths, rev)[1].copy()
+
+    # -- semantic changes -----------------------------------------------------
+
+    def manifest_changes(
+        self,
+        since: TimeBound = None,
+        until: TimeBound = None,
+        paths: Sequence[str] | str | None = None,
+        rev: str = "HEAD",
+    ) -> pd.DataFrame:
+        """One row per changed field of YAML manifests (schema: :data:`schema.MANIFEST_CHANGES`).
+
+        Reads Kustomize ``images``, ``replicas``, inline and file patches (strategic
+        merge and JSON 6902), multi-document files, and any other YAML change as a
+        generic field path. Non-YAML files are skipped. A blob missing from the
+        object store, or a file that is not valid YAML, gives a row with
+        ``unreadable=True`` and the reason in ``error``.
+        """
+        sha = self.resolve(rev)
+        args = self._log_args(sha, since, until, paths)
+        entries: list[tuple[str, str, int, str, str, str, str]] = []
+        for rec in stream_records(
+            self._git, ["log", "-z", "--raw", "--no-abbrev", "-M100%", _MANIFEST_FORMAT, *args], path=self.path
+        ):
+            head, _, tail = rec.rpartition("\x1f")
+            h, an, ct = head.split("\x1f", 2)
+            toks = tail.lstrip("\0\n").split("\0")
+            i, n = 0, len(toks) - 1
+            while i < n:
+                meta = toks[i].split(" ")  # :old_mode new_mode old_sha new_sha status
+                status = meta[4] if len(meta) > 4 else "M"
+                if status[:1] in ("R", "C"):
+                    path, i = toks[i + 2], i + 3
+                else:
+                    path, i = toks[i + 1], i + 2
+                if is_manifest_path(path) and meta[0] != ":160000" and meta[1] != "160000":
+                    entries.append((h, an, int(ct), path, meta[2], meta[3], status[:1]))
+        self._check_shallow([e[0] for e in entries], [e[2] for e in entries])
+
+        blobs = batch_read(self._git, {b for e in entries for b in e[4:6] if b != _NULL_SHA}, path=self.path)
+        parsed: dict[str, tuple[list[Any] | None, str | None]] = {}
+
+        def docs(blob: str) -> tuple[list[Any] | None, str | None]:
+            if blob == _NULL_SHA:
+                return None, None
+            if blob not in parsed:
+                raw = blobs.get(blob, MISSING)
+                if raw is MISSING:
+                    parsed[blob] = (
+                        None,
+                        f"blob {blob[:10]} is missing from the object store "
+                        "(partial or damaged clone?): run `git fetch` or re-clone",
+                    )
+                elif b"\0" in raw[:8000]:  # type: ignore[index]
+                    parsed[blob] = ([], "binary")
+                else:
+                    try:
+                        parsed[blob] = (load_documents(raw.decode("utf-8", "replace")), None)  # type: ignore[union-attr]
+                    except yaml.YAMLError as e:
+                        parsed[blob] = (None, f"not valid YAML: {str(e).splitlines()[0]}")
+            return parsed[blob]
+
+        rows: list[dict[str, Any]] = []
+        for h, an, ct, path, old_blob, new_blob, _status in entries:
+            (old, oerr), (new, nerr) = docs(old_blob), docs(new_blob)
+            if "binary" in (oerr, nerr):
+                continue
+            base = {"sha": h, "committed_at": ct, "author": an, "path": path}
+            if oerr or nerr:
+                rows.append({**base, "change": "unreadable", "via": "yaml", "unreadable": True, "error": oerr or nerr})
+                continue
+            for r in diff_documents(path, old, new):
+                rows.append({**base, **r, "unreadable": False, "error": None})
+        cols = {k: [r.get(k) for r in rows] for k in schema.MANIFEST_CHANGES}
+        cols["committed_at"] = _utc([int(t) for t in cols["committed_at"]])
+        return schema.frame(schema.MANIFEST_CHANGES, cols)
+
+    # -- Kustomize roots ------------------------------------------------------
+
+    def apps(self, rev: str = "HEAD") -> pd.DataFrame:
+        """One row per Kustomize root at ``rev`` (schema: :data:`schema.APPS`).
+
+        ``files`` lists every file the root's build reads through ``resources``,
+        ``bases``, ``components``, patches and generators, so a change to a base
+        maps to every overlay built from it.
+        """
+        sha = self.resolve(rev)
+        if sha not in self._apps:
+            _, out, _ = run(self._git, ["ls-tree", "-r", "-z", "--name-only", sha], path=self.path)
+            paths = [p for p in out.decode("utf-8", "replace").split("\0") if p]
+            kpaths = kustomization_paths(paths)
+            content = batch_read(self._git, [f"{sha}:{p}" for p in kpaths], path=self.path)
+            texts = {p: c.decode("utf-8", "replace") for p in kpaths if isinstance(c := content[f"{sha}:{p}"], bytes)}
+            self._apps[sha] = schema.frame(schema.APPS, build_apps(paths, texts))
+        return self._apps[sha].copy()
+
+    def affected_apps(self, sha: str) -> pd.DataFrame:
+        """The Kustomize roots a commit changes, with the ``matched`` files.
+
+        Roots are read at the commit and at its first parent, so deleted files count.
+        """
+        full = self.resolve(sha)
+        commits, changes = self._walk(None, None, None, full, max_count=1)
+        touched = set(changes["path"]) | set(changes["old_path"].dropna())
+        frames = [self.apps(full)]
+        parents = commits["parents"].iloc[0] if len(commits) else []
+        if parents:
+            frames.append(self.apps(parents[0]))
+        apps = pd.concat(frames).drop_duplicates("app", keep="first")
+        matched = [sorted(touched & set(files)) for files in apps["files"]]
+        apps = apps.assign(matched=matched)
+        return apps[apps["matched"].map(bool)].reset_index(drop=True)

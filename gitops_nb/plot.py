@@ -1,0 +1,106 @@
+"""Plotly timelines. Plots consume frames; they never fetch data."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from .times import parse_at
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+__all__ = ["plot_timeline", "show"]
+
+_SYMBOLS = {"git": "circle", "argocd": "diamond", "k8s-event": "x", "rollout": "square", "field-edit": "star"}
+
+
+def _lane(apps: object, source: object) -> str:
+    names = list(apps) if isinstance(apps, list | tuple) else []
+    first = names[0] if names else "(no app)"
+    more = f" +{len(names) - 1}" if len(names) > 1 else ""
+    return f"{first}{more} · {source}"
+
+
+def plot_timeline(
+    frame: pd.DataFrame,
+    at: str | datetime | pd.Timestamp | None = None,
+    *,
+    title: str | None = None,
+    tz: str | None = None,
+) -> go.Figure:
+    """Draw a timeline frame (from :func:`what_changed`) as swimlanes per app and source.
+
+    Each point hovers with time (UTC and local), sha, author and summary; likely
+    culprits are labelled with their rank; a vertical line marks ``at`` (default:
+    the frame's own ``at``).
+    """
+    import plotly.graph_objects as go
+
+    at_ts = parse_at(at) if at is not None else frame.attrs.get("at")
+    df = frame.copy()
+    df["lane"] = [_lane(apps, source) for apps, source in zip(df["apps"], df["source"], strict=True)]
+    local = df["time"].dt.tz_convert(tz) if tz else df["time"].dt.tz_convert(datetime.now().astimezone().tzinfo)
+    fig = go.Figure()
+    for source, part in df.groupby("source", sort=True):
+        idx = part.index
+        ranks = df.loc[idx, "rank"]
+        fig.add_trace(
+            go.Scatter(
+                x=part["time"],
+                y=part["lane"],
+                mode="markers+text",
+                name=str(source),
+                marker={
+                    "symbol": _SYMBOLS.get(str(source), "circle"),
+                    "size": [16 if pd.notna(r) and r <= 3 else 10 for r in ranks],
+                },
+                text=[f"#{int(r)}" if pd.notna(r) and r <= 3 else "" for r in ranks],
+                textposition="top center",
+                customdata=list(
+                    zip(
+                        part["sha"].fillna("").str[:10],
+                        part["author"].fillna(""),
+                        part["summary"].fillna(""),
+                        local.loc[idx].dt.strftime("%Y-%m-%d %H:%M:%S %Z"),
+                        part["detail"].fillna("").str[:300],
+                        strict=True,
+                    )
+                ),
+                hovertemplate=(
+                    "%{x|%Y-%m-%d %H:%M:%S} UTC (%{customdata[3]})<br><b>%{customdata[2]}</b><br>"
+                    "%{customdata[0]} · %{customdata[1]}<br>%{customdata[4]}<extra>%{fullData.name}</extra>"
+                ),
+            )
+        )
+    if at_ts is not None:
+        fig.add_shape(type="line", x0=at_ts, x1=at_ts, y0=0, y1=1, yref="paper", line={"color": "red", "dash": "dash"})
+        fig.add_annotation(
+            x=at_ts,
+            y=1,
+            yref="paper",
+            text=f"T = {at_ts:%H:%M} UTC",
+            showarrow=False,
+            font={"color": "red"},
+            yanchor="bottom",
+        )
+    layout: dict[str, Any] = {
+        "title": title or "What changed",
+        "xaxis_title": "time (UTC)",
+        "yaxis_title": None,
+        "height": max(300, 60 * df["lane"].nunique() + 150),
+        "margin": {"l": 260},
+        "hovermode": "closest",
+    }
+    fig.update_layout(**layout)
+    return fig
+
+
+def show(fig: go.Figure) -> None:
+    """Display a figure so it works live in JupyterLab and in exported HTML reports.
+
+    The plotly.js bundle is embedded once per notebook, so a report opens offline.
+    """
+    fig.show(renderer="plotly_mimetype+notebook")

@@ -1,0 +1,60 @@
+"""Saving a notebook's key results machine-readably, beside the executed notebook."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["load_results", "save_results"]
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, pd.Timestamp):
+        return v.isoformat()
+    if isinstance(v, pd.Timedelta):
+        return v.isoformat()
+    if isinstance(v, Path):
+        return str(v)
+    if isinstance(v, list | tuple):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    return v
+
+
+def save_results(
+    output_dir: str | Path, frames: dict[str, pd.DataFrame], summary: dict[str, Any] | None = None
+) -> Path:
+    """Write each frame as ``<name>.parquet`` and ``<name>.csv``, and ``summary.json``.
+
+    Parquet keeps dtypes (tz-aware UTC times, lists); CSV is for people and
+    spreadsheets. Returns the directory.
+    """
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    index: dict[str, Any] = {}
+    for name, df in frames.items():
+        flat = df.copy()
+        for col in flat.columns:
+            if flat[col].dtype == object and flat[col].map(lambda v: isinstance(v, pd.Timedelta)).any():
+                flat[col] = flat[col].map(lambda v: v.isoformat() if isinstance(v, pd.Timedelta) else v)
+            if flat[col].dtype.kind == "m":
+                flat[col] = flat[col].map(lambda v: v.isoformat() if pd.notna(v) else None)
+        flat.attrs = {}
+        flat.to_parquet(out / f"{name}.parquet", index=False)
+        flat.to_csv(out / f"{name}.csv", index=False)
+        index[name] = {"rows": len(df), "columns": list(df.columns)}
+    doc = {"frames": index, **_jsonable(summary or {})}
+    (out / "summary.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    return out
+
+
+def load_results(output_dir: str | Path) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """Read back what :func:`save_results` wrote: (frames by name, summary)."""
+    out = Path(output_dir)
+    summary = json.loads((out / "summary.json").read_text())
+    frames = {name: pd.read_parquet(out / f"{name}.parquet") for name in summary["frames"]}
+    return frames, summary

@@ -1,0 +1,135 @@
+"""Column schemas of every frame gitops_nb returns, defined once.
+
+Each schema maps a column name to its pandas dtype. Timestamps are always
+``datetime64[ns, UTC]``; list-valued columns are ``object`` holding Python lists.
+Functions build frames through :func:`frame` so the columns and dtypes are the
+same whether a query finds rows or not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+
+__all__ = [
+    "APPS",
+    "COMMITS",
+    "CULPRITS",
+    "FILE_CHANGES",
+    "MANIFEST_CHANGES",
+    "TIMELINE",
+    "UTC",
+    "frame",
+]
+
+UTC = "datetime64[ns, UTC]"
+
+Schema = Mapping[str, str]
+
+#: One row per commit (``DeployRepo.commits``).
+COMMITS: Schema = {
+    "sha": "object",  # full 40-hex sha
+    "short_sha": "object",  # first 10 hex digits
+    "parents": "object",  # list[str] of parent shas
+    "author": "object",
+    "author_email": "object",
+    "authored_at": UTC,
+    "committer": "object",
+    "committed_at": UTC,
+    "subject": "object",
+    "body": "object",  # message without the subject line
+    "is_merge": "bool",
+    "reverts": "object",  # full sha this commit reverts, or None
+    "files": "object",  # list[str] of paths touched (new path for renames)
+}
+
+#: One row per (commit, path) (``DeployRepo.file_changes``).
+FILE_CHANGES: Schema = {
+    "sha": "object",
+    "committed_at": UTC,
+    "path": "object",  # path after the change
+    "change": "object",  # A, M, D, R, C or T, as git reports it
+    "old_path": "object",  # path before a rename or copy, else None
+    "similarity": "Int64",  # rename/copy score 0-100, else <NA>
+}
+
+#: One row per changed field (``DeployRepo.manifest_changes``).
+MANIFEST_CHANGES: Schema = {
+    "sha": "object",
+    "committed_at": UTC,
+    "author": "object",
+    "path": "object",  # file in the repo
+    "kind": "object",  # Kubernetes kind, Kustomization, or the patch target kind
+    "name": "object",  # object name, or the patch target name
+    "field": "object",  # dotted path; list items keyed by name: containers[app].image
+    "old": "object",  # rendered as text; None when the field was added
+    "new": "object",  # rendered as text; None when the field was removed
+    "change": "object",  # added, removed, modified, unreadable
+    "via": "object",  # manifest, kustomization, patch (strategic merge), json6902, yaml
+    "doc": "Int64",  # index of the YAML document in the file
+    "unreadable": "bool",  # True when a blob could not be read or parsed
+    "error": "object",  # why the row is unreadable, else None
+}
+
+#: One row per Kustomize root (``DeployRepo.apps``).
+APPS: Schema = {
+    "app": "object",  # the root's directory, e.g. apps/checkout-api/overlays/production
+    "kustomization": "object",  # path of its kustomization file
+    "namespace": "object",  # the kustomization's namespace, if set
+    "files": "object",  # list[str]: every repo file the build reads
+    "dirs": "object",  # list[str]: every kustomization directory it builds from
+    "remote": "object",  # list[str]: remote resources (URLs), not followed
+}
+
+#: The merged timeline (``what_changed``), newest first.
+TIMELINE: Schema = {
+    "time": UTC,
+    "source": "object",  # git (later: argocd, k8s-event, rollout, field-edit)
+    "app": "object",  # comma-separated apps the row concerns, or None
+    "apps": "object",  # list[str] form of ``app``
+    "sha": "object",
+    "author": "object",
+    "summary": "object",
+    "detail": "object",
+    "before_at": "object",  # Timedelta from the row to T (negative: after T)
+    "score": "float64",  # culprit score, 0 for rows after T
+    "rank": "Int64",  # 1 = most likely culprit; <NA> for rows that are not candidates
+    "why": "object",  # how the score was made
+}
+
+#: The ranked culprits (``culprits``): the candidate rows of a timeline, best first.
+CULPRITS: Schema = {
+    "rank": "Int64",
+    "time": UTC,
+    "sha": "object",
+    "app": "object",
+    "author": "object",
+    "summary": "object",
+    "score": "float64",
+    "why": "object",
+}
+
+
+def frame(schema: Schema, rows: Iterable[Mapping[str, Any]] | Mapping[str, list[Any]] = ()) -> pd.DataFrame:
+    """Build a frame with exactly ``schema``'s columns and dtypes.
+
+    ``rows`` is either an iterable of row dicts or a dict of column lists.
+    Missing columns are filled with nulls; extra keys are dropped.
+    """
+    if isinstance(rows, Mapping):
+        n = max((len(v) for v in rows.values()), default=0)
+        data = {c: rows.get(c, [None] * n) for c in schema}
+    else:
+        records = list(rows)
+        data = {c: [r.get(c) for r in records] for c in schema}
+    out = pd.DataFrame(data, columns=list(schema))
+    for col, dtype in schema.items():
+        if dtype == UTC:
+            out[col] = pd.to_datetime(out[col], utc=True)
+        elif dtype == "object":
+            out[col] = out[col].astype(object)
+        else:
+            out[col] = out[col].astype(dtype)
+    return out
