@@ -4,9 +4,8 @@
 imported only where they are used.
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
 from .errors import (
     EmptyRepoError,
@@ -27,7 +26,7 @@ from .report import load_results, save_results
 from .timeline import Investigation, culprits, investigate, what_changed
 from .times import NaiveTimeWarning, describe_time, parse_at, parse_window, with_local_time
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from .plot import plot_timeline, show
 
 __version__ = "0.1.0"
@@ -62,7 +61,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     if name in ("plot_timeline", "show"):  # plotly is heavy: import on first use
         from . import plot
 

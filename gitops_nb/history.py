@@ -222,7 +222,6 @@ class DeployRepo:
         c["committed_at"] = _utc(c["committed_at"])
         f["committed_at"] = _utc(f["committed_at"])
         commits = schema.frame(schema.COMMITS, c)
-        commits.insert(commits.columns.get_loc("committed_at"), "committer_email", c["committer_email"])
         changes = schema.frame(schema.FILE_CHANGES, f)
         self._walks[key] = (commits, changes)
         if len(self._walks) > _CACHE_SIZE:

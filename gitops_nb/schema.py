@@ -37,6 +37,7 @@ COMMITS: Schema = {
     "author_email": "object",
     "authored_at": UTC,
     "committer": "object",
+    "committer_email": "object",
     "committed_at": UTC,
     "subject": "object",
     "body": "object",  # message without the subject line
@@ -124,12 +125,15 @@ def frame(schema: Schema, rows: Iterable[Mapping[str, Any]] | Mapping[str, list[
     else:
         records = list(rows)
         data = {c: [r.get(c) for r in records] for c in schema}
-    out = pd.DataFrame(data, columns=list(schema))
+    n = len(next(iter(data.values()), []))
+    cols: dict[str, pd.Series] = {}
     for col, dtype in schema.items():
+        values = data[col]
         if dtype == UTC:
-            out[col] = pd.to_datetime(out[col], utc=True)
+            cols[col] = pd.Series(pd.to_datetime(values, utc=True)).astype(UTC)
         elif dtype == "object":
-            out[col] = out[col].astype(object)
+            cols[col] = pd.Series(list(values) if not isinstance(values, list) else values, dtype=object)
         else:
-            out[col] = out[col].astype(dtype)
-    return out
+            cols[col] = pd.Series(values).astype(dtype)
+        cols[col].index = range(n)
+    return pd.DataFrame(cols, columns=list(schema))

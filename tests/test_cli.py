@@ -1,0 +1,53 @@
+"""The gitops-nb command on real repos."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from gitops_nb.demo import DemoRepo
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gitops_nb", *args], capture_output=True, text=True)
+
+
+def test_what_changed_prints_and_saves(demo_repo: DemoRepo, tmp_path: Path) -> None:
+    res = _run(
+        "what-changed",
+        str(demo_repo.path),
+        "--at",
+        demo_repo.incident_at.isoformat(),
+        "--window",
+        "3h",
+        "--out",
+        str(tmp_path / "res"),
+    )
+    assert res.returncode == 0, res.stderr
+    assert demo_repo.commits["checkout-prod-bad"][:10] in res.stdout
+    culprits = res.stdout.split("likely culprits:")[1]
+    assert culprits.splitlines()[2].split()[0] == "1" and "checkout-api/production" in culprits.splitlines()[2]
+    assert (tmp_path / "res" / "summary.json").exists()
+
+
+def test_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    res = _run("what-changed", str(tmp_path / "missing"))
+    assert res.returncode == 2
+    assert res.stderr.startswith("gitops-nb: error: ") and "does not exist" in res.stderr
+    assert "Traceback" not in res.stderr
+    res = _run("what-changed", str(tmp_path))
+    assert res.returncode == 2 and "not a git repository" in res.stderr
+
+
+def test_bad_window_is_a_clear_error(demo_repo: DemoRepo) -> None:
+    res = _run("what-changed", str(demo_repo.path), "--window=-1h")
+    assert res.returncode == 2 and "window must be positive" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_demo_refuses_a_foreign_repo(tmp_path: Path) -> None:
+    target = tmp_path / "deploy-config"
+    subprocess.run(["git", "init", "-q", str(target)], check=True)
+    res = _run("demo", "--workdir", str(tmp_path), "--no-run")
+    assert res.returncode == 2 and "not a gitops-nb demo repo" in res.stderr
+    assert not (target / "apps").exists()

@@ -1,0 +1,268 @@
+"""DeployRepo on real git repositories."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from gitops_nb import (
+    DeployRepo,
+    EmptyRepoError,
+    GitOpsNbError,
+    InputError,
+    NotARepoError,
+    ShallowHistoryError,
+    TimeParseError,
+    UnknownRevisionError,
+    schema,
+)
+from gitops_nb.manifests import REDACTED
+
+from .conftest import PLANTED_SECRET_NEW, PLANTED_SECRET_OLD, T0, FixtureRepo, git, tree_state
+
+PROD = "apps/checkout-api/overlays/production"
+STAGING = "apps/checkout-api/overlays/staging"
+
+
+@pytest.fixture(scope="module")
+def repo(fixture_repo: FixtureRepo) -> DeployRepo:
+    return DeployRepo(fixture_repo.path)
+
+
+def _assert_schema(df: pd.DataFrame, sch: schema.Schema) -> None:
+    assert list(df.columns) == list(sch)
+    for col, dtype in sch.items():
+        assert str(df[col].dtype) == dtype, (col, df[col].dtype)
+
+
+def test_commits_match_git_and_schema(repo: DeployRepo, fixture_repo: FixtureRepo) -> None:
+    df = repo.commits()
+    _assert_schema(df, schema.COMMITS)
+    assert list(df["sha"]) == git(fixture_repo.path, "rev-list", "HEAD").split()
+    assert df["committed_at"].is_monotonic_decreasing
+    assert str(df["committed_at"].dt.tz) == "UTC"
+    first = df.set_index("sha").loc[fixture_repo.shas["initial"]]
+    assert first["committed_at"] == T0 and first["authored_at"] == T0
+    assert first["author"] == "Alice Ops" and first["author_email"] == "alice@example.com"
+    assert first["parents"] == [] and first["short_sha"] == fixture_repo.shas["initial"][:10]
+
+
+def test_merge_and_reverts(repo: DeployRepo, fixture_repo: FixtureRepo) -> None:
+    df = repo.commits().set_index("sha")
+    s = fixture_repo.shas
+    merge = df.loc[s["merge"]]
+    assert merge["is_merge"] and len(merge["parents"]) == 2 and merge["files"] == []
+    assert df["is_merge"].sum() == 1
+    # abbreviated sha in a hand-written revert message resolves to the full sha
+    assert df.loc[s["revert-short"], "reverts"] == s["bad"]
+    # a real `git revert` message carries the full sha
+    assert df.loc[s["revert-full"], "reverts"] == s["bump-staging"]
+    assert df.loc[s["bad"], "reverts"] is None
+    assert "This reverts commit" in df.loc[s["revert-short"], "body"]
+
+
+def test_time_bounds_are_inclusive_committer_dates(repo: DeployRepo, fixture_repo: FixtureRepo) -> None:
+    s = fixture_repo.shas
+    since, until = T0 + pd.Timedelta(hours=1), T0 + pd.Timedelta(hours=3)
+    df = repo.commits(since=since, until=until)
+    assert list(df["sha"]) == [s["replicas"], s["bump-prod"], s["bump-staging"]]
+    # same bounds as ISO strings with another zone
+    df2 = repo.commits(since="2026-03-18T10:00:00+01:00", until="2026-03-18T06:00:00-05:00")
+    assert list(df2["sha"]) == list(df["sha"])
+    # the same walk as the git binary's own date limiting
+    expected = git(
+        fixture_repo.path, "rev-list", f"--since={since.isoformat()}", f"--until={until.isoformat()}", "HEAD"
+    )
+    assert list(df["sha"]) == expected.split()
+
+
+def test_paths_and_rev(repo: DeployRepo, fixture_repo: FixtureRepo) -> None:
+    s = fixture_repo.shas
+    df = repo.commits(paths=[f"{STAGING}/kustomization.yaml"])
+    assert set(df["sha"]) == {s["initial"], s["bump-staging"], s["revert-full"]}
+    df = repo.commits(rev=s["bump-prod"])
+    assert list(df["sha"]) == [s["bump-prod"], s["bump-staging"], s["initial"]]
+    assert repo.commits(rev="feature/memory")["sha"].iloc[0] == s["feature"]
+
+
+def test_file_changes(repo: DeployRepo, fixture_repo: FixtureRepo) -> None:
+    s = fixture_repo.shas
+    fc = repo.file_changes()
+    _assert_schema(fc, schema.FILE_CHANGES)
+    ren = fc[fc["sha"] == s["rename"]].iloc[0]
+    assert (ren["change"], ren["path"], ren["old_path"], ren["similarity"]) == ("R", "docs/README.md", "README.md", 100)
+    misc = fc[fc["sha"] == s["misc"]]
+    assert dict(zip(misc["path"], misc["change"], strict=True))["notes.txt"] == "A"
+    assert set(fc[fc["sha"] == s["initial"]]["change"]) == {"A"}
+    # commits().files agrees with file_changes, and with git's own name-status
+    commits = repo.commits().set_index("sha")
+    for sha, group in fc.groupby("sha"):
+        assert sorted(commits.loc[sha, "files"]) == sorted(group["path"])
+    out = git(fixture_repo.path, "show", "--name-status", "--format=", s["misc"]).split()
+    assert sorted(out[1::2]) == sorted(misc["path"])
+
+
+def test_manifest_changes_semantic_rows(repo: DeployRepo, fixture_repo: FixtureRepo) -> None:
+    s = fixture_repo.shas
+    mc = repo.manifest_changes()
+    _assert_schema(mc, schema.MANIFEST_CHANGES)
+
+    def rows(sha: str) -> list[tuple[str, str, str, str | None, str | None]]:
+        part = mc[mc["sha"] == sha]
+        return list(zip(part["path"], part["field"], part["via"], part["old"], part["new"], strict=True))
+
+    # a CI tag bump is exactly one row: the newTag of that image
+    assert rows(s["bump-prod"]) == [
+        (f"{PROD}/kustomization.yaml", "images[ghcr.io/acme/checkout-api].newTag", "kustomization", "1.0.0", "1.1.0")
+    ]
+    assert rows(s["replicas"]) == [
+        (f"{PROD}/kustomization.yaml", "replicas[checkout-api].count", "kustomization", "4", "6")
+    ]
+    base = mc[mc["sha"] == s["base"]].iloc[0]
+    assert (base["kind"], base["name"], base["field"], base["old"], base["new"], base["via"]) == (
+        "Deployment",
+        "checkout-api",
+        "spec.template.spec.containers[checkout-api].resources.limits.memory",
+        "512Mi",
+        "640Mi",
+        "manifest",
+    )
+    # inline JSON 6902 patch (the merged feature branch's commit)
+    feat = mc[mc["sha"] == s["feature"]].iloc[0]
+    assert (feat["kind"], feat["name"], feat["via"], feat["old"], feat["new"]) == (
+        "Deployment",
+        "checkout-api",
+        "json6902",
+        "1Gi",
+        "2Gi",
+    )
+    assert feat["field"] == "replace /spec/template/spec/containers/0/resources/limits/memory"
+    # the merge itself adds no rows (its change is the feature commit's)
+    assert rows(s["merge"]) == []
+    misc = mc[mc["sha"] == s["misc"]].set_index("field")
+    # strategic-merge patch file
+    cpu = misc.loc["spec.template.spec.containers[checkout-api].resources.requests.cpu"]
+    assert (cpu["path"], cpu["old"], cpu["new"], cpu["kind"]) == (
+        f"{PROD}/cpu-patch.yaml",
+        "250m",
+        "500m",
+        "Deployment",
+    )
+    # second document of a multi-document file
+    flag = misc.loc["data.NEW_CART"]
+    assert (flag["name"], flag["doc"], flag["old"], flag["new"]) == ("checkout-flags", 1, "off", "on")
+    # non-YAML and binary files give no rows
+    assert not mc["path"].isin(["notes.txt", "docs/logo.png", "docs/README.md"]).any()
+    assert not mc["unreadable"].any()
+
+
+def test_secret_values_never_reach_the_frame(repo: DeployRepo, fixture_repo: FixtureRepo) -> None:
+    mc = repo.manifest_changes()
+    text = mc.to_csv()
+    assert PLANTED_SECRET_OLD not in text and PLANTED_SECRET_NEW not in text
+    rot = mc[(mc["sha"] == fixture_repo.shas["misc"]) & (mc["kind"] == "Secret")].iloc[0]
+    assert rot["field"] == "stringData.password" and rot["change"] == "modified"
+    assert REDACTED in rot["old"] and REDACTED in rot["new"]
+
+
+def test_missing_blob_gives_unreadable_rows(repo_copy: FixtureRepo) -> None:
+    from gitops_nb.demo import RepoWriter
+
+    w = RepoWriter(repo_copy.path)
+    sha = w.commit(
+        "add a unique file",
+        when=T0 + pd.Timedelta(hours=11),
+        files={f"{PROD}/extra.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: unique-7f3a}\n"},
+    )
+    blob = git(repo_copy.path, "rev-parse", f"{sha}:{PROD}/extra.yaml").strip()
+    obj = repo_copy.path / ".git" / "objects" / blob[:2] / blob[2:]
+    assert obj.exists()
+    obj.unlink()
+    r = DeployRepo(repo_copy.path)
+    mc = r.manifest_changes()
+    bad = mc[mc["sha"] == sha]
+    assert len(bad) == 1 and bool(bad["unreadable"].iloc[0]) and bad["change"].iloc[0] == "unreadable"
+    assert blob[:10] in bad["error"].iloc[0] and "missing" in bad["error"].iloc[0]
+    # other commits still read fine, and history queries are unaffected
+    assert (~mc[mc["sha"] != sha]["unreadable"]).all()
+    assert r.commits()["sha"].iloc[0] == sha
+
+
+def test_apps_and_affected_apps(repo: DeployRepo, fixture_repo: FixtureRepo) -> None:
+    apps = repo.apps()
+    _assert_schema(apps, schema.APPS)
+    assert sorted(apps["app"]) == [PROD, STAGING]  # the base is used as a base only
+    prod = apps.set_index("app").loc[PROD]
+    assert prod["namespace"] == "checkout-production"
+    assert {
+        f"{PROD}/cpu-patch.yaml",
+        "apps/checkout-api/base/deployment.yaml",
+        "apps/checkout-api/base/config.yaml",
+        "apps/checkout-api/base/kustomization.yaml",
+    } <= set(prod["files"])
+    s = fixture_repo.shas
+    assert sorted(repo.affected_apps(s["base"])["app"]) == [PROD, STAGING]
+    assert list(repo.affected_apps(s["bump-prod"])["app"]) == [PROD]
+    misc = repo.affected_apps(s["misc"][:8])  # an abbreviated sha works too
+    assert list(misc["app"]) == [PROD, STAGING]
+    assert misc.set_index("app").loc[STAGING, "matched"] == ["apps/checkout-api/base/config.yaml"]
+    assert repo.affected_apps(s["rename"]).empty
+
+
+def test_manifest_changes_window(repo: DeployRepo, fixture_repo: FixtureRepo) -> None:
+    mc = repo.manifest_changes(since=T0 + pd.Timedelta(hours=2), until=T0 + pd.Timedelta(hours=3))
+    assert set(mc["sha"]) == {fixture_repo.shas["bump-prod"], fixture_repo.shas["replicas"]}
+
+
+# -- bad input: clear errors from the package's tree, nothing written -----------------
+
+
+def test_missing_path_and_not_a_repo(tmp_path: Path) -> None:
+    with pytest.raises(NotARepoError, match="does not exist"):
+        DeployRepo(tmp_path / "nope")
+    with pytest.raises(NotARepoError, match="not a git repository"):
+        DeployRepo(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_empty_repo(tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    before = tree_state(tmp_path)
+    r = DeployRepo(tmp_path)
+    for call in (r.commits, r.file_changes, r.manifest_changes, r.apps):
+        with pytest.raises(EmptyRepoError, match="no commits yet"):
+            call()
+    assert tree_state(tmp_path) == before
+
+
+def test_unknown_rev_and_bad_times(repo: DeployRepo, fixture_repo: FixtureRepo) -> None:
+    before = tree_state(fixture_repo.path)
+    with pytest.raises(UnknownRevisionError, match="no-such-branch") as e:
+        repo.commits(rev="no-such-branch")
+    assert e.value.rev == "no-such-branch"
+    with pytest.raises(UnknownRevisionError):
+        repo.commits(rev="--all")  # an option smuggled in as a rev
+    with pytest.raises(TimeParseError, match="cannot read the time"):
+        repo.commits(since="yesterday-ish")
+    with pytest.raises(InputError, match="after until"):
+        repo.commits(since=T0 + pd.Timedelta(hours=2), until=T0)
+    with pytest.raises(UnknownRevisionError):
+        repo.affected_apps("deadbeefdeadbeef")
+    assert isinstance(e.value, GitOpsNbError)
+    assert tree_state(fixture_repo.path) == before
+
+
+def test_shallow_clone_boundary(fixture_repo: FixtureRepo, tmp_path: Path) -> None:
+    dst = tmp_path / "shallow"
+    subprocess.run(["git", "clone", "-q", "--depth", "3", f"file://{fixture_repo.path}", str(dst)], check=True)
+    r = DeployRepo(dst)
+    with pytest.raises(ShallowHistoryError, match="shallow clone") as e:
+        r.commits()
+    assert "--unshallow" in str(e.value)
+    # a window inside the fetched history works
+    recent = r.commits(since=T0 + pd.Timedelta(hours=9))
+    assert list(recent["sha"]) == [fixture_repo.shas["revert-full"], fixture_repo.shas["rename"]]
+    assert len(DeployRepo(dst, allow_shallow=True).commits()) == 3
