@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import git
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -19,10 +20,11 @@ from .errors import (
     EmptyRepoError,
     InputError,
     NotARepoError,
+    RepoError,
     ShallowHistoryError,
     UnknownRevisionError,
 )
-from .gitio import MISSING, batch_read, resolve_commits, run, stream_records
+from .gitio import MISSING, batch_read, read_blocks, resolve_commits, run, stream_records
 from .kustomize import build_apps, kustomization_paths
 from .manifests import diff_documents, is_manifest_path, load_documents
 from .times import parse_at
@@ -33,11 +35,14 @@ TimeBound = str | datetime | pd.Timestamp | None
 
 _NULL_SHA = "0" * 40
 _REVERT = re.compile(r"This reverts commit ([0-9a-fA-F]{4,40})")
-# One record per commit: \x1e, then fields separated by \x1f, then the -z diff output.
+# One record per commit: \x1e\x1f, then fields each followed by \x1f, then the -z diff output.
 _FIELDS = ("%H", "%P", "%an", "%ae", "%at", "%cn", "%ce", "%ct", "%s", "%b")
-_FORMAT = "--format=%x1e" + "%x1f".join(_FIELDS) + "%x1f"
+_FORMAT = "--format=%x1e%x1f" + "%x1f".join(_FIELDS) + "%x1f"
+_NTOK = len(_FIELDS) + 1
+_SIMPLE = frozenset("AMDT")
 _MANIFEST_FORMAT = "--format=%x1e%H%x1f%an%x1f%ct%x1f"
 _CACHE_SIZE = 8
+_FULL_SHA = re.compile(r"[0-9a-f]{40}")
 
 
 def _epoch_bounds(since: TimeBound, until: TimeBound) -> tuple[int | None, int | None]:
@@ -48,8 +53,68 @@ def _epoch_bounds(since: TimeBound, until: TimeBound) -> tuple[int | None, int |
     return lo, hi
 
 
-def _utc(seconds: Sequence[int]) -> pd.DatetimeIndex:
-    return pd.to_datetime(pd.Series(seconds, dtype="int64"), unit="s", utc=True)
+def _utc(seconds: Sequence[int] | np.ndarray) -> pd.DatetimeIndex:
+    ns = np.asarray(seconds, dtype="int64") * 1_000_000_000
+    return pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC")
+
+
+def _split_block(block: str, col: list[list[str]]) -> None:
+    """Append the fields of every commit record in ``block`` to the columns ``col``.
+
+    Each record is ``\x1e\x1f`` + 10 fields each followed by ``\x1f`` + its diff part, so one
+    split gives 11 tokens a commit and each column is a slice: no Python loop over commits.
+    """
+    flat = block.split("\x1f")
+    if len(flat) % _NTOK != 1 or not flat[0].endswith("\x1e"):  # a \x1f inside a message: go record by record
+        flat = [""]
+        for rec in block.split("\x1e")[1:]:
+            head, _, tail = rec.rpartition("\x1f")
+            flat += [*head[1:].split("\x1f", 9), tail]
+    for k in range(_NTOK):
+        col[k].extend(flat[k + 1 :: _NTOK])
+    # the diff part of each record ends where the next record's \x1e starts
+    tails = col[_NTOK - 1]
+    for i in range(len(tails) - (len(flat) // _NTOK), len(tails)):
+        tails[i] = tails[i].removesuffix("\x1e")
+
+
+def _parse_name_status(
+    shas: Sequence[str], times: Sequence[int], tails: list[str]
+) -> tuple[dict[str, list[Any]], list[list[str]]]:
+    """Parse ``git log -z --name-status`` diff parts into file-change columns and per-commit file lists."""
+    f: dict[str, list[Any]] = {k: [] for k in ("sha", "committed_at", "path", "change", "old_path", "similarity")}
+    files_per_commit: list[list[str]] = []
+    for h, ct, tail in zip(shas, times, tails, strict=True):
+        toks = tail.lstrip("\0\n").split("\0")
+        if len(toks) == 3 and toks[0] in _SIMPLE:  # the common case: one file, not a rename
+            f["sha"].append(h)
+            f["committed_at"].append(ct)
+            f["path"].append(toks[1])
+            f["change"].append(toks[0])
+            f["old_path"].append(None)
+            f["similarity"].append(None)
+            files_per_commit.append([toks[1]])
+            continue
+        files: list[str] = []
+        i, n = 0, len(toks) - 1
+        while i < n:
+            st = toks[i]
+            if st[:1] in ("R", "C"):
+                old, new = toks[i + 1], toks[i + 2]
+                i += 3
+                sim: int | None = int(st[1:]) if st[1:].isdigit() else None
+            else:
+                old, new, sim = None, toks[i + 1], None
+                i += 2
+            files.append(new)
+            f["sha"].append(h)
+            f["committed_at"].append(ct)
+            f["path"].append(new)
+            f["change"].append(st[:1])
+            f["old_path"].append(old)
+            f["similarity"].append(sim)
+        files_per_commit.append(files)
+    return f, files_per_commit
 
 
 class DeployRepo:
@@ -93,10 +158,7 @@ class DeployRepo:
 
     def resolve(self, rev: str = "HEAD") -> str:
         """The full sha of ``rev``; raises :class:`UnknownRevisionError` or :class:`EmptyRepoError`."""
-        if not isinstance(rev, str) or not rev or rev.startswith("-"):
-            raise UnknownRevisionError(
-                f"{rev!r} is not a revision: give a branch, tag or sha", path=self.path, rev=str(rev)
-            )
+        self._check_rev(rev)
         status, out, _ = run(
             self._git, ["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], path=self.path, check=False
         )
@@ -110,6 +172,53 @@ class DeployRepo:
             path=self.path,
             rev=rev,
         )
+
+    def _check_rev(self, rev: object) -> None:
+        if not isinstance(rev, str) or not rev or rev.startswith("-") or "\0" in rev:
+            raise UnknownRevisionError(
+                f"{rev!r} is not a revision: give a branch, tag or sha", path=self.path, rev=str(rev)
+            )
+
+    def _fast_resolve(self, rev: str) -> str | None:
+        """Resolve a full sha, HEAD, or a branch name by reading refs (no subprocess); None if unsure.
+
+        Whatever this returns is still checked by the git command that uses it.
+        """
+        if _FULL_SHA.fullmatch(rev):
+            return rev
+        common = Path(self._repo.common_dir)
+        gitdir = Path(self._repo.git_dir)
+        names = (
+            ["HEAD"]
+            if rev == "HEAD"
+            else [f"refs/heads/{rev}", f"refs/remotes/{rev}"]
+            if "/" not in rev or rev.startswith("origin/")
+            else []
+        )
+        if rev.startswith("refs/"):
+            names = [rev]
+        for name in names:
+            for _ in range(5):  # follow symbolic refs
+                f = (gitdir if name == "HEAD" else common) / name
+                try:
+                    text = f.read_text().strip()
+                except OSError:
+                    text = self._packed_refs().get(name, "")
+                if text.startswith("ref: "):
+                    name = text[5:]
+                    continue
+                if _FULL_SHA.fullmatch(text):
+                    return text
+                break
+        return None
+
+    def _packed_refs(self) -> dict[str, str]:
+        f = Path(self._repo.common_dir) / "packed-refs"
+        try:
+            lines = f.read_text().splitlines()
+        except OSError:
+            return {}
+        return {ref: sha for sha, _, ref in (ln.partition(" ") for ln in lines if ln and ln[0] not in "#^")}
 
     def _shallow_boundary(self) -> set[str]:
         f = Path(self._repo.git_dir) / "shallow"
@@ -152,7 +261,8 @@ class DeployRepo:
         rev: str,
         max_count: int | None = None,
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
-        sha = self.resolve(rev)
+        self._check_rev(rev)
+        sha = self._fast_resolve(rev) or self.resolve(rev)
         args = self._log_args(sha, since, until, paths)
         if max_count is not None:
             args.insert(0, f"--max-count={max_count}")
@@ -161,58 +271,23 @@ class DeployRepo:
             self._walks.move_to_end(key)
             return self._walks[key]
 
-        c: dict[str, list[Any]] = {
-            k: []
-            for k in (
-                "sha",
-                "parents",
-                "author",
-                "author_email",
-                "authored_at",
-                "committer",
-                "committer_email",
-                "committed_at",
-                "subject",
-                "body",
-                "files",
-            )
-        }
-        f: dict[str, list[Any]] = {k: [] for k in ("sha", "committed_at", "path", "change", "old_path", "similarity")}
-        for rec in stream_records(self._git, ["log", "-z", "-M", "--name-status", _FORMAT, *args], path=self.path):
-            head, _, tail = rec.rpartition("\x1f")
-            h, p, an, ae, at, cn, ce, ct, s, b = head.split("\x1f", 9)
-            ct_i = int(ct)
-            c["sha"].append(h)
-            c["parents"].append(p.split() if p else [])
-            c["author"].append(an)
-            c["author_email"].append(ae)
-            c["authored_at"].append(int(at))
-            c["committer"].append(cn)
-            c["committer_email"].append(ce)
-            c["committed_at"].append(ct_i)
-            c["subject"].append(s)
-            c["body"].append(b.strip("\n"))
-            toks = tail.lstrip("\0\n").split("\0")
-            files = []
-            i, n = 0, len(toks) - 1
-            while i < n:
-                st = toks[i]
-                if st[:1] in ("R", "C"):
-                    old, new = toks[i + 1], toks[i + 2]
-                    i += 3
-                    sim: int | None = int(st[1:]) if st[1:].isdigit() else None
-                else:
-                    old, new = None, toks[i + 1]
-                    i += 2
-                    sim = None
-                files.append(new)
-                f["sha"].append(h)
-                f["committed_at"].append(ct_i)
-                f["path"].append(new)
-                f["change"].append(st[:1])
-                f["old_path"].append(old)
-                f["similarity"].append(sim)
-            c["files"].append(files)
+        col: list[list[str]] = [[] for _ in range(_NTOK)]
+        try:
+            for block in read_blocks(self._git, ["log", "-z", "-M", "--name-status", _FORMAT, *args], path=self.path):
+                _split_block(block, col)
+        except RepoError:
+            self.resolve(rev)  # raises the precise error for a rev that does not resolve
+            raise
+        n = len(col[0])
+        names = ("sha", "parents", "author", "author_email", "authored_at", "committer", "committer_email")
+        c: dict[str, Any] = dict(zip(names, col[:7], strict=True))
+        c["committed_at"], c["subject"] = col[7], col[8]
+        c["body"] = [b.strip("\n") for b in col[9]]
+        c["parents"] = [p.split(" ") if p else [] for p in c["parents"]]
+        c["authored_at"] = np.array(c["authored_at"] if n else [], dtype=np.int64)
+        c["committed_at"] = np.array(c["committed_at"] if n else [], dtype=np.int64)
+        tails = col[10]
+        f, c["files"] = _parse_name_status(c["sha"], c["committed_at"], tails)
         self._check_shallow(c["sha"], c["committed_at"])
 
         c["short_sha"] = [s[:10] for s in c["sha"]]
@@ -290,12 +365,20 @@ class DeployRepo:
         object store, or a file that is not valid YAML, gives a row with
         ``unreadable=True`` and the reason in ``error``.
         """
-        sha = self.resolve(rev)
+        self._check_rev(rev)
+        sha = self._fast_resolve(rev) or self.resolve(rev)
         args = self._log_args(sha, since, until, paths)
         entries: list[tuple[str, str, int, str, str, str, str]] = []
-        for rec in stream_records(
-            self._git, ["log", "-z", "--raw", "--no-abbrev", "-M100%", _MANIFEST_FORMAT, *args], path=self.path
-        ):
+        try:
+            records = list(
+                stream_records(
+                    self._git, ["log", "-z", "--raw", "--no-abbrev", "-M100%", _MANIFEST_FORMAT, *args], path=self.path
+                )
+            )
+        except RepoError:
+            self.resolve(rev)  # raises the precise error for a rev that does not resolve
+            raise
+        for rec in records:
             head, _, tail = rec.rpartition("\x1f")
             h, an, ct = head.split("\x1f", 2)
             toks = tail.lstrip("\0\n").split("\0")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 __all__ = [
@@ -126,14 +127,24 @@ def frame(schema: Schema, rows: Iterable[Mapping[str, Any]] | Mapping[str, list[
         records = list(rows)
         data = {c: [r.get(c) for r in records] for c in schema}
     n = len(next(iter(data.values()), []))
-    cols: dict[str, pd.Series] = {}
+    arrays: list[Any] = []
     for col, dtype in schema.items():
         values = data[col]
-        if dtype == UTC:
-            cols[col] = pd.Series(pd.to_datetime(values, utc=True)).astype(UTC)
-        elif dtype == "object":
-            cols[col] = pd.Series(list(values) if not isinstance(values, list) else values, dtype=object)
+        if dtype == "object":
+            arrays.append(np.fromiter(values, dtype=object, count=n))
+        elif dtype == UTC:
+            ts = (
+                values
+                if isinstance(values, pd.DatetimeIndex)
+                else pd.DatetimeIndex(pd.to_datetime(list(values), utc=True))
+            )
+            arrays.append(ts.tz_convert("UTC").as_unit("ns") if n else pd.DatetimeIndex([], tz="UTC").as_unit("ns"))
+        elif dtype[0].isupper():
+            arrays.append(pd.array(values, dtype=dtype))
         else:
-            cols[col] = pd.Series(values).astype(dtype)
-        cols[col].index = range(n)
-    return pd.DataFrame(cols, columns=list(schema))
+            arrays.append(np.asarray(values, dtype=dtype))
+    columns = pd.Index(list(schema), dtype=object)
+    try:  # the fast path: no per-column inference (frames are built on every query)
+        return pd.DataFrame._from_arrays(arrays, columns=columns, index=pd.RangeIndex(n), verify_integrity=False)
+    except (AttributeError, TypeError):  # pragma: no cover - a pandas without the private constructor
+        return pd.DataFrame({c: pd.Series(a, dtype=schema[c]) for c, a in zip(schema, arrays, strict=True)})

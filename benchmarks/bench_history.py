@@ -1,0 +1,150 @@
+"""Benchmark DeployRepo against raw ``git log`` doing the same walk, in one process.
+
+Prints one line per measurement: our time, the baseline's time (measured in the same
+run), the ratio and the target. Exits 1 if a target is missed.
+
+    python benchmarks/bench_history.py                 # 100,000-commit and 2,000-commit repos
+    python benchmarks/bench_history.py --commits 20000 # a quicker run
+
+Synthetic repos are generated once (git fast-import) and cached under
+``$GITOPS_NB_CACHE/bench`` (default ``~/.cache/gitops-nb/bench``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_repo import START, STEP, generate  # noqa: E402
+
+from gitops_nb import DeployRepo  # noqa: E402
+
+CACHE = Path(os.environ.get("GITOPS_NB_CACHE", Path.home() / ".cache" / "gitops-nb")) / "bench"
+
+
+def best(fn: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def git_raw(repo: Path, *args: str) -> Callable[[], object]:
+    env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1"}
+    return lambda: subprocess.run(["git", "log", *args], cwd=repo, capture_output=True, check=True, env=env).stdout
+
+
+def repo_of(commits: int) -> Path:
+    path = CACHE / f"repo-{commits}"
+    if not (path / ".git").exists():
+        print(f"generating a {commits}-commit repo in {path} ...", file=sys.stderr, flush=True)
+        if path.exists():
+            subprocess.run(["rm", "-rf", str(path)], check=True)
+        generate(path, commits)
+    return path
+
+
+def iso(epoch: int) -> str:
+    return pd.Timestamp(epoch, unit="s", tz="UTC").isoformat()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--commits", type=int, default=100_000, help="size of the large repo")
+    ap.add_argument("--small", type=int, default=2_000, help="size of the small repo")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument(
+        "--naive", action="store_true", help="also time naive GitPython (iter_commits + stats) on the small repo"
+    )
+    a = ap.parse_args()
+    large, small = repo_of(a.commits), repo_of(a.small)
+    results: list[tuple[str, float, float, float]] = []
+
+    def measure(name: str, ours: Callable[[], object], raw: Callable[[], object], target: float, repeat: int) -> None:
+        raw()  # warm the page cache for both
+        t_raw, t_ours = best(raw, repeat), best(ours, repeat)
+        results.append((name, t_ours, t_raw, target))
+        ok = "ok" if t_ours / t_raw <= target else "MISSED"
+        print(
+            f"{name:<58} ours {t_ours * 1000:9.1f} ms  git {t_raw * 1000:9.1f} ms  "
+            f"ratio {t_ours / t_raw:5.2f}x  (target {target}x) {ok}",
+            flush=True,
+        )
+
+    def walk(path: Path, **kw: object) -> Callable[[], object]:
+        def run() -> None:
+            r = DeployRepo(path)
+            r.commits(**kw)  # type: ignore[arg-type]
+            r.file_changes(**kw)  # type: ignore[arg-type]
+
+        return run
+
+    measure(
+        f"commits()+file_changes(), whole history, {a.commits} commits",
+        walk(large),
+        git_raw(large, "--name-status", "HEAD"),
+        1.5,
+        a.repeat,
+    )
+    measure(
+        f"commits()+file_changes(), whole history, {a.small} commits",
+        walk(small),
+        git_raw(small, "--name-status", "HEAD"),
+        2.0,
+        a.repeat * 3,
+    )
+    for label, end in (
+        ("mid-history", START + STEP * (a.commits // 2)),
+        ("most recent", START + STEP * (a.commits - 1)),
+    ):
+        lo, hi = end - 7200, end
+        measure(
+            f"2-hour window ({label}), {a.commits} commits",
+            walk(large, since=iso(lo), until=iso(hi)),
+            git_raw(large, "--name-status", f"--since={iso(lo)}", f"--until={iso(hi)}", "HEAD"),
+            1.5,
+            a.repeat * 3,
+        )
+    for label, end in (
+        ("mid-history", START + STEP * (a.commits // 2)),
+        ("most recent", START + STEP * (a.commits - 1)),
+    ):
+        lo, hi = end - 86400, end
+        measure(
+            f"manifest_changes(), 24-hour window ({label})",
+            lambda lo=lo, hi=hi: DeployRepo(large).manifest_changes(since=iso(lo), until=iso(hi)),
+            git_raw(large, "-p", f"--since={iso(lo)}", f"--until={iso(hi)}", "HEAD"),
+            3.0,
+            a.repeat * 3,
+        )
+    if a.naive:
+        import git
+
+        def naive() -> None:
+            for c in git.Repo(small).iter_commits("HEAD"):
+                _ = c.stats.files
+
+        measure(
+            f"naive GitPython iter_commits+stats, {a.small} commits (what not to do)",
+            naive,
+            git_raw(small, "--name-status", "HEAD"),
+            float("inf"),
+            1,
+        )
+    missed = [r for r in results if r[1] / r[2] > r[3]]
+    print(f"{len(results) - len(missed)} of {len(results)} within target")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
