@@ -23,9 +23,9 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_repo import START, STEP, generate  # noqa: E402
+from make_repo import START, STEP, generate
 
-from gitops_nb import DeployRepo  # noqa: E402
+from gitops_nb import DeployRepo
 
 CACHE = Path(os.environ.get("GITOPS_NB_CACHE", Path.home() / ".cache" / "gitops-nb")) / "bench"
 
