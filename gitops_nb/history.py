@@ -150,6 +150,7 @@ class DeployRepo:
         self._git = self._repo.git
         self._walks: OrderedDict[tuple[Any, ...], tuple[pd.DataFrame, pd.DataFrame]] = OrderedDict()
         self._apps: dict[str, pd.DataFrame] = {}
+        self._manifest: dict[tuple[str, ...], pd.DataFrame] = {}
 
     def __repr__(self) -> str:
         return f"DeployRepo({self.path!r})"
@@ -368,6 +369,14 @@ class DeployRepo:
         self._check_rev(rev)
         sha = self._fast_resolve(rev) or self.resolve(rev)
         args = self._log_args(sha, since, until, paths)
+        key = ("manifest", *args)
+        if key not in self._manifest:
+            self._manifest[key] = self._manifest_changes(rev, args)
+            if len(self._manifest) > _CACHE_SIZE:
+                self._manifest.pop(next(iter(self._manifest)))
+        return self._manifest[key].copy()
+
+    def _manifest_changes(self, rev: str, args: list[str]) -> pd.DataFrame:
         entries: list[tuple[str, str, int, str, str, str, str]] = []
         try:
             records = list(
