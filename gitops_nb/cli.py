@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,8 +12,6 @@ from typing import Any
 from .errors import GitOpsNbError, InputError, NotebookError
 
 __all__ = ["main", "notebooks_dir", "run_notebook"]
-
-_DEMO_MARKER = "gitops-nb-demo"
 
 
 def notebooks_dir() -> Path:
@@ -65,16 +63,11 @@ def run_notebook(
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import make_demo_repo
+    from .demo import remake_demo_repo
 
     work = Path(args.workdir).resolve()
     repo_dir = work / "deploy-config"
-    if repo_dir.exists():
-        if not (repo_dir / ".git" / _DEMO_MARKER).exists():
-            raise InputError(f"{repo_dir} exists and is not a gitops-nb demo repo: pick another --workdir")
-        shutil.rmtree(repo_dir)
-    demo = make_demo_repo(repo_dir)
-    (repo_dir / ".git" / _DEMO_MARKER).write_text("created by gitops-nb demo\n")
+    demo = remake_demo_repo(repo_dir)
     print(f"demo deploy-config repo: {repo_dir} ({len(demo.commits)} commits, apps: {', '.join(demo.apps)})")
     print(f"demo incident time T: {demo.incident_at.isoformat()}")
     if args.no_run:
@@ -124,6 +117,43 @@ def _cmd_what_changed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sandbox(args: argparse.Namespace) -> int:
+    from .sandbox import Sandbox, main_progress
+
+    sb = Sandbox()
+    action = args.action
+    if action == "build":
+        t = time.monotonic()
+        print(sb.build())
+        main_progress(f"build: {time.monotonic() - t:.0f}s")
+    elif action == "up":
+        t = time.monotonic()
+        sb.up(progress=main_progress)
+        main_progress(f"up: all components ready in {time.monotonic() - t:.1f}s")
+        print(sb.env())
+    elif action == "down":
+        stopped = sb.down()
+        main_progress(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+    elif action == "status":
+        st = sb.status()
+        print(st.to_string(index=False))
+        return 0 if bool(st["ready"].all()) else 1
+    elif action == "env":
+        print(sb.env())
+    elif action == "reset":
+        sb.reset()
+        main_progress(f"stopped and removed {sb.state}")
+    elif action == "demo":
+        from .demo import deploy_demo
+
+        sb.up(progress=main_progress)
+        dep = deploy_demo(sb, Path(args.workdir).resolve(), progress=main_progress)
+        print(f"demo repo: {dep.repo.path}")
+        print(f"applications: {', '.join(dep.apps)}")
+        print(sb.env())
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="gitops-nb", description="Incident notebooks and runbooks for GitOps with Argo CD."
@@ -145,6 +175,20 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--apps", default="", help="comma-separated apps (paths or path parts) to keep")
     w.add_argument("--out", default=None, help="also save the frames (parquet, csv, summary.json) here")
     w.set_defaults(func=_cmd_what_changed)
+
+    s = sub.add_parser("sandbox", help="the local Kubernetes + Argo CD sandbox (build, up, down, status, env, demo)")
+    s.add_argument(
+        "action",
+        choices=["build", "up", "down", "status", "env", "demo", "reset"],
+        help="build: compile and cache the binaries; up: start everything and wait until ready "
+        "(a no-op when up); down: stop what up started; status: each component's state; "
+        "env: print `export KUBECONFIG=...` for eval; demo: up, then deploy the demo "
+        "deploy-config repo with Argo CD; reset: down and delete the sandbox's state",
+    )
+    s.add_argument(
+        "--workdir", default="out/sandbox-demo", help="where `demo` puts its repo (default: out/sandbox-demo)"
+    )
+    s.set_defaults(func=_cmd_sandbox)
     return p
 
 

@@ -23,7 +23,7 @@ import pandas as pd
 
 from .errors import InputError
 
-__all__ = ["DemoRepo", "RepoWriter", "make_demo_repo"]
+__all__ = ["DemoDeployment", "DemoRepo", "RepoWriter", "bump_tag", "deploy_demo", "make_demo_repo", "remake_demo_repo"]
 
 CI = ("deploy-bot", "deploy-bot@example.com")
 ALICE = ("Alice Ops", "alice@example.com")
@@ -242,3 +242,86 @@ def make_demo_repo(path: str | Path, *, end: pd.Timestamp | str | None = None) -
     shas["docs"] = w.commit("README: link the on-call runbook", when=t_end, author=ALICE, files=s_files)
     apps = sorted(f"apps/{svc}/overlays/{env}" for svc, env in s.overlays)
     return DemoRepo(path=p, incident_at=t_end - pd.Timedelta(minutes=15), commits=shas, apps=apps)
+
+
+_MARKER = "gitops-nb-demo"
+
+
+def remake_demo_repo(repo_dir: Path, *, end: pd.Timestamp | str | None = None) -> DemoRepo:
+    """Build the demo repo at ``repo_dir``, replacing an earlier demo repo there (never another repo)."""
+    if repo_dir.exists():
+        if not (repo_dir / ".git" / _MARKER).exists():
+            raise InputError(f"{repo_dir} exists and is not a gitops-nb demo repo: pick another --workdir")
+        import shutil
+
+        shutil.rmtree(repo_dir)
+    demo = make_demo_repo(repo_dir, end=end)
+    (repo_dir / ".git" / _MARKER).write_text("created by gitops-nb demo\n")
+    return demo
+
+
+def bump_tag(writer: RepoWriter, service: str, env: str, tag: str, *, when: pd.Timestamp | str | None = None) -> str:
+    """Commit a CI-style one-line ``newTag`` bump of ``service`` in overlay ``env``; returns the sha."""
+    import re
+
+    rel = f"apps/{service}/overlays/{env}/kustomization.yaml"
+    text = (writer.path / rel).read_text()
+    new = re.sub(r'newTag: ".*"', f'newTag: "{tag}"', text, count=1)
+    if new == text:
+        raise InputError(f"{rel} has no newTag line to bump (or it already is {tag})")
+    return writer.commit(f"deploy({service}/{env}): {tag}", when=when or pd.Timestamp.now(tz="UTC"), files={rel: new})
+
+
+@dataclass
+class DemoDeployment:
+    """The demo repo deployed by Argo CD in the sandbox."""
+
+    repo: DemoRepo
+    apps: dict[str, str]  # Application name -> Kustomize root
+    deploys: list[tuple[str, str]]  # (Application name, sha) deployed after the initial sync
+
+
+def app_name(root: str) -> str:
+    """Application name of a demo overlay: ``apps/checkout-api/overlays/production`` -> ``checkout-api-production``."""
+    parts = root.split("/")
+    return f"{parts[1]}-{parts[3]}"
+
+
+def deploy_demo(sandbox: Any, workdir: str | Path, *, timeout: float = 180, progress: Any = None) -> DemoDeployment:
+    """Build the demo repo under ``workdir`` and let the sandbox's Argo CD deploy it.
+
+    One Application per overlay (automated sync, prune, self-heal), then two more CI
+    tag bumps deployed one after the other, so each app has a short deploy history.
+    """
+    from .argocd import application_manifest, apply_application, refresh_app, wait_app
+
+    say = progress or (lambda _m: None)
+    repo_dir = Path(workdir) / "deploy-config"
+    demo = remake_demo_repo(repo_dir)
+    api = sandbox.api_client()
+    url = f"file://{repo_dir.resolve()}"
+    apps = {app_name(root): root for root in demo.apps}
+    for name, root in apps.items():
+        svc, env = root.split("/")[1], root.split("/")[3]
+        apply_application(
+            api, application_manifest(name, url, root, f"{svc.split('-')[0]}-{env}", labels={"gitops-nb/demo": "true"})
+        )
+    head = demo.commits["docs"]
+    for name in apps:
+        refresh_app(api, name)
+    for name in apps:
+        wait_app(api, name, revision=head, timeout=timeout)
+        say(f"{name}: Synced and Healthy at {head[:10]}")
+    writer = RepoWriter(repo_dir)
+    deploys = []
+    for svc, env, tag in (("web-frontend", "staging", "5.4.0"), ("checkout-api", "staging", "2026.3.19-c3d4e5f")):
+        sha = bump_tag(writer, svc, env, tag)
+        name = f"{svc}-{env}"
+        for n in apps:  # every app tracks main: all move to the new revision
+            refresh_app(api, n)
+        for n in apps:
+            wait_app(api, n, revision=sha, timeout=timeout)
+        deploys.append((name, sha))
+        say(f"{name}: deployed {tag} ({sha[:10]})")
+    demo.commits.update({f"deploy-{n}": s for n, s in deploys})
+    return DemoDeployment(repo=demo, apps=apps, deploys=deploys)

@@ -138,7 +138,8 @@ done
 
 # --- Argo CD application controller + repo server (module sandbox/argocd).
 argocd_version=$(cd "$here/argocd" && "$GO" list -mod=readonly -m -f '{{.Version}}' github.com/argoproj/argo-cd/v3)
-argocd_ld="$ldflags_common -X github.com/argoproj/argo-cd/v3/common.version=${argocd_version#v} -X github.com/argoproj/argo-cd/v3/common.gitTag=$argocd_version -X github.com/argoproj/argo-cd/v3/common.gitTreeState=clean"
+# The module carries no commit hash, so `argocd version` reports vX.Y.Z+unknown.
+argocd_ld="$ldflags_common -X github.com/argoproj/argo-cd/v3/common.version=${argocd_version#v}"
 step argocd go_build argocd argocd . "$argocd_ld"
 for c in argocd-application-controller argocd-repo-server argocd-git-ask-pass; do
     ln -sfn argocd "$bin/$c"

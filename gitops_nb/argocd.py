@@ -1,0 +1,119 @@
+"""Argo CD Applications through the Kubernetes API (the official client, imported lazily)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .errors import SandboxError
+
+__all__ = ["app_state", "application_manifest", "apply_application", "refresh_app", "wait_app"]
+
+GROUP, VERSION, PLURAL = "argoproj.io", "v1alpha1", "applications"
+REFRESH_ANNOTATION = "argocd.argoproj.io/refresh"
+
+
+def application_manifest(
+    name: str,
+    repo_url: str,
+    path: str,
+    dest_namespace: str,
+    *,
+    revision: str = "main",
+    namespace: str = "argocd",
+    project: str = "default",
+    automated: bool = True,
+    prune: bool = True,
+    self_heal: bool = True,
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """An Application with (by default) automated sync, prune and self-heal."""
+    policy: dict[str, Any] = {"syncOptions": ["CreateNamespace=true"]}
+    if automated:
+        policy["automated"] = {"prune": prune, "selfHeal": self_heal}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Application",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"created-by": "gitops-nb", **(labels or {})}},
+        "spec": {
+            "project": project,
+            "source": {"repoURL": repo_url, "targetRevision": revision, "path": path},
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": dest_namespace},
+            "syncPolicy": policy,
+        },
+    }
+
+
+def apply_application(api_client: Any, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Create the Application, or update its spec and labels if it exists."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    custom = client.CustomObjectsApi(api_client)
+    ns, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
+    try:
+        return dict(custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, manifest))
+    except ApiException as e:
+        if e.status != 409:
+            raise
+    patch = {"metadata": {"labels": manifest["metadata"].get("labels", {})}, "spec": manifest["spec"]}
+    return dict(custom.patch_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name, patch))
+
+
+def refresh_app(api_client: Any, name: str, *, namespace: str = "argocd", hard: bool = False) -> None:
+    """Ask the controller to compare the app with git now (the refresh annotation)."""
+    from kubernetes import client
+
+    client.CustomObjectsApi(api_client).patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        name,
+        {"metadata": {"annotations": {REFRESH_ANNOTATION: "hard" if hard else "normal"}}},
+    )
+
+
+def app_state(api_client: Any, name: str, *, namespace: str = "argocd") -> dict[str, Any]:
+    """The fields of an Application's status that say whether it converged."""
+    from kubernetes import client
+
+    app = client.CustomObjectsApi(api_client).get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    st = app.get("status") or {}
+    op = st.get("operationState") or {}
+    return {
+        "sync_status": (st.get("sync") or {}).get("status"),
+        "sync_revision": (st.get("sync") or {}).get("revision"),
+        "health_status": (st.get("health") or {}).get("status"),
+        "operation_phase": op.get("phase"),
+        "operation_revision": ((op.get("syncResult") or {}).get("revision")),
+        "history": st.get("history") or [],
+        "conditions": st.get("conditions") or [],
+    }
+
+
+def wait_app(
+    api_client: Any, name: str, *, revision: str, timeout: float = 120, namespace: str = "argocd", interval: float = 0.5
+) -> dict[str, Any]:
+    """Poll until the app is Synced and Healthy at exactly ``revision``; returns the final state.
+
+    (The watch-based, convergence-proving wait of the runbooks is built on top of this later.)
+    """
+    deadline = time.monotonic() + timeout
+    state: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        state = app_state(api_client, name, namespace=namespace)
+        if (
+            state["sync_status"] == "Synced"
+            and state["health_status"] == "Healthy"
+            and state["sync_revision"] == revision
+        ):
+            return state
+        time.sleep(interval)
+    conds = "; ".join(c.get("message", "") for c in state.get("conditions", []))[:500]
+    raise SandboxError(
+        f"Application {name} did not reach Synced+Healthy at {revision[:10]} within {timeout:.0f}s: "
+        f"sync={state.get('sync_status')} at {str(state.get('sync_revision'))[:10]}, "
+        f"health={state.get('health_status')}, operation={state.get('operation_phase')}"
+        + (f", conditions: {conds}" if conds else "")
+    )

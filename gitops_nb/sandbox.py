@@ -1,0 +1,795 @@
+"""The local sandbox: a real Kubernetes control plane and real Argo CD on loopback.
+
+Components run as local processes (no containers): redis, etcd, kube-apiserver,
+kube-controller-manager, kube-scheduler, kwok (fake nodes, so Pods "run"), and
+Argo CD's repo-server and application-controller. Binaries come from
+``sandbox/build.sh`` (built from upstream's published Go modules, cached under
+``$GITOPS_NB_CACHE``); runtime state (pid files, logs, certificates, kubeconfig,
+etcd data) lives under ``$GITOPS_NB_STATE`` (default ``~/.cache/gitops-nb/run``).
+
+The admin token and keys are written with mode 0600 and never printed or logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import SandboxBuildError, SandboxError, SandboxStartError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["COMPONENTS", "Sandbox", "default_cache", "default_state"]
+
+ARGOCD_NS = "argocd"
+FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+PART_OF = {"app.kubernetes.io/part-of": "argocd"}
+#: start order; ``down`` stops in reverse
+COMPONENTS = (
+    "redis",
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "argocd-repo-server",
+    "argocd-application-controller",
+)
+
+
+def default_cache() -> Path:
+    """Where builds are cached (``$GITOPS_NB_CACHE``, default ``~/.cache/gitops-nb``)."""
+    return Path(os.environ.get("GITOPS_NB_CACHE", Path.home() / ".cache" / "gitops-nb"))
+
+
+def default_state() -> Path:
+    """Where the running sandbox keeps its state (``$GITOPS_NB_STATE``, default ``<cache>/run``)."""
+    return Path(os.environ.get("GITOPS_NB_STATE", default_cache() / "run"))
+
+
+def _repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Loopback ports, all offset from one base (``$GITOPS_NB_SANDBOX_PORT_BASE``, default 16000)."""
+
+    base: int = field(default_factory=lambda: int(os.environ.get("GITOPS_NB_SANDBOX_PORT_BASE", "16000")))
+
+    @property
+    def redis(self) -> int:
+        return self.base + 379
+
+    @property
+    def etcd(self) -> int:
+        return self.base + 2379
+
+    @property
+    def etcd_peer(self) -> int:
+        return self.base + 2380
+
+    @property
+    def apiserver(self) -> int:
+        return self.base + 443
+
+    @property
+    def controller_manager(self) -> int:
+        return self.base + 257
+
+    @property
+    def scheduler(self) -> int:
+        return self.base + 259
+
+    @property
+    def kwok(self) -> int:
+        return self.base + 247
+
+    @property
+    def repo_server(self) -> int:
+        return self.base + 81
+
+    @property
+    def repo_server_metrics(self) -> int:
+        return self.base + 84
+
+    @property
+    def controller_metrics(self) -> int:
+        return self.base + 82
+
+    def of(self, component: str) -> int:
+        """The port a component listens on (the one its readiness is checked on)."""
+        return {
+            "redis": self.redis,
+            "etcd": self.etcd,
+            "kube-apiserver": self.apiserver,
+            "kube-controller-manager": self.controller_manager,
+            "kube-scheduler": self.scheduler,
+            "kwok": self.kwok,
+            "argocd-repo-server": self.repo_server,
+            "argocd-application-controller": self.controller_metrics,
+        }[component]
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _pid_cmdline(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return None
+
+
+def _wait(check: Callable[[], bool], timeout: float, what: str, log: Path | None = None, interval: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        time.sleep(interval)
+    tail = ""
+    if log and log.exists():
+        lines = log.read_text(errors="replace").splitlines()[-15:]
+        tail = "\n  last log lines:\n    " + "\n    ".join(lines)
+    raise SandboxStartError(f"{what} was not ready after {timeout:.0f}s; see {log}{tail}")
+
+
+class Sandbox:
+    """Build, start, inspect and stop the local Kubernetes + Argo CD sandbox.
+
+    Example:
+        >>> sb = Sandbox()
+        >>> sb.up()                      # builds first if needed; a no-op when already up
+        >>> sb.kubeconfig                # path for the kubernetes client / KUBECONFIG
+        >>> sb.down()
+    """
+
+    def __init__(
+        self,
+        state_dir: str | Path | None = None,
+        *,
+        cache_dir: str | Path | None = None,
+        ports: Ports | None = None,
+        app_resync_seconds: int = 10,
+    ) -> None:
+        self.state = Path(state_dir) if state_dir else default_state()
+        self.cache = Path(cache_dir) if cache_dir else default_cache()
+        self.ports = ports or Ports()
+        self.app_resync_seconds = app_resync_seconds
+        self.kubeconfig = self.state / "kubeconfig"
+        self._bin: Path | None = None
+
+    # -- build ----------------------------------------------------------------
+
+    def build(self, *, quiet: bool = False) -> Path:
+        """Compile (or find cached) binaries with ``sandbox/build.sh``; returns the bin dir."""
+        script = _repo_root() / "sandbox" / "build.sh"
+        if not script.exists():
+            raise SandboxBuildError(f"{script} is missing: run from a checkout of gitops-nb")
+        env = {**os.environ, "GITOPS_NB_CACHE": str(self.cache)}
+        proc = subprocess.run(
+            ["bash", str(script)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL if quiet else None,
+            text=True,
+        )
+        if proc.returncode != 0:
+            raise SandboxBuildError(
+                f"sandbox/build.sh failed (exit {proc.returncode}); its progress lines above say which "
+                "component; rerun `gitops-nb sandbox build` after fixing (the Go module cache is kept)"
+            )
+        lines = proc.stdout.strip().splitlines()
+        if not lines or not Path(lines[-1]).is_dir():
+            raise SandboxBuildError(f"sandbox/build.sh did not print its bin dir (got {proc.stdout[-200:]!r})")
+        self._bin = Path(lines[-1])
+        return self._bin
+
+    @property
+    def bin(self) -> Path:
+        """The bin dir of the current build (built on first use)."""
+        if self._bin is None:
+            self._bin = self.build(quiet=True)
+        return self._bin
+
+    # -- state files ----------------------------------------------------------
+
+    def _pidfile(self, c: str) -> Path:
+        return self.state / "pids" / f"{c}.pid"
+
+    def log(self, c: str) -> Path:
+        """The log file of component ``c``."""
+        return self.state / "logs" / f"{c}.log"
+
+    def _pid(self, c: str) -> int | None:
+        """The pid of ``c`` if it runs, from its pid file; a stale pid file is removed."""
+        f = self._pidfile(c)
+        try:
+            info = json.loads(f.read_text())
+        except (OSError, ValueError):
+            return None
+        cmd = _pid_cmdline(int(info["pid"]))
+        if cmd is None or info["exe"] not in cmd:
+            f.unlink(missing_ok=True)  # stale: the process is gone, or the pid now belongs to another program
+            return None
+        return int(info["pid"])
+
+    def _token(self) -> str:
+        return (self.state / "secrets" / "token").read_text().strip()
+
+    # -- readiness ------------------------------------------------------------
+
+    def _https_ok(self, port: int, path: str, token: bool = True) -> bool:
+        ctx = ssl.create_default_context(cafile=str(self.state / "pki" / "ca.crt"))
+        ctx.check_hostname = False
+        if port != self.ports.apiserver:
+            ctx.verify_mode = ssl.CERT_NONE  # self-signed serving certs of kcm/scheduler
+        req = urllib.request.Request(f"https://127.0.0.1:{port}{path}")
+        if token:
+            req.add_header("Authorization", f"Bearer {self._token()}")
+        with urllib.request.urlopen(req, context=ctx, timeout=2) as r:
+            return bool(r.status == 200)
+
+    @staticmethod
+    def _http_ok(port: int, path: str) -> bool:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
+            return bool(r.status == 200)
+
+    def _redis_ok(self) -> bool:
+        with socket.create_connection(("127.0.0.1", self.ports.redis), timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+
+    def _ready(self, c: str) -> bool:
+        p = self.ports
+        checks: dict[str, Callable[[], bool]] = {
+            "redis": self._redis_ok,
+            "etcd": lambda: self._http_ok(p.etcd, "/health"),
+            "kube-apiserver": lambda: self._https_ok(p.apiserver, "/readyz"),
+            "kube-controller-manager": lambda: self._https_ok(p.controller_manager, "/healthz", token=False),
+            "kube-scheduler": lambda: self._https_ok(p.scheduler, "/healthz", token=False),
+            "kwok": self._nodes_ready,
+            "argocd-repo-server": lambda: self._http_ok(p.repo_server_metrics, "/healthz"),
+            "argocd-application-controller": lambda: self._http_ok(p.controller_metrics, "/healthz"),
+        }
+        try:
+            return checks[c]()
+        except Exception:
+            return False
+
+    def _nodes_ready(self) -> bool:
+        nodes = self.core().list_node(label_selector="type=kwok").items
+        return bool(nodes) and all(
+            any(cond.type == "Ready" and cond.status == "True" for cond in (n.status.conditions or [])) for n in nodes
+        )
+
+    # -- kubernetes clients (lazy) ----------------------------------------------
+
+    def api_client(self) -> Any:
+        """A ``kubernetes.client.ApiClient`` for the sandbox (admin)."""
+        from kubernetes import config
+
+        return config.new_client_from_config(str(self.kubeconfig))
+
+    def core(self) -> Any:
+        from kubernetes import client
+
+        return client.CoreV1Api(self.api_client())
+
+    # -- up / down ------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        for d in ("pids", "logs", "pki", "secrets", "etcd", "argocd/tls", "argocd/ssh", "argocd/gnupg", "home"):
+            (self.state / d).mkdir(parents=True, exist_ok=True)
+        os.chmod(self.state / "secrets", 0o700)
+        pki = self.state / "pki"
+        if not (pki / "apiserver.crt").exists():
+            self._make_pki(pki)
+        tok = self.state / "secrets" / "token"
+        if not tok.exists():
+            tok.write_text(secrets.token_hex(24) + "\n")
+            os.chmod(tok, 0o600)
+            (self.state / "secrets" / "token.csv").write_text(
+                f"{self._token()},sandbox-admin,sandbox-admin,system:masters\n"
+            )
+            os.chmod(self.state / "secrets" / "token.csv", 0o600)
+        self._write_kubeconfig()
+
+    def _make_pki(self, pki: Path) -> None:
+        def ssl_(*args: str) -> None:
+            res = subprocess.run(["openssl", *args], cwd=pki, capture_output=True, text=True)
+            if res.returncode != 0:
+                raise SandboxStartError(f"openssl {args[0]} failed: {res.stderr.strip()} (is openssl installed?)")
+
+        ssl_(
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "3650",
+            "-subj",
+            "/CN=gitops-nb-sandbox-ca",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        )
+        (pki / "san.cnf").write_text(
+            "[req]\ndistinguished_name=dn\n[dn]\n[ext]\nsubjectAltName=IP:127.0.0.1,DNS:localhost,"
+            "DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:10.96.0.1\n"
+            "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
+        )
+        ssl_(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=kube-apiserver",
+            "-keyout",
+            "apiserver.key",
+            "-out",
+            "apiserver.csr",
+        )
+        ssl_(
+            "x509",
+            "-req",
+            "-in",
+            "apiserver.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "3650",
+            "-extfile",
+            "san.cnf",
+            "-extensions",
+            "ext",
+            "-out",
+            "apiserver.crt",
+        )
+        ssl_("genrsa", "-out", "sa.key", "2048")
+        ssl_("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub")
+        for key in ("ca.key", "apiserver.key", "sa.key"):
+            os.chmod(pki / key, 0o600)
+
+    def _write_kubeconfig(self) -> None:
+        cfg = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "gitops-nb-sandbox",
+            "clusters": [
+                {
+                    "name": "gitops-nb-sandbox",
+                    "cluster": {
+                        "server": f"https://127.0.0.1:{self.ports.apiserver}",
+                        "certificate-authority": str(self.state / "pki" / "ca.crt"),
+                    },
+                }
+            ],
+            "users": [{"name": "sandbox-admin", "user": {"tokenFile": str(self.state / "secrets" / "token")}}],
+            "contexts": [
+                {"name": "gitops-nb-sandbox", "context": {"cluster": "gitops-nb-sandbox", "user": "sandbox-admin"}}
+            ],
+        }
+        self.kubeconfig.write_text(json.dumps(cfg, indent=1) + "\n")
+        os.chmod(self.kubeconfig, 0o600)
+
+    def _command(self, c: str) -> tuple[list[str], dict[str, str]]:
+        b, s, p, kc = self.bin, self.state, self.ports, str(self.kubeconfig)
+        pki = s / "pki"
+        env = {"PATH": f"{b}:{os.environ.get('PATH', '/usr/bin:/bin')}", "HOME": str(s / "home"), "LANG": "C.UTF-8"}
+        if c == "redis":
+            redis = shutil.which("redis-server")
+            if not redis:
+                raise SandboxStartError("redis-server is not installed: run `gitops-nb sandbox build` (it installs it)")
+            return [
+                redis,
+                "--port",
+                str(p.redis),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
+            ], env
+        if c == "etcd":
+            return [
+                str(b / "etcd"),
+                "--name",
+                "sandbox",
+                "--data-dir",
+                str(s / "etcd"),
+                "--listen-client-urls",
+                f"http://127.0.0.1:{p.etcd}",
+                "--advertise-client-urls",
+                f"http://127.0.0.1:{p.etcd}",
+                "--listen-peer-urls",
+                f"http://127.0.0.1:{p.etcd_peer}",
+                "--initial-advertise-peer-urls",
+                f"http://127.0.0.1:{p.etcd_peer}",
+                "--initial-cluster",
+                f"sandbox=http://127.0.0.1:{p.etcd_peer}",
+                "--unsafe-no-fsync",
+                "--quota-backend-bytes",
+                str(2 * 1024**3),
+                "--log-level",
+                "warn",
+            ], env
+        if c == "kube-apiserver":
+            return [
+                str(b / "kube-apiserver"),
+                f"--etcd-servers=http://127.0.0.1:{p.etcd}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={p.apiserver}",
+                "--advertise-address=127.0.0.1",
+                f"--cert-dir={pki}",
+                f"--tls-cert-file={pki / 'apiserver.crt'}",
+                f"--tls-private-key-file={pki / 'apiserver.key'}",
+                f"--client-ca-file={pki / 'ca.crt'}",
+                "--service-cluster-ip-range=10.96.0.0/16",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={pki / 'sa.pub'}",
+                f"--service-account-signing-key-file={pki / 'sa.key'}",
+                "--authorization-mode=RBAC",
+                f"--token-auth-file={s / 'secrets' / 'token.csv'}",
+                "--allow-privileged=true",
+                "--enable-priority-and-fairness=false",
+                "--profiling=false",
+                "--event-ttl=24h",
+                "-v=1",
+            ], env
+        if c in ("kube-controller-manager", "kube-scheduler"):
+            port = p.controller_manager if c == "kube-controller-manager" else p.scheduler
+            cmd = [
+                str(b / c),
+                f"--kubeconfig={kc}",
+                f"--authentication-kubeconfig={kc}",
+                f"--authorization-kubeconfig={kc}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={port}",
+                "-v=1",
+            ]
+            if c == "kube-controller-manager":
+                cmd += [
+                    f"--service-account-private-key-file={pki / 'sa.key'}",
+                    f"--root-ca-file={pki / 'ca.crt'}",
+                    "--use-service-account-credentials=false",
+                    "--concurrent-deployment-syncs=10",
+                    "--controllers=*,-nodeipam,-ttl,-bootstrapsigner,-tokencleaner",
+                ]
+            return cmd, env
+        if c == "kwok":
+            return [
+                str(b / "kwok"),
+                f"--kubeconfig={kc}",
+                "--manage-all-nodes=false",
+                f"--manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION}=fake",
+                f"--server-address=127.0.0.1:{p.kwok}",
+                "--cidr=10.0.0.1/24",
+                "--node-ip=10.0.0.1",
+            ], env
+        argo_env = {
+            **env,
+            "KUBECONFIG": kc,
+            "ARGOCD_FAKE_IN_CLUSTER": "true",
+            "ARGOCD_GPG_ENABLED": "false",
+            "ARGOCD_TLS_DATA_PATH": str(s / "argocd" / "tls"),
+            "ARGOCD_SSH_DATA_PATH": str(s / "argocd" / "ssh"),
+            "ARGOCD_GNUPGHOME": str(s / "argocd" / "gnupg"),
+        }
+        if c == "argocd-repo-server":
+            return [
+                str(b / "argocd"),
+                "repo-server",
+                "--address",
+                "127.0.0.1",
+                "--port",
+                str(p.repo_server),
+                "--metrics-address",
+                "127.0.0.1",
+                "--metrics-port",
+                str(p.repo_server_metrics),
+                "--redis",
+                f"127.0.0.1:{p.redis}",
+                "--disable-tls",
+                "--revision-cache-expiration",
+                "3s",
+                "--logformat",
+                "text",
+            ], argo_env
+        if c == "argocd-application-controller":
+            return [
+                str(b / "argocd"),
+                "application-controller",
+                f"--kubeconfig={kc}",
+                "--namespace",
+                ARGOCD_NS,
+                "--redis",
+                f"127.0.0.1:{p.redis}",
+                "--repo-server",
+                f"127.0.0.1:{p.repo_server}",
+                "--repo-server-plaintext",
+                "--app-resync",
+                str(self.app_resync_seconds),
+                "--app-resync-jitter",
+                "0",
+                "--metrics-port",
+                str(p.controller_metrics),
+                "--status-processors",
+                "4",
+                "--operation-processors",
+                "4",
+                "--logformat",
+                "text",
+            ], argo_env
+        raise SandboxError(f"unknown component {c!r}: one of {', '.join(COMPONENTS)}")
+
+    def _start(self, c: str, timeout: float) -> None:
+        if self._pid(c) is not None:
+            _wait(lambda: self._ready(c), timeout, c, self.log(c))
+            return
+        port = self.ports.of(c)
+        if not _port_free(port):
+            raise SandboxStartError(
+                f"cannot start {c}: 127.0.0.1:{port} is already in use by a process this sandbox did not start. "
+                f"Stop that process, or pick other ports with GITOPS_NB_SANDBOX_PORT_BASE (now {self.ports.base})"
+            )
+        cmd, env = self._command(c)
+        log = self.log(c)
+        with log.open("ab") as out:
+            out.write(f"\n--- {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} starting {c}\n".encode())
+            proc = subprocess.Popen(
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=self.state,
+                start_new_session=True,
+            )
+        self._pidfile(c).write_text(json.dumps({"pid": proc.pid, "exe": cmd[0], "started": time.time()}))
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise SandboxStartError(f"{c} exited with code {proc.returncode} right after starting; see {log}")
+            return self._ready(c)
+
+        try:
+            _wait(ready, timeout, c, log)
+        except SandboxStartError as e:
+            if proc.poll() is not None:
+                tail = "\n    ".join(log.read_text(errors="replace").splitlines()[-15:])
+                raise SandboxStartError(f"{c} exited with code {proc.returncode}; see {log}\n    {tail}") from e
+            raise
+
+    def up(self, *, timeout: float = 180, progress: Callable[[str], None] | None = None) -> dict[str, float]:
+        """Start every component and wait until each is ready; a no-op for parts already up.
+
+        Returns the seconds each component took to be ready.
+        """
+        say = progress or (lambda _m: None)
+        self.bin  # noqa: B018 - build (or find the cache) before anything starts
+        self._prepare()
+        times: dict[str, float] = {}
+        for c in COMPONENTS:
+            t = time.monotonic()
+            if c == "kwok":
+                self._bootstrap(timeout)
+            say(f"{c}: starting")
+            self._start(c, timeout)
+            times[c] = round(time.monotonic() - t, 2)
+            say(f"{c}: ready in {times[c]:.1f}s")
+        return times
+
+    def down(self, *, timeout: float = 20) -> list[str]:
+        """Stop exactly the processes ``up`` started (by their pid files); returns the ones stopped."""
+        stopped = []
+        for c in reversed(COMPONENTS):
+            pid = self._pid(c)
+            if pid is None:
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and _pid_cmdline(pid) is not None:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
+                time.sleep(0.1)
+            if _pid_cmdline(pid) is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+            self._pidfile(c).unlink(missing_ok=True)
+            stopped.append(c)
+        return stopped
+
+    def reset(self) -> None:
+        """Stop everything and delete the state (etcd data, certificates, logs)."""
+        self.down()
+        shutil.rmtree(self.state, ignore_errors=True)
+
+    def status(self) -> pd.DataFrame:
+        """One row per component: ``component``, ``running``, ``ready``, ``pid``, ``port``, ``log``, ``rss_mb``."""
+        import pandas as pd
+
+        rows = []
+        for c in COMPONENTS:
+            pid = self._pid(c)
+            rows.append(
+                {
+                    "component": c,
+                    "running": pid is not None,
+                    "ready": bool(pid is not None and self.kubeconfig.exists() and self._ready(c)),
+                    "pid": pid,
+                    "port": self.ports.of(c),
+                    "log": str(self.log(c)),
+                    "rss_mb": _rss_mb(pid) if pid else None,
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def is_up(self) -> bool:
+        """True when every component runs and is ready."""
+        return all(self._pid(c) is not None for c in COMPONENTS) and all(self._ready(c) for c in COMPONENTS)
+
+    def env(self) -> str:
+        """Shell line to point kubectl and the kubernetes client at the sandbox."""
+        return f"export KUBECONFIG={self.kubeconfig}"
+
+    # -- bootstrap: Argo CD's namespace, CRDs, settings, project; a fake node -------------
+
+    def _bootstrap(self, timeout: float) -> None:
+        import yaml
+        from kubernetes import client
+
+        api = self.api_client()
+        core = client.CoreV1Api(api)
+        self._ensure(lambda: core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ARGOCD_NS))))
+        ext = client.ApiextensionsV1Api(api)
+        crds = sorted((self.bin.parent / "crds").glob("*-crd.yaml"))
+        if not crds:
+            raise SandboxStartError(f"no Argo CD CRDs in {self.bin.parent / 'crds'}: rerun `gitops-nb sandbox build`")
+        for f in crds:
+            body = yaml.safe_load(f.read_text())
+            self._ensure(lambda body=body: ext.create_custom_resource_definition(body))
+        for name in ("applications.argoproj.io", "appprojects.argoproj.io"):
+            _wait(
+                lambda name=name: any(
+                    c.type == "Established" and c.status == "True"
+                    for c in ext.read_custom_resource_definition(name).status.conditions or []
+                ),
+                timeout,
+                f"CRD {name}",
+            )
+        self._ensure(
+            lambda: core.create_namespaced_config_map(
+                ARGOCD_NS,
+                client.V1ConfigMap(
+                    metadata=client.V1ObjectMeta(name="argocd-cm", labels=PART_OF),
+                    data={"timeout.reconciliation": f"{self.app_resync_seconds}s"},
+                ),
+            )
+        )
+        self._ensure(
+            lambda: core.create_namespaced_secret(
+                ARGOCD_NS,
+                client.V1Secret(
+                    metadata=client.V1ObjectMeta(name="argocd-secret", labels=PART_OF),
+                    string_data={"server.secretkey": secrets.token_urlsafe(32)},
+                ),
+            )
+        )
+        self._ensure(
+            lambda: core.create_namespaced_config_map(
+                ARGOCD_NS, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="argocd-rbac-cm", labels=PART_OF))
+            )
+        )
+        custom = client.CustomObjectsApi(api)
+        self._ensure(
+            lambda: custom.create_namespaced_custom_object(
+                "argoproj.io",
+                "v1alpha1",
+                ARGOCD_NS,
+                "appprojects",
+                {
+                    "apiVersion": "argoproj.io/v1alpha1",
+                    "kind": "AppProject",
+                    "metadata": {"name": "default", "namespace": ARGOCD_NS},
+                    "spec": {
+                        "sourceRepos": ["*"],
+                        "destinations": [{"server": "*", "namespace": "*"}],
+                        "clusterResourceWhitelist": [{"group": "*", "kind": "*"}],
+                    },
+                },
+            )
+        )
+        for i in range(2):
+            self._ensure(
+                lambda i=i: core.create_node(
+                    client.V1Node(
+                        metadata=client.V1ObjectMeta(
+                            name=f"kwok-node-{i}",
+                            annotations={FAKE_NODE_ANNOTATION: "fake"},
+                            labels={
+                                "type": "kwok",
+                                "kubernetes.io/hostname": f"kwok-node-{i}",
+                                "kubernetes.io/os": "linux",
+                                "kubernetes.io/arch": "amd64",
+                            },
+                        ),
+                        status=client.V1NodeStatus(
+                            allocatable={"cpu": "64", "memory": "256Gi", "pods": "250"},
+                            capacity={"cpu": "64", "memory": "256Gi", "pods": "250"},
+                        ),
+                    )
+                )
+            )
+
+    @staticmethod
+    def _ensure(create: Callable[[], Any]) -> None:
+        """Create an object; an existing one is fine (idempotent ``up``)."""
+        from kubernetes.client.rest import ApiException
+
+        try:
+            create()
+        except ApiException as e:
+            if e.status != 409:
+                raise SandboxStartError(f"sandbox bootstrap failed: {e.status} {e.reason}: {e.body[:300]!r}") from e
+
+
+def _rss_mb(pid: int) -> float | None:
+    """Resident memory of a process and its children, in MiB."""
+    total = 0
+    for p in [pid, *_children(pid)]:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return round(total / 1024, 1) if total else None
+
+
+def _children(pid: int) -> Iterator[int]:
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                for child in (task / "children").read_text().split():
+                    yield int(child)
+                    yield from _children(int(child))
+
+
+def main_progress(msg: str) -> None:
+    """Print a progress line to stderr (the CLI's progress callback)."""
+    print(f"[sandbox] {msg}", file=sys.stderr, flush=True)
