@@ -10,6 +10,12 @@ Every error raised on purpose by gitops_nb derives from :class:`GitOpsNbError`::
     │   └── ShallowHistoryError   history asked for beyond a shallow clone's boundary
     ├── InputError (ValueError)   a parameter that cannot be used as given
     │   └── TimeParseError        an unparseable time or window
+    ├── ClusterError              the Kubernetes API / Argo CD (context, resource, verb)
+    │   ├── UnknownContextError   no such kubeconfig context
+    │   ├── ClusterUnreachableError  the API server does not answer
+    │   ├── ForbiddenError        RBAC said no
+    │   ├── ArgoCDNotFoundError   Argo CD's CRDs are not installed
+    │   └── UnknownAppError       no Application of that name
     ├── NotebookError             a notebook failed under papermill (cell, ename, evalue)
     └── SandboxError              the local Kubernetes + Argo CD sandbox
         ├── SandboxBuildError     compiling or caching a component failed
@@ -21,7 +27,11 @@ Messages say what was asked, what was found, and what to do next.
 from __future__ import annotations
 
 __all__ = [
+    "ArgoCDNotFoundError",
+    "ClusterError",
+    "ClusterUnreachableError",
     "EmptyRepoError",
+    "ForbiddenError",
     "GitOpsNbError",
     "InputError",
     "NotARepoError",
@@ -32,6 +42,8 @@ __all__ = [
     "SandboxStartError",
     "ShallowHistoryError",
     "TimeParseError",
+    "UnknownAppError",
+    "UnknownContextError",
     "UnknownRevisionError",
 ]
 
@@ -74,6 +86,45 @@ class InputError(GitOpsNbError, ValueError):
 
 class TimeParseError(InputError):
     """A time or time window that cannot be parsed."""
+
+
+class ClusterError(GitOpsNbError):
+    """A Kubernetes API call failed; carries the context, the resource and the verb."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        context: str | None = None,
+        resource: str | None = None,
+        verb: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.context = context
+        self.resource = resource
+        self.verb = verb
+        self.status = status
+
+
+class UnknownContextError(ClusterError):
+    """The kubeconfig has no context of that name."""
+
+
+class ClusterUnreachableError(ClusterError):
+    """The API server did not answer."""
+
+
+class ForbiddenError(ClusterError):
+    """RBAC forbids the call."""
+
+
+class ArgoCDNotFoundError(ClusterError):
+    """Argo CD's CRDs (applications.argoproj.io) are not installed in the cluster."""
+
+
+class UnknownAppError(ClusterError):
+    """No Argo CD Application of that name."""
 
 
 class NotebookError(GitOpsNbError):

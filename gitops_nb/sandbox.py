@@ -310,7 +310,7 @@ class Sandbox:
             self._make_pki(pki)
         tok = self.state / "secrets" / "token"
         if not tok.exists():
-            tok.write_text(secrets.token_hex(24) + "\n")
+            tok.write_text(secrets.token_hex(24))
             os.chmod(tok, 0o600)
             (self.state / "secrets" / "token.csv").write_text(
                 f"{self._token()},sandbox-admin,sandbox-admin,system:masters\n"
@@ -657,7 +657,7 @@ class Sandbox:
                     "rss_mb": _rss_mb(pid) if pid else None,
                 }
             )
-        return pd.DataFrame(rows)
+        return pd.DataFrame(rows).astype({"pid": "Int64", "rss_mb": "Float64"})
 
     def is_up(self) -> bool:
         """True when every component runs and is ready."""

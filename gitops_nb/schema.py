@@ -148,3 +148,99 @@ def frame(schema: Schema, rows: Iterable[Mapping[str, Any]] | Mapping[str, list[
         return pd.DataFrame._from_arrays(arrays, columns=columns, index=pd.RangeIndex(n), verify_integrity=False)
     except (AttributeError, TypeError):  # pragma: no cover - a pandas without the private constructor
         return pd.DataFrame({c: pd.Series(a, dtype=schema[c]) for c, a in zip(schema, arrays, strict=True)})
+
+
+# -- cluster side ---------------------------------------------------------------------
+
+#: One row per Argo CD Application (``Cluster.applications``).
+APPLICATIONS: Schema = {
+    "name": "object",
+    "namespace": "object",  # where the Application object lives
+    "project": "object",
+    "repo_url": "object",  # the first source's (see ``sources`` for multi-source apps)
+    "path": "object",
+    "target_revision": "object",
+    "sources": "object",  # list[dict]: repo_url, path, target_revision, chart, ref of every source
+    "dest_server": "object",
+    "dest_namespace": "object",
+    "sync_status": "object",  # Synced, OutOfSync, Unknown
+    "sync_revision": "object",  # the revision compared (first source's for multi-source)
+    "sync_revisions": "object",  # list[str] for multi-source apps, else []
+    "health_status": "object",  # Healthy, Progressing, Degraded, Missing, Suspended, Unknown
+    "automated": "bool",
+    "prune": "bool",
+    "self_heal": "bool",
+    "operation_phase": "object",  # Running, Succeeded, Failed, Error, Terminating, or None
+    "operation_revision": "object",
+    "operation_finished_at": UTC,
+    "reconciled_at": UTC,
+    "parent": "object",  # owning Application or ApplicationSet (kind/name), if any
+    "created_at": UTC,
+}
+
+#: One row per deploy in ``status.history`` (``Cluster.app_history``), oldest first.
+APP_HISTORY: Schema = {
+    "app": "object",
+    "id": "Int64",
+    "revision": "object",  # first source's revision (see ``revisions``)
+    "revisions": "object",  # list[str] for multi-source deploys
+    "deploy_started_at": UTC,
+    "deployed_at": UTC,
+    "initiated_by": "object",  # a user name, or "automated"
+    "source": "object",  # dict: repo_url, path, target_revision
+}
+
+#: One row per resource an Application manages (``Cluster.app_resources``).
+APP_RESOURCES: Schema = {
+    "app": "object",
+    "group": "object",
+    "version": "object",
+    "kind": "object",
+    "namespace": "object",
+    "name": "object",
+    "sync_status": "object",
+    "health_status": "object",
+    "hook": "bool",
+    "requires_pruning": "bool",
+}
+
+#: One row per Kubernetes event (``Cluster.events``), oldest first.
+EVENTS: Schema = {
+    "time": UTC,  # last time it happened
+    "first_time": UTC,
+    "namespace": "object",
+    "type": "object",  # Normal, Warning
+    "reason": "object",
+    "message": "object",
+    "object_kind": "object",
+    "object_namespace": "object",
+    "object_name": "object",
+    "count": "Int64",
+    "source": "object",  # the reporting component (argocd-application-controller, deployment-controller, ...)
+}
+
+#: One row per ReplicaSet of a Deployment (``Cluster.rollouts``), oldest first.
+ROLLOUTS: Schema = {
+    "namespace": "object",
+    "deployment": "object",
+    "replicaset": "object",
+    "revision": "Int64",  # deployment.kubernetes.io/revision
+    "images": "object",  # list[str]
+    "created_at": UTC,  # when this rollout began
+    "replicas": "Int64",
+    "ready_replicas": "Int64",
+    "current": "bool",  # the Deployment's newest ReplicaSet
+}
+
+#: One row per (object, field manager) from managedFields (``Cluster.field_edits``), oldest first.
+FIELD_EDITS: Schema = {
+    "time": UTC,
+    "namespace": "object",
+    "kind": "object",
+    "name": "object",
+    "manager": "object",  # kubectl-edit, kubectl-client-side-apply, argocd-controller, ...
+    "operation": "object",  # Update or Apply
+    "subresource": "object",
+    "fields": "object",  # list[str] of dotted field paths this manager owns
+    "is_gitops": "bool",  # True for Argo CD's own managers
+}

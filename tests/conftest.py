@@ -276,3 +276,33 @@ def demo_repo(tmp_path_factory: pytest.TempPathFactory) -> DemoRepo:
 def tree_state(path: Path) -> dict[str, float]:
     """Every file under ``path`` with its mtime: to prove a call wrote nothing."""
     return {str(p.relative_to(path)): p.stat().st_mtime for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+# -- the sandbox: one per test session ------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A running sandbox: the developer's own if it is up, else a fresh one for this session.
+
+    A sandbox that cannot be started fails the test (never skips): cluster-side tests need it.
+    """
+    from gitops_nb.sandbox import Sandbox
+
+    own = Sandbox()
+    if own.kubeconfig.exists() and own.is_up():
+        yield own
+        return
+    sb = Sandbox(tmp_path_factory.mktemp("sandbox-state"))
+    try:
+        sb.up(timeout=240)
+        yield sb
+    finally:
+        sb.down()
+
+
+def unique(prefix: str) -> str:
+    """A name no earlier test run used (objects in a reused sandbox persist)."""
+    import secrets
+
+    return f"{prefix}-{secrets.token_hex(3)}"

@@ -1,0 +1,483 @@
+"""Cluster state as DataFrames: Argo CD Applications, their history and resources, events,
+rollouts and field edits, on the official ``kubernetes`` client (imported lazily)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from . import schema
+from .errors import (
+    ArgoCDNotFoundError,
+    ClusterError,
+    ClusterUnreachableError,
+    ForbiddenError,
+    UnknownAppError,
+    UnknownContextError,
+)
+from .times import parse_at
+
+__all__ = ["GITOPS_MANAGERS", "Cluster", "flatten_fields"]
+
+GROUP, VERSION = "argoproj.io", "v1alpha1"
+PAGE = 500
+#: field managers that are Argo CD itself (or Kubernetes controllers acting for it)
+GITOPS_MANAGERS = frozenset({"argocd-controller", "argocd-application-controller", "argocd"})
+_CONTROLLER_MANAGERS = frozenset({"kube-controller-manager", "kube-scheduler", "kubelet", "kwok"})
+_SECRET_KINDS = {"Secret"}
+
+
+def _ts(value: Any) -> pd.Timestamp | None:
+    if value is None or value == "":
+        return None
+    return pd.Timestamp(value).tz_convert("UTC") if pd.Timestamp(value).tzinfo else pd.Timestamp(value, tz="UTC")
+
+
+def _key_label(raw: str) -> str:
+    try:
+        d = json.loads(raw)
+    except ValueError:
+        return raw
+    return ",".join(str(v) for v in d.values()) if isinstance(d, dict) else raw
+
+
+def flatten_fields(fields_v1: dict[str, Any] | None, prefix: str = "") -> list[str]:
+    """Flatten a managedFields ``fieldsV1`` tree into dotted paths (``spec.template.spec.containers[web].image``)."""
+    out: list[str] = []
+    for k, v in (fields_v1 or {}).items():
+        if k == ".":
+            continue
+        if k.startswith("f:"):
+            path = f"{prefix}.{k[2:]}" if prefix else k[2:]
+        elif k.startswith("k:"):
+            path = f"{prefix}[{_key_label(k[2:])}]"
+        elif k.startswith("v:") or k.startswith("i:"):
+            path = f"{prefix}[{k[2:]}]"
+        else:
+            path = f"{prefix}.{k}" if prefix else k
+        children = flatten_fields(v, path) if isinstance(v, dict) else []
+        out.extend(children or [path])
+    return out
+
+
+class Cluster:
+    """One Kubernetes cluster (a kubeconfig context) and its Argo CD.
+
+    Args:
+        context: kubeconfig context; ``None`` for the current one, or in-cluster config in a pod.
+        kubeconfig: path of the kubeconfig (default: ``$KUBECONFIG`` or ``~/.kube/config``).
+        argocd_namespace: where the Application objects live.
+    """
+
+    def __init__(
+        self, context: str | None = None, kubeconfig: str | None = None, argocd_namespace: str = "argocd"
+    ) -> None:
+        from kubernetes import client, config
+        from kubernetes.config.config_exception import ConfigException
+
+        self.argocd_namespace = argocd_namespace
+        self.kubeconfig = kubeconfig
+        try:
+            if kubeconfig is None and context is None and _in_cluster():
+                config.load_incluster_config()
+                self.api = client.ApiClient()
+                self.context = "in-cluster"
+            else:
+                self.api = config.new_client_from_config(config_file=kubeconfig, context=context)
+                self.context = context or config.list_kube_config_contexts(config_file=kubeconfig)[1]["name"]
+        except ConfigException as e:
+            known: list[str] = []
+            with contextlib.suppress(Exception):
+                known = [c["name"] for c in config.list_kube_config_contexts(config_file=kubeconfig)[0]]
+            raise UnknownContextError(
+                f"cannot use kube context {context!r} from {kubeconfig or '$KUBECONFIG/~/.kube/config'}: {e}. "
+                f"Known contexts: {', '.join(known) or 'none'}; pick one with kube_context=...",
+                context=context,
+            ) from e
+        self.api.configuration.retries = 1
+        self._client = client
+
+    def __repr__(self) -> str:
+        return f"Cluster(context={self.context!r}, argocd_namespace={self.argocd_namespace!r})"
+
+    # -- calls, with errors a person can act on -----------------------------------------
+
+    def _call(self, verb: str, resource: str, fn: Callable[[], Any]) -> Any:
+        from kubernetes.client.rest import ApiException
+        from urllib3.exceptions import HTTPError
+
+        try:
+            return fn()
+        except ApiException as e:
+            where = f"{verb} {resource} in context {self.context!r}"
+            if e.status == 403:
+                raise ForbiddenError(
+                    f"forbidden: {where}. Ask for RBAC that allows '{verb}' on {resource} "
+                    f"(kubectl auth can-i {verb} {resource.split('/')[0]} --context {self.context})",
+                    context=self.context,
+                    resource=resource,
+                    verb=verb,
+                    status=403,
+                ) from e
+            if (
+                e.status == 404
+                and "argoproj.io" in resource
+                and '"reason":"NotFound"' not in (e.body or "").replace(" ", "")
+            ):
+                raise ArgoCDNotFoundError(
+                    f"{where}: Argo CD's CRDs (applications.argoproj.io) are not installed here. "
+                    "Check the context, or install Argo CD",
+                    context=self.context,
+                    resource=resource,
+                    verb=verb,
+                    status=404,
+                ) from e
+            if e.status == 401:
+                raise ClusterError(
+                    f"unauthorized: {where}. Your credentials expired or are wrong: log in again",
+                    context=self.context,
+                    resource=resource,
+                    verb=verb,
+                    status=401,
+                ) from e
+            raise ClusterError(
+                f"{where} failed: {e.status} {e.reason}",
+                context=self.context,
+                resource=resource,
+                verb=verb,
+                status=e.status,
+            ) from e
+        except (HTTPError, OSError) as e:
+            raise ClusterUnreachableError(
+                f"the API server of context {self.context!r} ({self.api.configuration.host}) did not answer "
+                f"({type(e).__name__}) while trying to {verb} {resource}. Check the network / VPN, or that the "
+                "cluster (or `gitops-nb sandbox up`) is running",
+                context=self.context,
+                resource=resource,
+                verb=verb,
+            ) from e
+
+    def _pages(self, verb: str, resource: str, lister: Callable[..., Any], **kw: Any) -> Iterator[Any]:
+        """Every item of a list call, page by page (``limit``/``continue``)."""
+        token = None
+        while True:
+            page = self._call(verb, resource, lambda token=token: lister(limit=PAGE, _continue=token, **kw))
+            items = page["items"] if isinstance(page, dict) else page.items
+            yield from items
+            meta = page["metadata"] if isinstance(page, dict) else page.metadata
+            token = (meta.get("continue") if isinstance(meta, dict) else meta._continue) or None
+            if not token:
+                return
+
+    def _custom(self) -> Any:
+        return self._client.CustomObjectsApi(self.api)
+
+    # -- Argo CD ----------------------------------------------------------------------
+
+    def raw_applications(self) -> list[dict[str, Any]]:
+        """Every Application object as returned by the API (paged)."""
+        c = self._custom()
+        return list(
+            self._pages(
+                "list",
+                "applications.argoproj.io",
+                c.list_namespaced_custom_object,
+                group=GROUP,
+                version=VERSION,
+                namespace=self.argocd_namespace,
+                plural="applications",
+            )
+        )
+
+    def raw_application(self, app: str) -> dict[str, Any]:
+        """One Application object; :class:`UnknownAppError` if there is none."""
+        c = self._custom()
+        resource = f"applications.argoproj.io/{app}"
+        try:
+            return dict(
+                self._call(
+                    "get",
+                    resource,
+                    lambda: c.get_namespaced_custom_object(GROUP, VERSION, self.argocd_namespace, "applications", app),
+                )
+            )
+        except ClusterError as e:
+            if e.status != 404 or isinstance(e, ArgoCDNotFoundError):
+                raise
+            known = ", ".join(sorted(a["metadata"]["name"] for a in self.raw_applications())[:20])
+            raise UnknownAppError(
+                f"no Application {app!r} in namespace {self.argocd_namespace!r} of context {self.context!r}. "
+                f"Known: {known or 'none'}",
+                context=self.context,
+                resource=resource,
+                verb="get",
+                status=404,
+            ) from e
+
+    def applications(self) -> pd.DataFrame:
+        """One row per Application (schema :data:`schema.APPLICATIONS`)."""
+        return schema.frame(schema.APPLICATIONS, [_app_row(a) for a in self.raw_applications()])
+
+    def app_history(self, app: str) -> pd.DataFrame:
+        """The deploys Argo CD recorded for ``app`` (schema :data:`schema.APP_HISTORY`), oldest first."""
+        return schema.frame(schema.APP_HISTORY, _history_rows(self.raw_application(app)))
+
+    def app_resources(self, app: str) -> pd.DataFrame:
+        """The resources ``app`` manages with their sync and health (schema :data:`schema.APP_RESOURCES`)."""
+        a = self.raw_application(app)
+        rows = [
+            {
+                "app": app,
+                "group": r.get("group") or "",
+                "version": r.get("version"),
+                "kind": r.get("kind"),
+                "namespace": r.get("namespace"),
+                "name": r.get("name"),
+                "sync_status": r.get("status"),
+                "health_status": (r.get("health") or {}).get("status"),
+                "hook": bool(r.get("hook")),
+                "requires_pruning": bool(r.get("requiresPruning")),
+            }
+            for r in (a.get("status") or {}).get("resources") or []
+        ]
+        return schema.frame(schema.APP_RESOURCES, rows)
+
+    # -- Kubernetes ---------------------------------------------------------------------
+
+    def events(
+        self,
+        namespace: str | None = None,
+        since: str | datetime | pd.Timestamp | None = None,
+        until: str | datetime | pd.Timestamp | None = None,
+    ) -> pd.DataFrame:
+        """Kubernetes events, Argo CD's own included (schema :data:`schema.EVENTS`), oldest first.
+
+        Read through ``events.k8s.io/v1`` (the same objects as core ``v1`` Events, with the
+        reporting controller and event series). Events expire (one hour by default): use
+        :func:`snapshot` to keep them.
+        """
+        ev = self._client.EventsV1Api(self.api)
+        if namespace:
+            items = self._pages("list", "events.events.k8s.io", ev.list_namespaced_event, namespace=namespace)
+        else:
+            items = self._pages("list", "events.events.k8s.io", ev.list_event_for_all_namespaces)
+        lo = parse_at(since) if since is not None else None
+        hi = parse_at(until) if until is not None else None
+        rows = []
+        for e in items:
+            series = e.series
+            last = _ts(
+                (series.last_observed_time if series else None)
+                or e.event_time
+                or e.deprecated_last_timestamp
+                or e.metadata.creation_timestamp
+            )
+            first = _ts(e.deprecated_first_timestamp or e.event_time or e.metadata.creation_timestamp)
+            if last is None or (lo is not None and last < lo) or (hi is not None and last > hi):
+                continue
+            obj = e.regarding
+            rows.append(
+                {
+                    "time": last,
+                    "first_time": first,
+                    "namespace": e.metadata.namespace,
+                    "type": e.type,
+                    "reason": e.reason,
+                    "message": _scrub(e.note),
+                    "object_kind": obj.kind if obj else None,
+                    "object_namespace": obj.namespace if obj else None,
+                    "object_name": obj.name if obj else None,
+                    "count": (series.count if series else None) or e.deprecated_count or 1,
+                    "source": e.reporting_controller
+                    or (e.deprecated_source.component if e.deprecated_source else None),
+                }
+            )
+        rows.sort(key=lambda r: r["time"])
+        return schema.frame(schema.EVENTS, rows)
+
+    def rollouts(self, namespace: str, name: str | None = None) -> pd.DataFrame:
+        """Deployments' ReplicaSets: when each rollout happened (schema :data:`schema.ROLLOUTS`)."""
+        apps = self._client.AppsV1Api(self.api)
+        rows = []
+        for rs in self._pages("list", "replicasets.apps", apps.list_namespaced_replica_set, namespace=namespace):
+            owner = next((o for o in rs.metadata.owner_references or [] if o.kind == "Deployment"), None)
+            if owner is None or (name is not None and owner.name != name):
+                continue
+            rev = (rs.metadata.annotations or {}).get("deployment.kubernetes.io/revision")
+            rows.append(
+                {
+                    "namespace": namespace,
+                    "deployment": owner.name,
+                    "replicaset": rs.metadata.name,
+                    "revision": int(rev) if rev and rev.isdigit() else None,
+                    "images": [c.image for c in rs.spec.template.spec.containers],
+                    "created_at": _ts(rs.metadata.creation_timestamp),
+                    "replicas": rs.status.replicas or 0,
+                    "ready_replicas": rs.status.ready_replicas or 0,
+                    "current": False,
+                }
+            )
+        rows.sort(key=lambda r: (r["deployment"], r["revision"] or 0))
+        newest = {r["deployment"]: r["replicaset"] for r in rows}
+        for r in rows:
+            r["current"] = newest[r["deployment"]] == r["replicaset"]
+        rows.sort(key=lambda r: r["created_at"])
+        return schema.frame(schema.ROLLOUTS, rows)
+
+    def field_edits(self, namespace: str, kinds: Sequence[str] | None = None) -> pd.DataFrame:
+        """Who last set which fields, and when, from ``managedFields`` (schema :data:`schema.FIELD_EDITS`).
+
+        A manual ``kubectl edit`` shows as manager ``kubectl-edit``; Argo CD's own
+        writes as ``argocd-controller`` (``is_gitops``). Kubernetes controllers'
+        status writes are left out.
+        """
+        wanted = set(
+            kinds
+            or (
+                "Deployment",
+                "StatefulSet",
+                "DaemonSet",
+                "Service",
+                "ConfigMap",
+                "Secret",
+                "Ingress",
+                "HorizontalPodAutoscaler",
+            )
+        )
+        rows: list[dict[str, Any]] = []
+        for kind, lister in self._listers(namespace).items():
+            if kind not in wanted:
+                continue
+            for obj in lister():
+                for m in obj.metadata.managed_fields or []:
+                    if m.manager in _CONTROLLER_MANAGERS or m.subresource == "status":
+                        continue
+                    fields = flatten_fields(m.fields_v1)
+                    if kind in _SECRET_KINDS:  # which keys changed, never their values
+                        fields = [f for f in fields if f]
+                    rows.append(
+                        {
+                            "time": _ts(m.time),
+                            "namespace": namespace,
+                            "kind": kind,
+                            "name": obj.metadata.name,
+                            "manager": m.manager,
+                            "operation": m.operation,
+                            "subresource": m.subresource or None,
+                            "fields": fields,
+                            "is_gitops": m.manager in GITOPS_MANAGERS,
+                        }
+                    )
+        rows.sort(key=lambda r: (r["time"] is None, r["time"] or pd.Timestamp(0, tz="UTC")))
+        return schema.frame(schema.FIELD_EDITS, rows)
+
+    def _listers(self, namespace: str) -> dict[str, Callable[[], Iterator[Any]]]:
+        apps, core = self._client.AppsV1Api(self.api), self._client.CoreV1Api(self.api)
+        net, auto = self._client.NetworkingV1Api(self.api), self._client.AutoscalingV2Api(self.api)
+
+        def pages(resource: str, fn: Callable[..., Any]) -> Callable[[], Iterator[Any]]:
+            return lambda: self._pages("list", resource, fn, namespace=namespace)
+
+        return {
+            "Deployment": pages("deployments.apps", apps.list_namespaced_deployment),
+            "StatefulSet": pages("statefulsets.apps", apps.list_namespaced_stateful_set),
+            "DaemonSet": pages("daemonsets.apps", apps.list_namespaced_daemon_set),
+            "Service": pages("services", core.list_namespaced_service),
+            "ConfigMap": pages("configmaps", core.list_namespaced_config_map),
+            "Secret": pages("secrets", core.list_namespaced_secret),
+            "Ingress": pages("ingresses.networking.k8s.io", net.list_namespaced_ingress),
+            "HorizontalPodAutoscaler": pages(
+                "horizontalpodautoscalers.autoscaling", auto.list_namespaced_horizontal_pod_autoscaler
+            ),
+        }
+
+
+def _in_cluster() -> bool:
+    import os
+
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and not os.environ.get("KUBECONFIG")
+
+
+def _scrub(text: str | None) -> str | None:
+    """Event messages are free text: drop anything that looks like a bearer token."""
+    if not text:
+        return text
+    import re
+
+    return re.sub(r"(?i)(bearer\s+|token[=:]\s*)[A-Za-z0-9._\-]{16,}", r"\1<redacted>", text)
+
+
+def _source(src: dict[str, Any] | None) -> dict[str, Any]:
+    src = src or {}
+    return {
+        "repo_url": src.get("repoURL"),
+        "path": src.get("path"),
+        "target_revision": src.get("targetRevision"),
+        "chart": src.get("chart"),
+        "ref": src.get("ref"),
+    }
+
+
+def _app_row(a: dict[str, Any]) -> dict[str, Any]:
+    spec, st, meta = a.get("spec") or {}, a.get("status") or {}, a.get("metadata") or {}
+    sources = [_source(s) for s in spec.get("sources") or ([spec["source"]] if spec.get("source") else [])]
+    first = sources[0] if sources else _source(None)
+    policy = spec.get("syncPolicy") or {}
+    auto = policy.get("automated")
+    op = st.get("operationState") or {}
+    sync = st.get("sync") or {}
+    owner = next(iter(meta.get("ownerReferences") or []), None)
+    parent = (
+        f"{owner['kind']}/{owner['name']}" if owner else (meta.get("labels") or {}).get("argocd.argoproj.io/instance")
+    )
+    return {
+        "name": meta.get("name"),
+        "namespace": meta.get("namespace"),
+        "project": spec.get("project"),
+        "repo_url": first["repo_url"],
+        "path": first["path"],
+        "target_revision": first["target_revision"],
+        "sources": sources,
+        "dest_server": (spec.get("destination") or {}).get("server"),
+        "dest_namespace": (spec.get("destination") or {}).get("namespace"),
+        "sync_status": sync.get("status"),
+        "sync_revision": sync.get("revision") or next(iter(sync.get("revisions") or []), None),
+        "sync_revisions": list(sync.get("revisions") or []),
+        "health_status": (st.get("health") or {}).get("status"),
+        "automated": auto is not None and auto.get("enabled", True) is not False,
+        "prune": bool((auto or {}).get("prune")),
+        "self_heal": bool((auto or {}).get("selfHeal")),
+        "operation_phase": op.get("phase"),
+        "operation_revision": (op.get("syncResult") or {}).get("revision")
+        or ((op.get("operation") or {}).get("sync") or {}).get("revision"),
+        "operation_finished_at": _ts(op.get("finishedAt")),
+        "reconciled_at": _ts(st.get("reconciledAt")),
+        "parent": parent,
+        "created_at": _ts(meta.get("creationTimestamp")),
+    }
+
+
+def _history_rows(a: dict[str, Any]) -> list[dict[str, Any]]:
+    name = (a.get("metadata") or {}).get("name")
+    rows = []
+    for h in (a.get("status") or {}).get("history") or []:
+        by = h.get("initiatedBy") or {}
+        src = h.get("source") or next(iter(h.get("sources") or []), None)
+        rows.append(
+            {
+                "app": name,
+                "id": h.get("id"),
+                "revision": h.get("revision") or next(iter(h.get("revisions") or []), None),
+                "revisions": list(h.get("revisions") or []),
+                "deploy_started_at": _ts(h.get("deployStartedAt")),
+                "deployed_at": _ts(h.get("deployedAt")),
+                "initiated_by": "automated" if by.get("automated") else by.get("username"),
+                "source": _source(src),
+            }
+        )
+    return rows
