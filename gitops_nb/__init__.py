@@ -7,8 +7,13 @@ imported only where they are used.
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
+from .cluster import Cluster
 from .errors import (
+    ArgoCDNotFoundError,
+    ClusterError,
+    ClusterUnreachableError,
     EmptyRepoError,
+    ForbiddenError,
     GitOpsNbError,
     InputError,
     NotARepoError,
@@ -19,8 +24,11 @@ from .errors import (
     SandboxStartError,
     ShallowHistoryError,
     TimeParseError,
+    UnknownAppError,
+    UnknownContextError,
     UnknownRevisionError,
 )
+from .evidence import Snapshot, snapshot
 from .history import DeployRepo
 from .report import load_results, save_results
 from .timeline import Investigation, culprits, investigate, what_changed
@@ -32,8 +40,13 @@ if _TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArgoCDNotFoundError",
+    "Cluster",
+    "ClusterError",
+    "ClusterUnreachableError",
     "DeployRepo",
     "EmptyRepoError",
+    "ForbiddenError",
     "GitOpsNbError",
     "InputError",
     "Investigation",
@@ -45,7 +58,10 @@ __all__ = [
     "SandboxError",
     "SandboxStartError",
     "ShallowHistoryError",
+    "Snapshot",
     "TimeParseError",
+    "UnknownAppError",
+    "UnknownContextError",
     "UnknownRevisionError",
     "culprits",
     "describe_time",
@@ -56,6 +72,7 @@ __all__ = [
     "plot_timeline",
     "save_results",
     "show",
+    "snapshot",
     "what_changed",
     "with_local_time",
 ]

@@ -20,6 +20,7 @@ from .errors import (
     UnknownAppError,
     UnknownContextError,
 )
+from .evidence import Evidence
 from .times import parse_at
 
 __all__ = ["GITOPS_MANAGERS", "Cluster", "flatten_fields"]
@@ -65,7 +66,7 @@ def flatten_fields(fields_v1: dict[str, Any] | None, prefix: str = "") -> list[s
     return out
 
 
-class Cluster:
+class Cluster(Evidence):
     """One Kubernetes cluster (a kubeconfig context) and its Argo CD.
 
     Args:
@@ -222,6 +223,33 @@ class Cluster:
     def applications(self) -> pd.DataFrame:
         """One row per Application (schema :data:`schema.APPLICATIONS`)."""
         return schema.frame(schema.APPLICATIONS, [_app_row(a) for a in self.raw_applications()])
+
+    def history(self) -> pd.DataFrame:
+        """Every Application's deploy history in one frame (schema :data:`schema.APP_HISTORY`)."""
+        return schema.frame(schema.APP_HISTORY, [r for a in self.raw_applications() for r in _history_rows(a)])
+
+    def operations(self) -> pd.DataFrame:
+        """Each Application's current or last operation (schema :data:`schema.OPERATIONS`)."""
+        rows = []
+        for a in self.raw_applications():
+            op = (a.get("status") or {}).get("operationState")
+            if not op:
+                continue
+            by = (op.get("operation") or {}).get("initiatedBy") or {}
+            rows.append(
+                {
+                    "app": a["metadata"]["name"],
+                    "phase": op.get("phase"),
+                    "message": _scrub(op.get("message")),
+                    "revision": (op.get("syncResult") or {}).get("revision")
+                    or ((op.get("operation") or {}).get("sync") or {}).get("revision"),
+                    "started_at": _ts(op.get("startedAt")),
+                    "finished_at": _ts(op.get("finishedAt")),
+                    "initiated_by": "automated" if by.get("automated") else by.get("username"),
+                    "retry_count": op.get("retryCount"),
+                }
+            )
+        return schema.frame(schema.OPERATIONS, rows)
 
     def app_history(self, app: str) -> pd.DataFrame:
         """The deploys Argo CD recorded for ``app`` (schema :data:`schema.APP_HISTORY`), oldest first."""

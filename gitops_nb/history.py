@@ -249,9 +249,9 @@ class DeployRepo:
             args.append(f"--max-age={lo}")
         if hi is not None:
             args.append(f"--min-age={hi}")
-        args.append(sha)
+        args += [sha, "--"]  # "--": a file named like the rev must not make it ambiguous
         if paths:
-            args += ["--", *([paths] if isinstance(paths, str) else paths)]
+            args += [paths] if isinstance(paths, str) else list(paths)
         return args
 
     def _walk(
@@ -459,6 +459,13 @@ class DeployRepo:
             texts = {p: c.decode("utf-8", "replace") for p in kpaths if isinstance(c := content[f"{sha}:{p}"], bytes)}
             self._apps[sha] = schema.frame(schema.APPS, build_apps(paths, texts))
         return self._apps[sha].copy()
+
+    def ancestors(self, rev: str, since: TimeBound = None) -> set[str]:
+        """The shas reachable from ``rev`` (committed at or after ``since``); empty if ``rev`` is unknown."""
+        self._check_rev(rev)
+        args = ["rev-list", *self._log_args(rev, since, None, None)]
+        status, out, _ = run(self._git, args, path=self.path, check=False)
+        return set(out.decode().split()) if status == 0 else set()
 
     def affected_apps(self, sha: str) -> pd.DataFrame:
         """The Kustomize roots a commit changes, with the ``matched`` files.

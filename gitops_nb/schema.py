@@ -99,6 +99,8 @@ TIMELINE: Schema = {
     "score": "float64",  # culprit score, 0 for rows after T
     "rank": "Int64",  # 1 = most likely culprit; <NA> for rows that are not candidates
     "why": "object",  # how the score was made
+    "deployed_at": UTC,  # git rows: when Argo CD first deployed a revision containing the commit (cluster given)
+    "argocd_app": "object",  # cluster rows: the Argo CD Application the row is about
 }
 
 #: The ranked culprits (``culprits``): the candidate rows of a timeline, best first.
@@ -243,4 +245,16 @@ FIELD_EDITS: Schema = {
     "subresource": "object",
     "fields": "object",  # list[str] of dotted field paths this manager owns
     "is_gitops": "bool",  # True for Argo CD's own managers
+}
+
+#: One row per Application's last operation (``Cluster.operations``).
+OPERATIONS: Schema = {
+    "app": "object",
+    "phase": "object",  # Running, Succeeded, Failed, Error, Terminating
+    "message": "object",
+    "revision": "object",
+    "started_at": UTC,
+    "finished_at": UTC,
+    "initiated_by": "object",  # a user name, or "automated"
+    "retry_count": "Int64",
 }

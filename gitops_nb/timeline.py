@@ -89,6 +89,37 @@ def _score(
     return round(proximity * weight * breadth, 4), "; ".join(why)
 
 
+def _deploys(
+    repo: DeployRepo, cluster_rows: pd.DataFrame, since: pd.Timestamp
+) -> dict[str, list[tuple[pd.Timestamp, str, str]]]:
+    """sha -> [(deployed_at, Kustomize root, Argo CD app)] for every commit a deploy in ``cluster_rows`` contained."""
+    out: dict[str, list[tuple[pd.Timestamp, str, str]]] = defaultdict(list)
+    deploys = cluster_rows[
+        (cluster_rows["source"] == "argocd") & cluster_rows["summary"].str.startswith("Argo CD deployed")
+    ]
+    contained: dict[str, set[str]] = {}
+    for d in deploys.itertuples(index=False):
+        if not isinstance(d.sha, str) or not d.sha:
+            continue
+        if d.sha not in contained:
+            contained[d.sha] = repo.ancestors(d.sha, since=since)
+        for sha in contained[d.sha]:
+            out[sha].append((d.time, d.app, d.argocd_app))
+    return out
+
+
+def _edit_score(row: dict[str, Any], t: pd.Timestamp) -> tuple[float, str | None]:
+    """Manual field edits are culprit candidates; other cluster rows are evidence."""
+    if row["source"] != "field-edit" or row["before_at"] < pd.Timedelta(0):
+        return 0.0, None
+    minutes = row["before_at"].total_seconds() / 60
+    fields = row.get("fields") or []
+    weight, top = _weight([f for f in fields if not f.startswith("metadata.")]) if fields else (0.5, "")
+    weight = weight or 0.5
+    why = f"{minutes:.0f}m before T; manual change by {row['author']}" + (f"; changes {top}" if top else "")
+    return round(0.5 ** (minutes / _HALF_LIFE_MIN) * weight * 1.2, 4), why
+
+
 def what_changed(
     repo: DeployRepo | str | Path,
     at: str | datetime | pd.Timestamp = "now",
@@ -160,6 +191,8 @@ def what_changed(
         for sha, by, when in zip(commits["reverts"], commits["sha"], commits["committed_at"], strict=True)
         if sha is not None and when <= t
     }
+    extra = cluster.timeline(lo, hi, wanted or None) if cluster is not None else None
+    deployed = _deploys(r, extra, lo) if extra is not None else {}
     rows: list[dict[str, Any]] = []
     for c in commits.itertuples(index=False):
         touched = sorted({app for f in c.files for app in index.get(f, [])})
@@ -167,6 +200,8 @@ def what_changed(
             continue
         details = by_sha.get(c.sha, [])
         before = t - c.committed_at
+        dep = [d for d in deployed.get(c.sha, []) if d[1] in touched or not touched]
+        first = min(dep) if dep else None
         row: dict[str, Any] = {
             "time": c.committed_at,
             "source": "git",
@@ -181,23 +216,34 @@ def what_changed(
             "score": 0.0,
             "rank": None,
             "why": None,
+            "deployed_at": first[0] if first else None,
+            "argocd_app": ", ".join(sorted({d[2] for d in dep})) or None,
         }
         if before >= pd.Timedelta(0):
-            row["score"], row["why"] = _score(
-                before.total_seconds() / 60,
+            basis = before
+            factor, note = 1.0, ""
+            if extra is not None and first is not None and first[0] <= t:
+                basis, factor, note = t - first[0], 1.5, f"deployed {first[0]:%H:%M} UTC to {first[2]}"
+            elif extra is not None and touched:
+                factor, note = 0.3, "not deployed before T"
+            score, why = _score(
+                basis.total_seconds() / 60,
                 len(touched),
                 [f for f, _ in details],
                 is_merge=bool(c.is_merge),
                 is_revert=c.reverts is not None,
                 reverted_by=reverted.get(c.sha),
             )
+            row["score"], row["why"] = round(score * factor, 4), "; ".join(x for x in (why, note) if x)
         rows.append(row)
 
     out = schema.frame(schema.TIMELINE, rows)
-    if cluster is not None:
-        extra = cluster.timeline(lo, hi, wanted or None)
-        extra = extra.assign(before_at=t - extra["time"]) if len(extra) else extra
-        out = pd.concat([out, schema.frame(schema.TIMELINE, extra.to_dict("records"))], ignore_index=True)
+    if extra is not None and len(extra):
+        extra = extra.assign(before_at=t - extra["time"])
+        scores = [_edit_score(row, t) for row in extra.to_dict("records")]
+        extra["score"] = [s for s, _ in scores]
+        extra["why"] = [w for _, w in scores]
+        out = pd.concat([out, extra[list(schema.TIMELINE)]], ignore_index=True)
     out = out.sort_values("time", ascending=False, kind="stable").reset_index(drop=True)
     cand = out.index[(out["before_at"] >= pd.Timedelta(0)) & (out["score"] > 0)]
     order = out.loc[cand].sort_values(["score", "time"], ascending=[False, False]).index
@@ -217,8 +263,15 @@ class Investigation:
     """The frames of one "what changed at T" investigation, ready to show and save."""
 
     def __init__(
-        self, repo: DeployRepo, timeline: pd.DataFrame, commits: pd.DataFrame, changes: pd.DataFrame, apps: pd.DataFrame
+        self,
+        repo: DeployRepo,
+        timeline: pd.DataFrame,
+        commits: pd.DataFrame,
+        changes: pd.DataFrame,
+        apps: pd.DataFrame,
+        cluster: TimelineSource | None = None,
     ) -> None:
+        self.cluster = cluster
         self.repo = repo
         self.timeline = timeline
         self.commits = commits
@@ -237,6 +290,7 @@ class Investigation:
         top = self.culprits.head(1)
         return {
             "repo": self.repo.path,
+            "cluster": repr(self.cluster) if self.cluster is not None else None,
             "at": self.at,
             "window": self.window,
             "since": self.at - self.window,
@@ -265,7 +319,12 @@ class Investigation:
             "manifest_changes": self.changes,
             "apps": self.apps,
         }
-        return save_results(output_dir, frames, self.summary())
+        out = save_results(output_dir, frames, self.summary())
+        if self.cluster is not None and hasattr(self.cluster, "raw_applications"):  # live: keep the evidence
+            from .evidence import snapshot
+
+            snapshot(self.cluster, out / "evidence")  # type: ignore[arg-type]
+        return out
 
 
 def investigate(
@@ -276,18 +335,25 @@ def investigate(
     cluster: TimelineSource | None = None,
     *,
     kube_context: str | None = None,
+    kubeconfig: str | None = None,
+    argocd_namespace: str = "argocd",
+    snapshot_dir: str | Path | None = None,
     rev: str = "HEAD",
 ) -> Investigation:
     """Run :func:`what_changed` and gather the commits, semantic changes and apps it rests on.
 
-    ``kube_context`` is reserved for the cluster side; this version is git-only and
-    refuses a context rather than silently ignoring it.
+    The cluster side comes from ``cluster`` (a :class:`Cluster` or :class:`Snapshot`), or
+    is opened from ``kube_context`` (and ``kubeconfig``), or read from ``snapshot_dir``;
+    with none of them the investigation is git-only.
     """
-    if kube_context:
-        raise InputError(
-            f"kube_context={kube_context!r} was given, but this version of gitops_nb reads git only: "
-            "leave kube_context empty (the cluster timeline is not built yet)"
-        )
+    if cluster is None and kube_context:
+        from .cluster import Cluster
+
+        cluster = Cluster(kube_context, kubeconfig=kubeconfig, argocd_namespace=argocd_namespace)
+    elif cluster is None and snapshot_dir:
+        from .evidence import Snapshot
+
+        cluster = Snapshot(snapshot_dir)
     r = repo if isinstance(repo, DeployRepo) else DeployRepo(repo)
     tl = what_changed(r, at, window, apps, cluster, rev=rev)
     lo, hi = tl.attrs["at"] - tl.attrs["window"], tl.attrs["at"] + tl.attrs["after"]
@@ -297,4 +363,4 @@ def investigate(
     if tl.attrs["apps"]:
         commits = commits[commits["sha"].isin(shas)].reset_index(drop=True)
         changes = changes[changes["sha"].isin(shas)].reset_index(drop=True)
-    return Investigation(r, tl, commits, changes, r.apps(rev))
+    return Investigation(r, tl, commits, changes, r.apps(rev), cluster)

@@ -10,6 +10,7 @@ from gitops_nb import (
     InputError,
     NaiveTimeWarning,
     TimeParseError,
+    UnknownContextError,
     culprits,
     investigate,
     load_results,
@@ -92,5 +93,10 @@ def test_investigate_saves_results(demo_repo: DemoRepo, tmp_path) -> None:
     assert pd.Timestamp(summary["at"]) == demo_repo.incident_at
     assert list(frames["timeline"]["sha"]) == list(inv.timeline["sha"])
     assert str(frames["timeline"]["time"].dt.tz) == "UTC"
-    with pytest.raises(InputError, match="reads git only"):
-        investigate(demo_repo.path, demo_repo.incident_at, "3h", kube_context="prod")
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: a\nclusters: [{name: a, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+        "users: [{name: a, user: {}}]\ncontexts: [{name: a, context: {cluster: a, user: a}}, {name: staging, context: {cluster: a, user: a}}]\n"
+    )
+    with pytest.raises(UnknownContextError, match=r"'prod'.*Known contexts: a, staging"):
+        investigate(demo_repo.path, demo_repo.incident_at, "3h", kube_context="prod", kubeconfig=str(kubeconfig))
