@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
 from .cluster import Cluster
+from .drift import drift, manual_edits
 from .errors import (
     ArgoCDNotFoundError,
     ClusterError,
@@ -65,8 +66,10 @@ __all__ = [
     "UnknownRevisionError",
     "culprits",
     "describe_time",
+    "drift",
     "investigate",
     "load_results",
+    "manual_edits",
     "parse_at",
     "parse_window",
     "plot_timeline",

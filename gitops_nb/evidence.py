@@ -62,6 +62,9 @@ class Evidence:
 
     argocd_namespace: str = "argocd"
 
+    def app_resources(self, app: str) -> pd.DataFrame:  # pragma: no cover - interface
+        raise NotImplementedError
+
     def timeline(self, since: pd.Timestamp, until: pd.Timestamp, apps: Sequence[str] | None = None) -> pd.DataFrame:
         """Cluster rows for :func:`what_changed` between ``since`` and ``until`` (schema :data:`schema.TIMELINE`).
 

@@ -161,6 +161,9 @@ def what_changed(
     for app, files in zip(roots["app"], roots["files"], strict=True):
         for f in files:
             index[f].append(app)
+    if wanted and cluster is not None and hasattr(cluster, "applications"):  # Argo CD app names -> their paths
+        argo = cluster.applications()
+        wanted += [p for n, p in zip(argo["name"], argo["path"], strict=True) if n in wanted and p]
     if wanted:
         known = list(roots["app"])
         if not any(_match_app(x, wanted) for x in known):
@@ -279,6 +282,11 @@ class Investigation:
         self.apps = apps
         self.at: pd.Timestamp = timeline.attrs["at"]
         self.window: pd.Timedelta = timeline.attrs["window"]
+
+    def rows(self, source: str) -> pd.DataFrame:
+        """The timeline rows of one source: ``git``, ``argocd``, ``argocd-event``, ``k8s-event``,
+        ``rollout`` or ``field-edit``."""
+        return self.timeline[self.timeline["source"] == source].reset_index(drop=True)
 
     @property
     def culprits(self) -> pd.DataFrame:
