@@ -52,6 +52,10 @@ COMPONENTS = (
 )
 
 
+#: processes this Python process started, kept referenced so they are never garbage-collected while running
+_STARTED: dict[int, subprocess.Popen[bytes]] = {}
+
+
 def default_cache() -> Path:
     """Where builds are cached (``$GITOPS_NB_CACHE``, default ``~/.cache/gitops-nb``)."""
     return Path(os.environ.get("GITOPS_NB_CACHE", Path.home() / ".cache" / "gitops-nb"))
@@ -579,6 +583,7 @@ class Sandbox:
                 cwd=self.state,
                 start_new_session=True,
             )
+        _STARTED[proc.pid] = proc
         self._pidfile(c).write_text(json.dumps({"pid": proc.pid, "exe": cmd[0], "started": time.time()}))
 
         def ready() -> bool:
@@ -623,13 +628,17 @@ class Sandbox:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout
+            proc = _STARTED.pop(pid, None)
+            if proc is not None:  # started by this process: wait() reaps it
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout)
             while time.monotonic() < deadline and _pid_cmdline(pid) is not None:
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pid, os.WNOHANG)
                 time.sleep(0.1)
             if _pid_cmdline(pid) is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
+                if proc is not None:
+                    proc.wait(5)
             self._pidfile(c).unlink(missing_ok=True)
             stopped.append(c)
         return stopped

@@ -75,11 +75,14 @@ binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler argocd
     argocd-application-controller argocd-repo-server argocd-git-ask-pass
     kwok kustomize)
 
+crds=$root/crds
+
 all_present() {
     local b
     for b in "${binaries[@]}"; do
         [[ -x $bin/$b ]] || return 1
     done
+    [[ -f $crds/application-crd.yaml && -f $crds/appproject-crd.yaml ]]
 }
 
 if [[ -f $stamp ]] && all_present; then
@@ -144,6 +147,15 @@ step argocd go_build argocd argocd . "$argocd_ld"
 for c in argocd-application-controller argocd-repo-server argocd-git-ask-pass; do
     ln -sfn argocd "$bin/$c"
 done
+
+# Argo CD's CRDs, from the same module version (the sandbox applies them at `up`).
+if [[ ! -f $crds/application-crd.yaml ]]; then
+    argocd_dir=$(cd "$here/argocd" && "$GO" list -mod=readonly -m -f '{{.Dir}}' github.com/argoproj/argo-cd/v3)
+    mkdir -p "$crds"
+    cp "$argocd_dir"/manifests/crds/*-crd.yaml "$crds/"
+    chmod u+w "$crds"/*.yaml
+    log "Argo CD CRDs copied to $crds"
+fi
 
 # --- kwok and kustomize: plain `go install pkg@version`.
 go_install() {

@@ -20,6 +20,9 @@ T0 = pd.Timestamp("2026-03-18T08:00:00Z")
 def _scrub_env(tmp_path_factory: pytest.TempPathFactory) -> None:
     """No user or system git config, no kubeconfig of the developer's, leak into tests."""
     home = tmp_path_factory.mktemp("home")
+    # the sandbox's build cache and the developer's running sandbox stay where they are
+    os.environ.setdefault("GITOPS_NB_CACHE", str(Path.home() / ".cache" / "gitops-nb"))
+    os.environ.setdefault("GITOPS_NB_STATE", str(Path(os.environ["GITOPS_NB_CACHE"]) / "run"))
     os.environ["HOME"] = str(home)
     os.environ["GIT_CONFIG_NOSYSTEM"] = "1"
     os.environ.pop("KUBECONFIG", None)

@@ -128,11 +128,20 @@ def test_manual_replica_edit_is_self_healed(sandbox: Sandbox, app: dict) -> None
 
     wait_app(app["api"], app["name"], revision=app["sha"], timeout=120)
     apps = client.AppsV1Api(app["api"])
+    edited_at = pd.Timestamp.now(tz="UTC").floor("s")
     apps.patch_namespaced_deployment("web", app["ns"], {"spec": {"replicas": 5}}, field_manager="kubectl-edit")
-    assert _deployment(app["api"], app["ns"]).spec.replicas == 5
+    edited = _deployment(app["api"], app["ns"])
+    assert edited.spec.replicas == 5 and "kubectl-edit" in {m.manager for m in edited.metadata.managed_fields}
     _wait(lambda: _deployment(app["api"], app["ns"]).spec.replicas == 2, timeout=60)
-    managers = {m.manager for m in _deployment(app["api"], app["ns"]).metadata.managed_fields}
-    assert "kubectl-edit" in managers  # the edit happened, and Argo CD put git's value back
+    # it was Argo CD's self-heal: a sync of the same revision started after the edit, and it owns the field again
+    healed = _deployment(app["api"], app["ns"])
+    owner = [m.manager for m in healed.metadata.managed_fields if "f:replicas" in (m.fields_v1 or {}).get("f:spec", {})]
+    assert owner == ["argocd-controller"]
+    raw = client.CustomObjectsApi(app["api"]).get_namespaced_custom_object(
+        "argoproj.io", "v1alpha1", "argocd", "applications", app["name"])
+    op = raw["status"]["operationState"]
+    assert pd.Timestamp(op["startedAt"]) >= edited_at and op["phase"] == "Succeeded"
+    assert op["syncResult"]["revision"] == app["sha"]
     state = wait_app(app["api"], app["name"], revision=app["sha"], timeout=60)
     assert state["sync_status"] == "Synced"
 
@@ -181,6 +190,7 @@ def test_stale_pid_file_is_ignored_and_never_kills_a_stranger(tmp_path: Path) ->
         assert stranger.poll() is None
     finally:
         stranger.kill()
+        stranger.wait()
 
 
 def test_port_taken_by_another_process(tmp_path: Path) -> None:
