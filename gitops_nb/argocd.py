@@ -107,6 +107,7 @@ def wait_app(
             state["sync_status"] == "Synced"
             and state["health_status"] == "Healthy"
             and state["sync_revision"] == revision
+            and state["operation_phase"] in (None, "Succeeded")
         ):
             return state
         time.sleep(interval)

@@ -30,7 +30,6 @@ PAGE = 500
 #: field managers that are Argo CD itself (or Kubernetes controllers acting for it)
 GITOPS_MANAGERS = frozenset({"argocd-controller", "argocd-application-controller", "argocd"})
 _CONTROLLER_MANAGERS = frozenset({"kube-controller-manager", "kube-scheduler", "kubelet", "kwok"})
-_SECRET_KINDS = {"Secret"}
 
 
 def _ts(value: Any) -> pd.Timestamp | None:
@@ -163,15 +162,20 @@ class Cluster(Evidence):
                 verb=verb,
             ) from e
 
-    def _pages(self, verb: str, resource: str, lister: Callable[..., Any], **kw: Any) -> Iterator[Any]:
-        """Every item of a list call, page by page (``limit``/``continue``)."""
+    def _pages(self, verb: str, resource: str, lister: Callable[..., Any], **kw: Any) -> Iterator[dict[str, Any]]:
+        """Every item of a list call as plain JSON, page by page (``limit``/``continue``).
+
+        Raw JSON, not the client's models: faster, and immune to model validation of
+        fields older objects leave null.
+        """
         token = None
         while True:
-            page = self._call(verb, resource, lambda token=token: lister(limit=PAGE, _continue=token, **kw))
-            items = page["items"] if isinstance(page, dict) else page.items
-            yield from items
-            meta = page["metadata"] if isinstance(page, dict) else page.metadata
-            token = (meta.get("continue") if isinstance(meta, dict) else meta._continue) or None
+            resp = self._call(
+                verb, resource, lambda token=token: lister(limit=PAGE, _continue=token, _preload_content=False, **kw)
+            )
+            page = json.loads(resp.data)
+            yield from page.get("items") or []
+            token = (page.get("metadata") or {}).get("continue") or None
             if not token:
                 return
 
@@ -285,44 +289,42 @@ class Cluster(Evidence):
     ) -> pd.DataFrame:
         """Kubernetes events, Argo CD's own included (schema :data:`schema.EVENTS`), oldest first.
 
-        Read through ``events.k8s.io/v1`` (the same objects as core ``v1`` Events, with the
-        reporting controller and event series). Events expire (one hour by default): use
-        :func:`snapshot` to keep them.
+        Core ``v1`` Events are the same objects as ``events.k8s.io/v1`` ones (one storage);
+        ``series`` and the reporting component are read when set. Events expire (one hour
+        by default): use :func:`snapshot` to keep them.
         """
-        ev = self._client.EventsV1Api(self.api)
+        core = self._client.CoreV1Api(self.api)
         if namespace:
-            items = self._pages("list", "events.events.k8s.io", ev.list_namespaced_event, namespace=namespace)
+            items = self._pages("list", "events", core.list_namespaced_event, namespace=namespace)
         else:
-            items = self._pages("list", "events.events.k8s.io", ev.list_event_for_all_namespaces)
+            items = self._pages("list", "events", core.list_event_for_all_namespaces)
         lo = parse_at(since) if since is not None else None
         hi = parse_at(until) if until is not None else None
         rows = []
         for e in items:
-            series = e.series
+            meta, series, obj = e.get("metadata") or {}, e.get("series") or {}, e.get("involvedObject") or {}
             last = _ts(
-                (series.last_observed_time if series else None)
-                or e.event_time
-                or e.deprecated_last_timestamp
-                or e.metadata.creation_timestamp
+                series.get("lastObservedTime")
+                or e.get("lastTimestamp")
+                or e.get("eventTime")
+                or meta.get("creationTimestamp")
             )
-            first = _ts(e.deprecated_first_timestamp or e.event_time or e.metadata.creation_timestamp)
+            first = _ts(e.get("firstTimestamp") or e.get("eventTime") or meta.get("creationTimestamp"))
             if last is None or (lo is not None and last < lo) or (hi is not None and last > hi):
                 continue
-            obj = e.regarding
             rows.append(
                 {
                     "time": last,
                     "first_time": first,
-                    "namespace": e.metadata.namespace,
-                    "type": e.type,
-                    "reason": e.reason,
-                    "message": _scrub(e.note),
-                    "object_kind": obj.kind if obj else None,
-                    "object_namespace": obj.namespace if obj else None,
-                    "object_name": obj.name if obj else None,
-                    "count": (series.count if series else None) or e.deprecated_count or 1,
-                    "source": e.reporting_controller
-                    or (e.deprecated_source.component if e.deprecated_source else None),
+                    "namespace": meta.get("namespace"),
+                    "type": e.get("type"),
+                    "reason": e.get("reason"),
+                    "message": _scrub(e.get("message")),
+                    "object_kind": obj.get("kind"),
+                    "object_namespace": obj.get("namespace"),
+                    "object_name": obj.get("name"),
+                    "count": series.get("count") or e.get("count") or 1,
+                    "source": e.get("reportingComponent") or (e.get("source") or {}).get("component"),
                 }
             )
         rows.sort(key=lambda r: r["time"])
@@ -333,20 +335,22 @@ class Cluster(Evidence):
         apps = self._client.AppsV1Api(self.api)
         rows = []
         for rs in self._pages("list", "replicasets.apps", apps.list_namespaced_replica_set, namespace=namespace):
-            owner = next((o for o in rs.metadata.owner_references or [] if o.kind == "Deployment"), None)
-            if owner is None or (name is not None and owner.name != name):
+            meta, spec, st = rs.get("metadata") or {}, rs.get("spec") or {}, rs.get("status") or {}
+            owner = next((o for o in meta.get("ownerReferences") or [] if o.get("kind") == "Deployment"), None)
+            if owner is None or (name is not None and owner["name"] != name):
                 continue
-            rev = (rs.metadata.annotations or {}).get("deployment.kubernetes.io/revision")
+            rev = (meta.get("annotations") or {}).get("deployment.kubernetes.io/revision")
+            containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
             rows.append(
                 {
                     "namespace": namespace,
-                    "deployment": owner.name,
-                    "replicaset": rs.metadata.name,
+                    "deployment": owner["name"],
+                    "replicaset": meta.get("name"),
                     "revision": int(rev) if rev and rev.isdigit() else None,
-                    "images": [c.image for c in rs.spec.template.spec.containers],
-                    "created_at": _ts(rs.metadata.creation_timestamp),
-                    "replicas": rs.status.replicas or 0,
-                    "ready_replicas": rs.status.ready_replicas or 0,
+                    "images": [c.get("image") for c in containers],
+                    "created_at": _ts(meta.get("creationTimestamp")),
+                    "replicas": st.get("replicas") or 0,
+                    "ready_replicas": st.get("readyReplicas") or 0,
                     "current": False,
                 }
             )
@@ -382,23 +386,21 @@ class Cluster(Evidence):
             if kind not in wanted:
                 continue
             for obj in lister():
-                for m in obj.metadata.managed_fields or []:
-                    if m.manager in _CONTROLLER_MANAGERS or m.subresource == "status":
+                meta = obj.get("metadata") or {}
+                for m in meta.get("managedFields") or []:
+                    if m.get("manager") in _CONTROLLER_MANAGERS or m.get("subresource") == "status":
                         continue
-                    fields = flatten_fields(m.fields_v1)
-                    if kind in _SECRET_KINDS:  # which keys changed, never their values
-                        fields = [f for f in fields if f]
                     rows.append(
                         {
-                            "time": _ts(m.time),
+                            "time": _ts(m.get("time")),
                             "namespace": namespace,
                             "kind": kind,
-                            "name": obj.metadata.name,
-                            "manager": m.manager,
-                            "operation": m.operation,
-                            "subresource": m.subresource or None,
-                            "fields": fields,
-                            "is_gitops": m.manager in GITOPS_MANAGERS,
+                            "name": meta.get("name"),
+                            "manager": m.get("manager"),
+                            "operation": m.get("operation"),
+                            "subresource": m.get("subresource") or None,
+                            "fields": flatten_fields(m.get("fieldsV1")),
+                            "is_gitops": m.get("manager") in GITOPS_MANAGERS,
                         }
                     )
         rows.sort(key=lambda r: (r["time"] is None, r["time"] or pd.Timestamp(0, tz="UTC")))

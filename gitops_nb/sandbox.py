@@ -549,6 +549,7 @@ class Sandbox:
                 str(self.app_resync_seconds),
                 "--app-resync-jitter",
                 "0",
+                "--persist-resource-health",  # v3 keeps resource health out of the CRD by default
                 "--metrics-port",
                 str(p.controller_metrics),
                 "--status-processors",

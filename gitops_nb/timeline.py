@@ -117,7 +117,8 @@ def _edit_score(row: dict[str, Any], t: pd.Timestamp) -> tuple[float, str | None
     weight, top = _weight([f for f in fields if not f.startswith("metadata.")]) if fields else (0.5, "")
     weight = weight or 0.5
     why = f"{minutes:.0f}m before T; manual change by {row['author']}" + (f"; changes {top}" if top else "")
-    return round(0.5 ** (minutes / _HALF_LIFE_MIN) * weight * 1.2, 4), why
+    # as concrete as a deploy (x1.5) to the one app it touched (breadth 2): a change nobody put in git
+    return round(0.5 ** (minutes / _HALF_LIFE_MIN) * weight * 2 * 1.5, 4), why
 
 
 def what_changed(
