@@ -138,7 +138,8 @@ def test_manual_replica_edit_is_self_healed(sandbox: Sandbox, app: dict) -> None
     owner = [m.manager for m in healed.metadata.managed_fields if "f:replicas" in (m.fields_v1 or {}).get("f:spec", {})]
     assert owner == ["argocd-controller"]
     raw = client.CustomObjectsApi(app["api"]).get_namespaced_custom_object(
-        "argoproj.io", "v1alpha1", "argocd", "applications", app["name"])
+        "argoproj.io", "v1alpha1", "argocd", "applications", app["name"]
+    )
     op = raw["status"]["operationState"]
     assert pd.Timestamp(op["startedAt"]) >= edited_at and op["phase"] == "Succeeded"
     assert op["syncResult"]["revision"] == app["sha"]
