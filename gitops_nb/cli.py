@@ -64,28 +64,50 @@ def run_notebook(
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import remake_demo_repo
+    from .report import load_results
 
     work = Path(args.workdir).resolve()
-    repo_dir = work / "deploy-config"
-    demo = remake_demo_repo(repo_dir)
-    print(f"demo deploy-config repo: {repo_dir} ({len(demo.commits)} commits, apps: {', '.join(demo.apps)})")
-    print(f"demo incident time T: {demo.incident_at.isoformat()}")
+    params: dict[str, Any] = {
+        "apps": "",
+        "argocd_namespace": "argocd",
+        "snapshot_dir": "",
+        "output_dir": str(work / "results"),
+    }
+    if args.git_only:
+        demo = remake_demo_repo(work / "deploy-config")
+        print(f"demo deploy-config repo: {demo.path} ({len(demo.commits)} commits, apps: {', '.join(demo.apps)})")
+        params.update(
+            repo_path=str(demo.path),
+            at=demo.incident_at.isoformat(),
+            window=args.window or "3h",
+            kube_context="",
+            kubeconfig="",
+        )
+        expected = demo.commits["checkout-prod-bad"]
+    else:
+        from .demo import deploy_demo
+        from .sandbox import Sandbox, main_progress
+
+        sb = Sandbox()
+        t = time.monotonic()
+        sb.up(progress=main_progress)
+        main_progress(f"sandbox up in {time.monotonic() - t:.1f}s; deploying the demo with Argo CD")
+        dep = deploy_demo(sb, work, progress=main_progress)
+        print(f"demo deploy-config repo: {dep.repo.path}; Applications: {', '.join(dep.apps)}")
+        params.update(
+            repo_path=str(dep.repo.path),
+            at=dep.incident_at.isoformat(),
+            window=args.window or "15m",
+            kube_context="gitops-nb-sandbox",
+            kubeconfig=str(sb.kubeconfig),
+        )
+        expected = dep.bad_sha
+    print(f"demo incident time T: {params['at']}")
     if args.no_run:
         return 0
     out = work / "what_changed.ipynb"
-    params = {
-        "repo_path": str(repo_dir),
-        "at": demo.incident_at.isoformat(),
-        "window": args.window,
-        "apps": "",
-        "kube_context": "",
-        "argocd_namespace": "argocd",
-        "output_dir": str(work / "results"),
-    }
     print("running notebooks/what_changed.ipynb with papermill ...", flush=True)
     run_notebook("what_changed", out, params)
-    from .report import load_results
-
     _, summary = load_results(work / "results")
     top = summary.get("top_culprit") or {}
     print(f"executed notebook: {out}")
@@ -93,7 +115,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"results:           {work / 'results'} (parquet + csv + summary.json)")
     print(f"commits in window: {summary['commits']}, semantic changes: {summary['manifest_changes']}")
     if top:
-        print(f"top culprit:       {top['sha'][:10]} {top['summary']} ({top['time']})")
+        mark = "(the planted bad deploy)" if top["sha"] == expected else "(NOT the planted bad deploy)"
+        print(f"top culprit:       {top['sha'][:10]} {top['summary']} ({top['time']}) {mark}")
+    if not args.git_only:
+        print(
+            "the sandbox keeps running: `gitops-nb sandbox down` stops it; `eval $(gitops-nb sandbox env)` for kubectl"
+        )
     return 0
 
 
@@ -160,12 +187,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True)
 
-    d = sub.add_parser("demo", help="build the demo deploy-config repo and run the what-changed notebook on it")
+    d = sub.add_parser(
+        "demo",
+        help="start the sandbox, deploy the demo deploy-config repo with Argo CD, play an "
+        "incident, and run the what-changed notebook on it",
+    )
     d.add_argument(
         "--workdir", default="out/demo", help="where the repo, executed notebook and results go (default: out/demo)"
     )
-    d.add_argument("--window", default="3h", help="how far before T to look (default: 3h)")
-    d.add_argument("--no-run", action="store_true", help="only build the demo repo")
+    d.add_argument("--window", default=None, help="how far before T to look (default: 15m on the sandbox, 3h git-only)")
+    d.add_argument("--git-only", action="store_true", help="no sandbox: the demo repo and the git-side notebook only")
+    d.add_argument("--no-run", action="store_true", help="only build (and deploy) the demo repo")
     d.set_defaults(func=_cmd_demo)
 
     w = sub.add_parser("what-changed", help="print the timeline and likely culprits around time T")

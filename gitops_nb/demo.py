@@ -274,11 +274,14 @@ def bump_tag(writer: RepoWriter, service: str, env: str, tag: str, *, when: pd.T
 
 @dataclass
 class DemoDeployment:
-    """The demo repo deployed by Argo CD in the sandbox."""
+    """The demo repo deployed by Argo CD in the sandbox, with a live incident story."""
 
     repo: DemoRepo
     apps: dict[str, str]  # Application name -> Kustomize root
     deploys: list[tuple[str, str]]  # (Application name, sha) deployed after the initial sync
+    bad_sha: str  # the bad production deploy
+    edit: dict[str, Any]  # the manual edit: namespace, deployment, manager, fields
+    incident_at: pd.Timestamp
 
 
 def app_name(root: str) -> str:
@@ -288,11 +291,15 @@ def app_name(root: str) -> str:
 
 
 def deploy_demo(sandbox: Any, workdir: str | Path, *, timeout: float = 180, progress: Any = None) -> DemoDeployment:
-    """Build the demo repo under ``workdir`` and let the sandbox's Argo CD deploy it.
+    """Build the demo repo under ``workdir`` and let the sandbox's Argo CD deploy it, then play an incident.
 
-    One Application per overlay (automated sync, prune, self-heal), then two more CI
-    tag bumps deployed one after the other, so each app has a short deploy history.
+    One Application per overlay (automated sync, prune, self-heal). Then, live: a CI tag
+    bump of web-frontend staging, the bad CI bump of checkout-api production, and a
+    manual ``kubectl edit`` of the production Deployment on a field git does not set.
+    Each deploy is waited for, so every app has a real deploy history.
     """
+    from kubernetes import client
+
     from .argocd import application_manifest, apply_application, refresh_app, wait_app
 
     say = progress or (lambda _m: None)
@@ -303,25 +310,45 @@ def deploy_demo(sandbox: Any, workdir: str | Path, *, timeout: float = 180, prog
     apps = {app_name(root): root for root in demo.apps}
     for name, root in apps.items():
         svc, env = root.split("/")[1], root.split("/")[3]
-        apply_application(
-            api, application_manifest(name, url, root, f"{svc.split('-')[0]}-{env}", labels={"gitops-nb/demo": "true"})
+        manifest = application_manifest(
+            name, url, root, f"{svc.split('-')[0]}-{env}", labels={"gitops-nb/demo": "true"}
         )
-    head = demo.commits["docs"]
-    for name in apps:
-        refresh_app(api, name)
-    for name in apps:
-        wait_app(api, name, revision=head, timeout=timeout)
-        say(f"{name}: Synced and Healthy at {head[:10]}")
-    writer = RepoWriter(repo_dir)
-    deploys = []
-    for svc, env, tag in (("web-frontend", "staging", "5.4.0"), ("checkout-api", "staging", "2026.3.19-c3d4e5f")):
-        sha = bump_tag(writer, svc, env, tag)
-        name = f"{svc}-{env}"
-        for n in apps:  # every app tracks main: all move to the new revision
+        apply_application(api, manifest)
+
+    def deploy_all(sha: str) -> None:
+        for n in apps:  # every app tracks main: all move to the new revision; refresh so it is now, not next poll
             refresh_app(api, n)
         for n in apps:
             wait_app(api, n, revision=sha, timeout=timeout)
-        deploys.append((name, sha))
-        say(f"{name}: deployed {tag} ({sha[:10]})")
+
+    deploy_all(demo.commits["docs"])
+    say(f"{len(apps)} Applications Synced and Healthy at {demo.commits['docs'][:10]}")
+    writer = RepoWriter(repo_dir)
+    deploys = []
+    for svc, env, tag in (("web-frontend", "staging", "5.4.0"), ("checkout-api", "production", "2026.3.20-9e8d7c6")):
+        sha = bump_tag(writer, svc, env, tag)
+        deploy_all(sha)
+        deploys.append((f"{svc}-{env}", sha))
+        say(f"{svc}-{env}: deployed {tag} ({sha[:10]})")
+    edit = {
+        "namespace": "checkout-production",
+        "deployment": "checkout-api",
+        "manager": "kubectl-edit",
+        "fields": ["metadata.annotations.oncall/note", "spec.revisionHistoryLimit"],
+    }
+    client.AppsV1Api(api).patch_namespaced_deployment(
+        "checkout-api",
+        "checkout-production",
+        {"metadata": {"annotations": {"oncall/note": "keep fewer ReplicaSets"}}, "spec": {"revisionHistoryLimit": 3}},
+        field_manager="kubectl-edit",
+    )
+    say("checkout-api (production): a manual kubectl edit outside git")
     demo.commits.update({f"deploy-{n}": s for n, s in deploys})
-    return DemoDeployment(repo=demo, apps=apps, deploys=deploys)
+    return DemoDeployment(
+        repo=demo,
+        apps=apps,
+        deploys=deploys,
+        bad_sha=deploys[-1][1],
+        edit=edit,
+        incident_at=pd.Timestamp.now(tz="UTC").ceil("s") + pd.Timedelta(seconds=1),
+    )

@@ -204,7 +204,7 @@ def what_changed(
             continue
         details = by_sha.get(c.sha, [])
         before = t - c.committed_at
-        dep = [d for d in deployed.get(c.sha, []) if d[1] in touched or not touched]
+        dep = [d for d in deployed.get(c.sha, []) if d[1] in touched]  # a commit no app builds deploys nothing
         first = min(dep) if dep else None
         row: dict[str, Any] = {
             "time": c.committed_at,

@@ -48,6 +48,6 @@ def test_bad_window_is_a_clear_error(demo_repo: DemoRepo) -> None:
 def test_demo_refuses_a_foreign_repo(tmp_path: Path) -> None:
     target = tmp_path / "deploy-config"
     subprocess.run(["git", "init", "-q", str(target)], check=True)
-    res = _run("demo", "--workdir", str(tmp_path), "--no-run")
+    res = _run("demo", "--git-only", "--workdir", str(tmp_path), "--no-run")
     assert res.returncode == 2 and "not a gitops-nb demo repo" in res.stderr
     assert not (target / "apps").exists()
