@@ -181,7 +181,9 @@ def test_manual_replica_edit_is_a_field_edit(sandbox: Sandbox, deployed: dict) -
     mine = edits[edits["manager"] == "kubectl-edit"].iloc[0]
     assert "spec.replicas" in mine["fields"] and not mine["is_gitops"] and mine["time"] >= before
     assert edits[edits["is_gitops"]]["manager"].str.startswith("argocd").all() and edits["is_gitops"].any()
-    tl = what_changed(DeployRepo(deployed["writer"].path), "now", "10m", cluster=deployed["cluster"])
+    tl = what_changed(
+        DeployRepo(deployed["writer"].path), "now", "10m", cluster=deployed["cluster"], apps=deployed["name"]
+    )
     edit = tl[tl["source"] == "field-edit"].iloc[0]
     assert edit["author"] == "kubectl-edit" and "spec.replicas" in edit["detail"] and edit["rank"] == 1
 
