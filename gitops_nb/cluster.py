@@ -224,18 +224,25 @@ class Cluster(Evidence):
                 status=404,
             ) from e
 
-    def applications(self) -> pd.DataFrame:
-        """One row per Application (schema :data:`schema.APPLICATIONS`)."""
-        return schema.frame(schema.APPLICATIONS, [_app_row(a) for a in self.raw_applications()])
+    def applications(self, raw: list[dict[str, Any]] | None = None) -> pd.DataFrame:
+        """One row per Application (schema :data:`schema.APPLICATIONS`); ``raw`` reuses a list already read."""
+        return schema.frame(
+            schema.APPLICATIONS, [_app_row(a) for a in (self.raw_applications() if raw is None else raw)]
+        )
 
-    def history(self) -> pd.DataFrame:
+    def history(self, raw: list[dict[str, Any]] | None = None) -> pd.DataFrame:
         """Every Application's deploy history in one frame (schema :data:`schema.APP_HISTORY`)."""
-        return schema.frame(schema.APP_HISTORY, [r for a in self.raw_applications() for r in _history_rows(a)])
+        items = self.raw_applications() if raw is None else raw
+        return schema.frame(schema.APP_HISTORY, [r for a in items for r in _history_rows(a)])
 
-    def operations(self) -> pd.DataFrame:
+    def _argocd_frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        raw = self.raw_applications()
+        return self.applications(raw), self.history(raw), self.operations(raw)
+
+    def operations(self, raw: list[dict[str, Any]] | None = None) -> pd.DataFrame:
         """Each Application's current or last operation (schema :data:`schema.OPERATIONS`)."""
         rows = []
-        for a in self.raw_applications():
+        for a in self.raw_applications() if raw is None else raw:
             op = (a.get("status") or {}).get("operationState")
             if not op:
                 continue
@@ -330,11 +337,14 @@ class Cluster(Evidence):
         rows.sort(key=lambda r: r["time"])
         return schema.frame(schema.EVENTS, rows)
 
-    def rollouts(self, namespace: str, name: str | None = None) -> pd.DataFrame:
-        """Deployments' ReplicaSets: when each rollout happened (schema :data:`schema.ROLLOUTS`)."""
+    def rollouts(self, namespace: str | None, name: str | None = None) -> pd.DataFrame:
+        """Deployments' ReplicaSets: when each rollout happened (schema :data:`schema.ROLLOUTS`).
+
+        ``namespace=None`` lists every namespace in one paged call.
+        """
         apps = self._client.AppsV1Api(self.api)
         rows = []
-        for rs in self._pages("list", "replicasets.apps", apps.list_namespaced_replica_set, namespace=namespace):
+        for rs in self._list(apps, "replica_set", "replicasets.apps", namespace):
             meta, spec, st = rs.get("metadata") or {}, rs.get("spec") or {}, rs.get("status") or {}
             owner = next((o for o in meta.get("ownerReferences") or [] if o.get("kind") == "Deployment"), None)
             if owner is None or (name is not None and owner["name"] != name):
@@ -343,7 +353,7 @@ class Cluster(Evidence):
             containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
             rows.append(
                 {
-                    "namespace": namespace,
+                    "namespace": meta.get("namespace"),
                     "deployment": owner["name"],
                     "replicaset": meta.get("name"),
                     "revision": int(rev) if rev and rev.isdigit() else None,
@@ -354,14 +364,14 @@ class Cluster(Evidence):
                     "current": False,
                 }
             )
-        rows.sort(key=lambda r: (r["deployment"], r["revision"] or 0))
-        newest = {r["deployment"]: r["replicaset"] for r in rows}
+        rows.sort(key=lambda r: (r["namespace"], r["deployment"], r["revision"] or 0))
+        newest = {(r["namespace"], r["deployment"]): r["replicaset"] for r in rows}
         for r in rows:
-            r["current"] = newest[r["deployment"]] == r["replicaset"]
+            r["current"] = newest[(r["namespace"], r["deployment"])] == r["replicaset"]
         rows.sort(key=lambda r: r["created_at"])
         return schema.frame(schema.ROLLOUTS, rows)
 
-    def field_edits(self, namespace: str, kinds: Sequence[str] | None = None) -> pd.DataFrame:
+    def field_edits(self, namespace: str | None, kinds: Sequence[str] | None = None) -> pd.DataFrame:
         """Who last set which fields, and when, from ``managedFields`` (schema :data:`schema.FIELD_EDITS`).
 
         A manual ``kubectl edit`` shows as manager ``kubectl-edit``; Argo CD's own
@@ -393,7 +403,7 @@ class Cluster(Evidence):
                     rows.append(
                         {
                             "time": _ts(m.get("time")),
-                            "namespace": namespace,
+                            "namespace": meta.get("namespace"),
                             "kind": kind,
                             "name": meta.get("name"),
                             "manager": m.get("manager"),
@@ -406,25 +416,26 @@ class Cluster(Evidence):
         rows.sort(key=lambda r: (r["time"] is None, r["time"] or pd.Timestamp(0, tz="UTC")))
         return schema.frame(schema.FIELD_EDITS, rows)
 
-    def _listers(self, namespace: str) -> dict[str, Callable[[], Iterator[Any]]]:
+    def _list(self, api: Any, kind: str, resource: str, namespace: str | None) -> Iterator[dict[str, Any]]:
+        """List ``kind`` (a client method stem, e.g. ``deployment``) in one namespace, or all (``None``)."""
+        if namespace:
+            return self._pages("list", resource, getattr(api, f"list_namespaced_{kind}"), namespace=namespace)
+        return self._pages("list", resource, getattr(api, f"list_{kind}_for_all_namespaces"))
+
+    def _listers(self, namespace: str | None) -> dict[str, Callable[[], Iterator[Any]]]:
         apps, core = self._client.AppsV1Api(self.api), self._client.CoreV1Api(self.api)
         net, auto = self._client.NetworkingV1Api(self.api), self._client.AutoscalingV2Api(self.api)
-
-        def pages(resource: str, fn: Callable[..., Any]) -> Callable[[], Iterator[Any]]:
-            return lambda: self._pages("list", resource, fn, namespace=namespace)
-
-        return {
-            "Deployment": pages("deployments.apps", apps.list_namespaced_deployment),
-            "StatefulSet": pages("statefulsets.apps", apps.list_namespaced_stateful_set),
-            "DaemonSet": pages("daemonsets.apps", apps.list_namespaced_daemon_set),
-            "Service": pages("services", core.list_namespaced_service),
-            "ConfigMap": pages("configmaps", core.list_namespaced_config_map),
-            "Secret": pages("secrets", core.list_namespaced_secret),
-            "Ingress": pages("ingresses.networking.k8s.io", net.list_namespaced_ingress),
-            "HorizontalPodAutoscaler": pages(
-                "horizontalpodautoscalers.autoscaling", auto.list_namespaced_horizontal_pod_autoscaler
-            ),
+        table = {
+            "Deployment": (apps, "deployment", "deployments.apps"),
+            "StatefulSet": (apps, "stateful_set", "statefulsets.apps"),
+            "DaemonSet": (apps, "daemon_set", "daemonsets.apps"),
+            "Service": (core, "service", "services"),
+            "ConfigMap": (core, "config_map", "configmaps"),
+            "Secret": (core, "secret", "secrets"),
+            "Ingress": (net, "ingress", "ingresses.networking.k8s.io"),
+            "HorizontalPodAutoscaler": (auto, "horizontal_pod_autoscaler", "horizontalpodautoscalers.autoscaling"),
         }
+        return {k: (lambda a=a, m=m, r=r: self._list(a, m, r, namespace)) for k, (a, m, r) in table.items()}
 
 
 def _in_cluster() -> bool:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Evidence", "Snapshot", "snapshot"]
 
+_PER_NAMESPACE_LIMIT = 8
 _FRAMES = ("applications", "history", "operations", "resources", "events", "rollouts", "field_edits")
 
 
@@ -54,16 +55,22 @@ class Evidence:
     ) -> pd.DataFrame:  # pragma: no cover
         raise NotImplementedError
 
-    def rollouts(self, namespace: str, name: str | None = None) -> pd.DataFrame:  # pragma: no cover
+    def rollouts(self, namespace: str | None, name: str | None = None) -> pd.DataFrame:  # pragma: no cover
         raise NotImplementedError
 
-    def field_edits(self, namespace: str, kinds: Sequence[str] | None = None) -> pd.DataFrame:  # pragma: no cover
+    def field_edits(
+        self, namespace: str | None, kinds: Sequence[str] | None = None
+    ) -> pd.DataFrame:  # pragma: no cover
         raise NotImplementedError
 
     argocd_namespace: str = "argocd"
 
     def app_resources(self, app: str) -> pd.DataFrame:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def _argocd_frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """Applications, history and operations (a live cluster reads them in one list call)."""
+        return self.applications(), self.history(), self.operations()
 
     def timeline(self, since: pd.Timestamp, until: pd.Timestamp, apps: Sequence[str] | None = None) -> pd.DataFrame:
         """Cluster rows for :func:`what_changed` between ``since`` and ``until`` (schema :data:`schema.TIMELINE`).
@@ -72,7 +79,7 @@ class Evidence:
         Kustomize root of :meth:`DeployRepo.apps`: that is how git and cluster rows meet.
         """
         lo, hi = parse_at(since), parse_at(until)
-        apps_df = self.applications()
+        apps_df, hist, ops = self._argocd_frames()
         if apps:
             apps_df = apps_df[[_match(n, p, apps) for n, p in zip(apps_df["name"], apps_df["path"], strict=True)]]
         path_of = dict(zip(apps_df["name"], apps_df["path"], strict=True))
@@ -96,7 +103,6 @@ class Evidence:
                 }
             )
 
-        hist = self.history()
         hist = _in(hist[hist["app"].isin(list(path_of))], "deployed_at", lo, hi)
         for h in hist.itertuples(index=False):
             took = (h.deployed_at - h.deploy_started_at).total_seconds() if pd.notna(h.deploy_started_at) else None
@@ -109,7 +115,6 @@ class Evidence:
                 author=h.initiated_by,
                 detail=f"deploy #{h.id}" + (f", sync took {took:.0f}s" if took is not None else ""),
             )
-        ops = self.operations()
         ops = ops[ops["app"].isin(list(path_of)) & ops["phase"].isin(["Failed", "Error"])]
         for o in _in(ops, "finished_at", lo, hi).itertuples(index=False):
             row(
@@ -124,37 +129,45 @@ class Evidence:
         for e in self.events(self.argocd_namespace, lo, hi).itertuples(index=False):
             if e.object_kind == "Application" and e.object_name in path_of:
                 row(e.time, "argocd-event", e.object_name, f"{e.reason}: {e.message}", author=e.source)
-        for ns, names in by_ns.items():
-            owner = names[0] if len(names) == 1 else None
-            for e in self.events(ns, lo, hi).itertuples(index=False):
-                row(
-                    e.time,
-                    "k8s-event",
-                    owner,
-                    f"{e.type} {e.reason} {e.object_kind}/{e.object_name}: {e.message}",
-                    author=e.source,
-                    detail=f"x{e.count}" if e.count and e.count > 1 else None,
-                )
-            for r in _in(self.rollouts(ns), "created_at", lo, hi).itertuples(index=False):
-                row(
-                    r.created_at,
-                    "rollout",
-                    owner,
-                    f"{r.deployment} rollout #{r.revision}: {', '.join(r.images)}",
-                    detail=f"ReplicaSet {r.replicaset}, {r.ready_replicas}/{r.replicas} ready",
-                )
-            edits = self.field_edits(ns)
-            for f in _in(edits[~edits["is_gitops"]], "time", lo, hi).itertuples(index=False):
-                shown = ", ".join(f.fields[:6]) + (f" … {len(f.fields) - 6} more" if len(f.fields) > 6 else "")
-                row(
-                    f.time,
-                    "field-edit",
-                    owner,
-                    f"{f.manager} changed {f.kind}/{f.name} in {ns}",
-                    author=f.manager,
-                    detail=shown,
-                    fields=list(f.fields),
-                )
+        if len(by_ns) > _PER_NAMESPACE_LIMIT:  # many namespaces: one cluster-wide list each
+            events, rolls, edits = self.events(None, lo, hi), self.rollouts(None), self.field_edits(None)
+        else:
+            events = pd.concat([self.events(ns, lo, hi) for ns in by_ns] or [schema.frame(schema.EVENTS)])
+            rolls = pd.concat([self.rollouts(ns) for ns in by_ns] or [schema.frame(schema.ROLLOUTS)])
+            edits = pd.concat([self.field_edits(ns) for ns in by_ns] or [schema.frame(schema.FIELD_EDITS)])
+        # one namespace's rows belong to its Application when a single one deploys there
+        owner = {ns: names[0] if len(names) == 1 else None for ns, names in by_ns.items()}
+        events = events[events["namespace"].isin(list(by_ns))]
+        for e in events.itertuples(index=False):
+            row(
+                e.time,
+                "k8s-event",
+                owner[e.namespace],
+                f"{e.type} {e.reason} {e.object_kind}/{e.object_name}: {e.message}",
+                author=e.source,
+                detail=f"x{e.count}" if e.count and e.count > 1 else None,
+            )
+        rolls = _in(rolls[rolls["namespace"].isin(list(by_ns))], "created_at", lo, hi)
+        for r in rolls.itertuples(index=False):
+            row(
+                r.created_at,
+                "rollout",
+                owner[r.namespace],
+                f"{r.deployment} rollout #{r.revision}: {', '.join(r.images)}",
+                detail=f"ReplicaSet {r.replicaset}, {r.ready_replicas}/{r.replicas} ready",
+            )
+        edits = _in(edits[edits["namespace"].isin(list(by_ns)) & ~edits["is_gitops"]], "time", lo, hi)
+        for f in edits.itertuples(index=False):
+            shown = ", ".join(f.fields[:6]) + (f" … {len(f.fields) - 6} more" if len(f.fields) > 6 else "")
+            row(
+                f.time,
+                "field-edit",
+                owner[f.namespace],
+                f"{f.manager} changed {f.kind}/{f.name} in {f.namespace}",
+                author=f.manager,
+                detail=shown,
+                fields=list(f.fields),
+            )
         out = schema.frame(schema.TIMELINE, rows)
         out["fields"] = [r.get("fields", []) for r in rows]
         return out
@@ -212,14 +225,14 @@ class Snapshot(Evidence):
             e = e[e["time"] <= parse_at(until)]
         return e.reset_index(drop=True)
 
-    def rollouts(self, namespace: str, name: str | None = None) -> pd.DataFrame:
+    def rollouts(self, namespace: str | None, name: str | None = None) -> pd.DataFrame:
         r = self.frames["rollouts"]
-        r = r[r["namespace"] == namespace]
+        r = r[r["namespace"] == namespace] if namespace else r
         return (r[r["deployment"] == name] if name else r).reset_index(drop=True)
 
-    def field_edits(self, namespace: str, kinds: Sequence[str] | None = None) -> pd.DataFrame:
+    def field_edits(self, namespace: str | None, kinds: Sequence[str] | None = None) -> pd.DataFrame:
         f = self.frames["field_edits"]
-        f = f[f["namespace"] == namespace]
+        f = f[f["namespace"] == namespace] if namespace else f
         return (f[f["kind"].isin(list(kinds))] if kinds else f).reset_index(drop=True)
 
     def _known(self, app: str) -> None:
@@ -278,10 +291,19 @@ def snapshot(cluster: Cluster, path: str | Path, *, namespaces: Sequence[str] | 
         "resources": pd.concat(
             [cluster.app_resources(a) for a in apps["name"]] or [schema.frame(schema.APP_RESOURCES)], ignore_index=True
         ),
-        "events": pd.concat([cluster.events(ns) for ns in nss], ignore_index=True),
-        "rollouts": pd.concat([cluster.rollouts(ns) for ns in nss], ignore_index=True),
-        "field_edits": pd.concat([cluster.field_edits(ns) for ns in nss], ignore_index=True),
     }
+    if len(nss) > _PER_NAMESPACE_LIMIT:  # one cluster-wide list each, kept to the namespaces asked for
+        for name, get in (
+            ("events", cluster.events),
+            ("rollouts", cluster.rollouts),
+            ("field_edits", cluster.field_edits),
+        ):
+            df = get(None)
+            frames[name] = df[df["namespace"].isin(nss)].reset_index(drop=True)
+    else:
+        frames["events"] = pd.concat([cluster.events(ns) for ns in nss], ignore_index=True)
+        frames["rollouts"] = pd.concat([cluster.rollouts(ns) for ns in nss], ignore_index=True)
+        frames["field_edits"] = pd.concat([cluster.field_edits(ns) for ns in nss], ignore_index=True)
     summary = {
         "context": cluster.context,
         "argocd_namespace": cluster.argocd_namespace,
