@@ -173,6 +173,7 @@ def test_manual_replica_edit_is_a_field_edit(sandbox: Sandbox, deployed: dict) -
         deployed["name"],
         {"spec": {"syncPolicy": {"automated": {"prune": True, "selfHeal": False}}}},
     )
+    time.sleep(1.5)  # managedFields and deploy times have one-second resolution: the edit comes after the deploy
     before = pd.Timestamp.now(tz="UTC").floor("s")
     client.AppsV1Api(deployed["api"]).patch_namespaced_deployment(
         "api", deployed["ns"], {"spec": {"replicas": 7}}, field_manager="kubectl-edit"
