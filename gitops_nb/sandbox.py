@@ -615,6 +615,8 @@ class Sandbox:
                 self._bootstrap(timeout)
             say(f"{c}: starting")
             self._start(c, timeout)
+            if c == "kwok":
+                self._recycle_stale_pods()
             times[c] = round(time.monotonic() - t, 2)
             say(f"{c}: ready in {times[c]:.1f}s")
         return times
@@ -765,6 +767,40 @@ class Sandbox:
                     )
                 )
             )
+
+    def _recycle_stale_pods(self) -> int:
+        """Delete fake pods left not Ready by an earlier run (their nodes went NotReady while we were down).
+
+        kwok readies pods when they are created, not ones it finds marked NotReady after a
+        restart; their controllers recreate them at once. Returns how many were deleted.
+        """
+        from kubernetes import client
+
+        core = self.core()
+        stale = [
+            p
+            for p in core.list_pod_for_all_namespaces(field_selector="spec.nodeName!=").items
+            if (p.spec.node_name or "").startswith("kwok-node-")
+            and p.metadata.deletion_timestamp is None
+            and not any(c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))
+        ]
+        for p in stale:
+            self._ensure_gone(
+                lambda p=p: core.delete_namespaced_pod(
+                    p.metadata.name, p.metadata.namespace, body=client.V1DeleteOptions(grace_period_seconds=0)
+                )
+            )
+        return len(stale)
+
+    @staticmethod
+    def _ensure_gone(delete: Callable[[], Any]) -> None:
+        from kubernetes.client.rest import ApiException
+
+        try:
+            delete()
+        except ApiException as e:
+            if e.status != 404:
+                raise SandboxStartError(f"sandbox: could not delete a stale pod: {e.status} {e.reason}") from e
 
     @staticmethod
     def _ensure(create: Callable[[], Any]) -> None:
