@@ -42,36 +42,8 @@ def run(g: git.Git, args: list[str], *, path: str, check: bool = True) -> tuple[
 
 def stream_records(g: git.Git, args: list[str], *, path: str, sep: str = "\x1e") -> Iterator[str]:
     """Run ``git <args>`` and yield the text between ``sep`` markers as it streams in."""
-    proc = g.execute(["git", *args], as_process=True)
-    popen: subprocess.Popen[bytes] = proc.proc  # type: ignore[attr-defined]
-    assert popen.stdout is not None and popen.stderr is not None
-    stderr_chunks: list[bytes] = []
-    t = threading.Thread(target=lambda: stderr_chunks.append(popen.stderr.read()), daemon=True)  # type: ignore[union-attr]
-    t.start()
-    bsep = sep.encode()
-    rest = b""
-    try:
-        while chunk := popen.stdout.read(_CHUNK):
-            buf = rest + chunk
-            cut = buf.rfind(bsep)
-            if cut <= 0:
-                rest = buf
-                continue
-            rest = buf[cut:]
-            for rec in buf[:cut].decode("utf-8", "replace").split(sep):
-                if rec:
-                    yield rec
-        if rest:
-            for rec in rest.decode("utf-8", "replace").split(sep):
-                if rec:
-                    yield rec
-    finally:
-        popen.stdout.close()
-        status = popen.wait()
-        t.join()
-    if status != 0:
-        err = b"".join(stderr_chunks).decode("utf-8", "replace").strip()
-        raise RepoError(f"git {args[0]} failed in {path}: {err or f'exit {status}'}", path=path)
+    for block in read_blocks(g, args, path=path, sep=sep):
+        yield from (rec for rec in block.split(sep) if rec)
 
 
 def read_blocks(g: git.Git, args: list[str], *, path: str, sep: str = "\x1e") -> Iterator[str]:
