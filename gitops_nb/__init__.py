@@ -7,19 +7,27 @@ imported only where they are used.
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
+from .actions import pause_self_heal, refresh, resume_self_heal, revert, sync, wait_converged
 from .cluster import Cluster
 from .drift import drift, manual_edits
 from .errors import (
+    ActionError,
     ArgoCDNotFoundError,
     ClusterError,
     ClusterUnreachableError,
+    ConvergenceError,
+    DetachedHeadError,
+    DirtyTreeError,
     EmptyRepoError,
     ForbiddenError,
     GitOpsNbError,
     InputError,
     NotARepoError,
     NotebookError,
+    NotOnBranchError,
+    PushRejectedError,
     RepoError,
+    RevertConflictError,
     SandboxBuildError,
     SandboxError,
     SandboxStartError,
@@ -41,11 +49,15 @@ if _TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "ActionError",
     "ArgoCDNotFoundError",
     "Cluster",
     "ClusterError",
     "ClusterUnreachableError",
+    "ConvergenceError",
     "DeployRepo",
+    "DetachedHeadError",
+    "DirtyTreeError",
     "EmptyRepoError",
     "ForbiddenError",
     "GitOpsNbError",
@@ -53,8 +65,11 @@ __all__ = [
     "Investigation",
     "NaiveTimeWarning",
     "NotARepoError",
+    "NotOnBranchError",
     "NotebookError",
+    "PushRejectedError",
     "RepoError",
+    "RevertConflictError",
     "SandboxBuildError",
     "SandboxError",
     "SandboxStartError",
@@ -72,10 +87,16 @@ __all__ = [
     "manual_edits",
     "parse_at",
     "parse_window",
+    "pause_self_heal",
     "plot_timeline",
+    "refresh",
+    "resume_self_heal",
+    "revert",
     "save_results",
     "show",
     "snapshot",
+    "sync",
+    "wait_converged",
     "what_changed",
     "with_local_time",
 ]

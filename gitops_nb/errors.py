@@ -16,6 +16,13 @@ Every error raised on purpose by gitops_nb derives from :class:`GitOpsNbError`::
     │   ├── ForbiddenError        RBAC said no
     │   ├── ArgoCDNotFoundError   Argo CD's CRDs are not installed
     │   └── UnknownAppError       no Application of that name
+    ├── ActionError               a mutating action refused or failed; nothing was changed
+    │   ├── DirtyTreeError        uncommitted changes in the work tree
+    │   ├── DetachedHeadError     no branch checked out
+    │   ├── NotOnBranchError      the commit is not on the branch
+    │   ├── RevertConflictError   git revert does not apply cleanly
+    │   ├── PushRejectedError     the remote refused the push after retries
+    │   └── ConvergenceError      Argo CD did not converge (Degraded, failed sync, timeout)
     ├── NotebookError             a notebook failed under papermill (cell, ename, evalue)
     └── SandboxError              the local Kubernetes + Argo CD sandbox
         ├── SandboxBuildError     compiling or caching a component failed
@@ -27,16 +34,23 @@ Messages say what was asked, what was found, and what to do next.
 from __future__ import annotations
 
 __all__ = [
+    "ActionError",
     "ArgoCDNotFoundError",
     "ClusterError",
     "ClusterUnreachableError",
+    "ConvergenceError",
+    "DetachedHeadError",
+    "DirtyTreeError",
     "EmptyRepoError",
     "ForbiddenError",
     "GitOpsNbError",
     "InputError",
     "NotARepoError",
+    "NotOnBranchError",
     "NotebookError",
+    "PushRejectedError",
     "RepoError",
+    "RevertConflictError",
     "SandboxBuildError",
     "SandboxError",
     "SandboxStartError",
@@ -125,6 +139,42 @@ class ArgoCDNotFoundError(ClusterError):
 
 class UnknownAppError(ClusterError):
     """No Argo CD Application of that name."""
+
+
+class ActionError(GitOpsNbError):
+    """A mutating action was refused or failed; nothing was changed unless the message says so."""
+
+
+class DirtyTreeError(ActionError):
+    """The work tree has uncommitted changes."""
+
+
+class DetachedHeadError(ActionError):
+    """HEAD is detached: no branch to commit to."""
+
+
+class NotOnBranchError(ActionError):
+    """The commit is not reachable from the branch."""
+
+
+class RevertConflictError(ActionError):
+    """``git revert`` did not apply cleanly (it was aborted)."""
+
+
+class PushRejectedError(ActionError):
+    """The remote refused the push, even after fetching and rebasing."""
+
+
+class ConvergenceError(ActionError):
+    """Argo CD did not converge at the revision: Degraded, a failed sync, or a timeout."""
+
+    def __init__(
+        self, message: str, *, app: str | None = None, revision: str | None = None, transitions: object = None
+    ) -> None:
+        super().__init__(message)
+        self.app = app
+        self.revision = revision
+        self.transitions = transitions
 
 
 class NotebookError(GitOpsNbError):

@@ -1,0 +1,313 @@
+"""Incident actions: revert on real git repos; pause, resume, refresh and convergence on the sandbox."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from gitops_nb import (
+    Cluster,
+    ConvergenceError,
+    DeployRepo,
+    DetachedHeadError,
+    DirtyTreeError,
+    NotOnBranchError,
+    RevertConflictError,
+    pause_self_heal,
+    refresh,
+    resume_self_heal,
+    revert,
+    wait_converged,
+)
+from gitops_nb.actions import RECORD_COLUMNS, TRANSITION_COLUMNS
+from gitops_nb.argocd import application_manifest, apply_application, wait_app
+from gitops_nb.demo import RepoWriter, bump_tag
+
+from .conftest import git, unique
+
+KUST = """apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+- ../../base
+replicas:
+- name: shop
+  count: 2
+images:
+- name: ghcr.io/acme/shop
+  newTag: "{tag}"
+"""
+DEPLOY = """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: shop
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: shop}
+  template:
+    metadata:
+      labels: {app: shop}
+    spec:
+      containers:
+      - name: shop
+        image: ghcr.io/acme/shop:latest
+"""
+OVERLAY = "apps/shop/overlays/production/kustomization.yaml"
+
+
+def _origin_and_clone(tmp: Path) -> tuple[Path, RepoWriter]:
+    """A bare 'origin' (what Argo CD reads) and an engineer's clone of it."""
+    seed = RepoWriter(tmp / "seed")
+    seed.commit(
+        "initial",
+        when=pd.Timestamp.now(tz="UTC"),
+        files={
+            "apps/shop/base/kustomization.yaml": "resources:\n- deployment.yaml\n",
+            "apps/shop/base/deployment.yaml": DEPLOY,
+            OVERLAY: KUST.format(tag="1.0.0"),
+        },
+    )
+    origin = tmp / "origin.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(seed.path), str(origin)], check=True)
+    subprocess.run(["git", "clone", "-q", str(origin), str(tmp / "work")], check=True)
+    return origin, RepoWriter(tmp / "work")
+
+
+def _bad_commit(w: RepoWriter) -> str:
+    sha = bump_tag(w, "shop", "production", "1.1.0-bad")
+    w.git("push", "-q", "origin", "HEAD:main")
+    return sha
+
+
+# -- revert: real repositories, a real remote ------------------------------------------
+
+
+def test_revert_dry_run_changes_nothing(tmp_path: Path) -> None:
+    origin, w = _origin_and_clone(tmp_path)
+    bad = _bad_commit(w)
+    before = (git(w.path, "rev-parse", "HEAD"), git(origin, "rev-parse", "main"))
+    rec = revert(w.path, bad[:8], incident="INC-1")
+    assert list(rec.columns) == RECORD_COLUMNS
+    assert rec["dry_run"].iloc[0] and not rec["changed"].iloc[0] and rec["after"].iloc[0] is None
+    assert "would revert" in rec["note"].iloc[0] and OVERLAY in rec["note"].iloc[0]
+    assert (git(w.path, "rev-parse", "HEAD"), git(origin, "rev-parse", "main")) == before
+
+
+def test_revert_pushes_with_trailers_and_is_idempotent(tmp_path: Path) -> None:
+    origin, w = _origin_and_clone(tmp_path)
+    bad = _bad_commit(w)
+    rec = revert(w.path, bad, incident="INC-7", dry_run=False)
+    new = rec["after"].iloc[0]
+    assert rec["changed"].iloc[0] and rec["before"].iloc[0] == bad and rec["note"].iloc[0] == "pushed"
+    assert git(origin, "rev-parse", "main").strip() == new
+    msg = git(w.path, "log", "-1", "--format=%B", new)
+    assert f"This reverts commit {bad}." in msg and "Incident: INC-7" in msg and "Reverted-by:" in msg
+    assert 'newTag: "1.0.0"' in (w.path / OVERLAY).read_text()
+    assert DeployRepo(w.path).commits().set_index("sha").loc[new, "reverts"] == bad
+    again = revert(w.path, bad, incident="INC-7", dry_run=False)
+    assert (
+        not again["changed"].iloc[0] and again["after"].iloc[0] == new and "already reverted" in again["note"].iloc[0]
+    )
+    assert git(origin, "rev-parse", "main").strip() == new
+
+
+def test_revert_push_race_rebases_and_never_forces(tmp_path: Path) -> None:
+    origin, w = _origin_and_clone(tmp_path)
+    bad = _bad_commit(w)
+    subprocess.run(["git", "clone", "-q", str(origin), str(tmp_path / "other")], check=True)
+    other = RepoWriter(tmp_path / "other")
+    theirs = other.commit("docs: runbook link", when=pd.Timestamp.now(tz="UTC"), files={"README.md": "hi\n"})
+    other.git("push", "-q", "origin", "HEAD:main")  # lands first
+    rec = revert(w.path, bad, dry_run=False)
+    new = rec["after"].iloc[0]
+    assert "1 rebase" in rec["note"].iloc[0]
+    assert git(origin, "rev-parse", "main").strip() == new
+    assert git(origin, "rev-parse", f"{new}^").strip() == theirs  # their commit kept, ours on top
+
+
+def test_revert_of_a_merge_uses_the_first_parent(tmp_path: Path) -> None:
+    _origin, w = _origin_and_clone(tmp_path)
+    w.git("checkout", "-q", "-b", "feature")
+    bump_tag(w, "shop", "production", "2.0.0")
+    w.git("checkout", "-q", "main")
+    w.git("merge", "-q", "--no-ff", "-m", "Merge feature", "feature")
+    merge = w.git("rev-parse", "HEAD").strip()
+    w.git("push", "-q", "origin", "HEAD:main")
+    revert(w.path, merge, dry_run=False)
+    assert 'newTag: "1.0.0"' in (w.path / OVERLAY).read_text()
+
+
+def test_revert_refusals_change_nothing(tmp_path: Path) -> None:
+    _origin, w = _origin_and_clone(tmp_path)
+    bad = _bad_commit(w)
+    head = git(w.path, "rev-parse", "HEAD")
+    (w.path / OVERLAY).write_text("dirty\n")
+    with pytest.raises(DirtyTreeError, match="uncommitted changes"):
+        revert(w.path, bad, dry_run=False)
+    w.git("checkout", "-q", "--", OVERLAY)
+    w.git("checkout", "-q", "--detach")
+    with pytest.raises(DetachedHeadError, match="detached"):
+        revert(w.path, bad, dry_run=False)
+    w.git("checkout", "-q", "main")
+    w.git("checkout", "-q", "-b", "side", f"{bad}^")
+    side = bump_tag(w, "shop", "production", "9.9.9")
+    w.git("checkout", "-q", "main")
+    with pytest.raises(NotOnBranchError, match="not on branch main"):
+        revert(w.path, side, dry_run=False)
+    assert git(w.path, "rev-parse", "HEAD") == head and not git(w.path, "status", "--porcelain").strip()
+
+
+def test_revert_conflict_aborts_cleanly(tmp_path: Path) -> None:
+    _origin, w = _origin_and_clone(tmp_path)
+    bad = _bad_commit(w)
+    bump_tag(w, "shop", "production", "1.2.0")  # the same line changed again since
+    head = git(w.path, "rev-parse", "HEAD")
+    with pytest.raises(RevertConflictError, match="does not apply cleanly"):
+        revert(w.path, bad, dry_run=False)
+    assert git(w.path, "rev-parse", "HEAD") == head and not git(w.path, "status", "--porcelain").strip()
+
+
+# -- the sandbox: pause, resume, convergence --------------------------------------------
+
+
+@pytest.fixture
+def live(sandbox, tmp_path: Path):  # type: ignore[no-untyped-def]
+    origin, w = _origin_and_clone(tmp_path)
+    name, ns = unique("a-shop"), unique("a-ns")
+    m = application_manifest(name, f"file://{origin}", "apps/shop/overlays/production", ns)
+    m["spec"]["syncPolicy"].update(
+        {
+            "retry": {"limit": 5, "backoff": {"duration": "5s", "factor": 2, "maxDuration": "3m"}},
+            "syncOptions": ["CreateNamespace=true", "ApplyOutOfSyncOnly=true"],
+        }
+    )
+    m["spec"]["syncPolicy"]["automated"]["allowEmpty"] = True
+    api = sandbox.api_client()
+    apply_application(api, m)
+    cluster = Cluster(kubeconfig=str(sandbox.kubeconfig))
+    refresh(cluster, name)
+    head = git(w.path, "rev-parse", "HEAD").strip()
+    wait_app(api, name, revision=head, timeout=120)
+    yield {"cluster": cluster, "api": api, "name": name, "ns": ns, "origin": origin, "work": w, "head": head}
+    from kubernetes import client
+
+    client.CustomObjectsApi(api).delete_namespaced_custom_object(
+        "argoproj.io", "v1alpha1", "argocd", "applications", name
+    )
+
+
+def _policy(live: dict) -> dict:
+    return live["cluster"].raw_application(live["name"])["spec"]["syncPolicy"]
+
+
+def _replicas(live: dict) -> int:
+    from kubernetes import client
+
+    return client.AppsV1Api(live["api"]).read_namespaced_deployment("shop", live["ns"]).spec.replicas
+
+
+def _edit(live: dict, replicas: int) -> None:
+    from kubernetes import client
+
+    client.AppsV1Api(live["api"]).patch_namespaced_deployment(
+        "shop", live["ns"], {"spec": {"replicas": replicas}}, field_manager="kubectl-edit"
+    )
+
+
+def _eventually(cond, timeout: float = 60) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.3)
+    return False
+
+
+@pytest.mark.sandbox
+def test_pause_and_resume_restore_the_exact_policy(live: dict) -> None:
+    c, name = live["cluster"], live["name"]
+    original = _policy(live)
+    dry = pause_self_heal(c, name, "hot-patching memory")
+    assert dry["dry_run"].iloc[0] and _policy(live) == original
+    rec = pause_self_heal(c, name, "hot-patching memory", expires="2h", dry_run=False)
+    assert rec["changed"].iloc[0] and "expires" in rec["note"].iloc[0]
+    paused = _policy(live)
+    assert paused["automated"]["selfHeal"] is False and paused["retry"] == original["retry"]
+    anns = c.raw_application(name)["metadata"]["annotations"]
+    assert anns["gitops-nb.io/pause-reason"] == "hot-patching memory" and anns["gitops-nb.io/paused-by"]
+    again = pause_self_heal(c, name, "again", dry_run=False)
+    assert not again["changed"].iloc[0] and "already paused" in again["note"].iloc[0]
+    resumed = resume_self_heal(c, name, dry_run=False)
+    assert resumed["changed"].iloc[0] and _policy(live) == original
+    assert not any(k.startswith("gitops-nb.io/") for k in c.raw_application(name)["metadata"].get("annotations", {}))
+    assert not resume_self_heal(c, name, dry_run=False)["changed"].iloc[0]
+    pause_self_heal(c, name, "freeze", mode="auto-sync", dry_run=False)
+    assert "automated" not in _policy(live)
+    resume_self_heal(c, name, dry_run=False)
+    assert _policy(live) == original
+
+
+@pytest.mark.sandbox
+def test_wait_on_a_converged_app_returns_at_once(live: dict) -> None:
+    t = time.monotonic()
+    tr = wait_converged(live["cluster"], live["name"], live["head"], timeout="1m")
+    assert time.monotonic() - t < 3
+    assert list(tr.columns) == TRANSITION_COLUMNS and tr["event"].iloc[-1] == "converged"
+    with pytest.raises(ConvergenceError, match="did not converge"):
+        wait_converged(live["cluster"], live["name"], "0" * 40, timeout=2)
+
+
+@pytest.mark.sandbox
+def test_incident_story_end_to_end(live: dict) -> None:
+    """Bad commit deploys; pause; the hot-fix stays; revert; converged at the revert; resume; edits heal again."""
+    c, name, w = live["cluster"], live["name"], live["work"]
+    bad = _bad_commit(w)
+    refresh(c, name)
+    wait_converged(c, name, bad, timeout="2m")
+    pause_self_heal(c, name, "INC-9: hot-fix replicas while we revert", dry_run=False)
+    _edit(live, 4)  # the hot-fix
+    time.sleep(12)  # longer than self-heal would take (it heals within seconds when on)
+    assert _replicas(live) == 4
+    rec = revert(w.path, bad, incident="INC-9", dry_run=False)
+    new = rec["after"].iloc[0]
+    pushed = rec["when"].iloc[0]
+    refresh(c, name)
+    tr = wait_converged(c, name, new, timeout="2m", pushed_at=pushed)
+    assert list(tr["event"]) == ["pushed", "detected", "synced", "healthy", "converged"]
+    assert tr["time"].is_monotonic_increasing
+    raw = c.raw_application(name)
+    assert raw["status"]["sync"]["revision"] == new and raw["status"]["operationState"]["phase"] == "Succeeded"
+    resume_self_heal(c, name, dry_run=False)
+    assert _eventually(lambda: _replicas(live) == 2)  # the hot-fix is healed back to git once resumed
+    _edit(live, 7)  # a later manual edit
+    assert _eventually(lambda: _replicas(live) == 2)
+
+
+@pytest.mark.sandbox
+def test_pause_warns_about_a_self_healing_parent(live: dict) -> None:
+    c, name = live["cluster"], live["name"]
+    parent = unique("a-parent")
+    pm = application_manifest(parent, f"file://{live['origin']}", "apps", "argocd")
+    pm["spec"]["syncPolicy"] = {"automated": {"prune": False, "selfHeal": True}}
+    apply_application(live["api"], pm)
+    from kubernetes import client
+
+    custom = client.CustomObjectsApi(live["api"])
+    custom.patch_namespaced_custom_object(
+        "argoproj.io",
+        "v1alpha1",
+        "argocd",
+        "applications",
+        name,
+        {"metadata": {"labels": {"argocd.argoproj.io/instance": parent}}},
+    )
+    try:
+        rec = pause_self_heal(c, name, "test", dry_run=True)
+        assert f"managed by parent Application {parent}" in rec["note"].iloc[0]
+        assert "pause_self_heal(cluster, " in rec["note"].iloc[0]
+    finally:
+        custom.delete_namespaced_custom_object("argoproj.io", "v1alpha1", "argocd", "applications", parent)
