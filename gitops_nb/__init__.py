@@ -40,6 +40,7 @@ from .errors import (
 from .evidence import Snapshot, snapshot
 from .history import DeployRepo
 from .report import load_results, save_results
+from .runbook import incident_records, incident_summary, run_runbook, save_records
 from .timeline import Investigation, culprits, investigate, what_changed
 from .times import NaiveTimeWarning, describe_time, parse_at, parse_window, with_local_time
 
@@ -82,6 +83,8 @@ __all__ = [
     "culprits",
     "describe_time",
     "drift",
+    "incident_records",
+    "incident_summary",
     "investigate",
     "load_results",
     "manual_edits",
@@ -92,6 +95,8 @@ __all__ = [
     "refresh",
     "resume_self_heal",
     "revert",
+    "run_runbook",
+    "save_records",
     "save_results",
     "show",
     "snapshot",

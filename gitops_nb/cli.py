@@ -181,6 +181,34 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_runbook(args: argparse.Namespace) -> int:
+    from .runbook import list_runbooks, load_runbook, run_runbook
+
+    if args.action == "list":
+        for name in list_runbooks():
+            book = load_runbook(name)
+            print(
+                f"{name}: {book.get('title', '')} ({' -> '.join(n if isinstance(n, str) else n['notebook'] for n in book['notebooks'])})"
+            )
+        return 0
+    if not args.name or not args.incident:
+        raise InputError(
+            "give the runbook's name and --incident ID: gitops-nb runbook run NAME --incident INC-1 -p key=value"
+        )
+    params: dict[str, Any] = {}
+    for kv in args.param:
+        key, sep, value = kv.partition("=")
+        if not sep or not key:
+            raise InputError(f"-p takes key=value, got {kv!r}")
+        params[key] = {"true": True, "false": False}.get(value.lower(), value)
+    done = run_runbook(
+        args.name, args.incident, params, root=args.root, progress=lambda m: print(m, file=sys.stderr, flush=True)
+    )
+    for p in done:
+        print(p)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="gitops-nb", description="Incident notebooks and runbooks for GitOps with Argo CD."
@@ -221,6 +249,21 @@ def _parser() -> argparse.ArgumentParser:
         "--workdir", default="out/sandbox-demo", help="where `demo` puts its repo (default: out/sandbox-demo)"
     )
     s.set_defaults(func=_cmd_sandbox)
+
+    r = sub.add_parser("runbook", help="run an on-call runbook's notebooks in order into incidents/ID/")
+    r.add_argument("action", choices=["run", "list"], help="run: execute a runbook; list: the runbooks there are")
+    r.add_argument("name", nargs="?", help="the runbook (see `gitops-nb runbook list`)")
+    r.add_argument("--incident", help="incident id: the folder under --root the notebooks are written to")
+    r.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a notebook parameter (repeatable); true/false become booleans; confirm=true makes it act",
+    )
+    r.add_argument("--root", default="incidents", help="where incident folders go (default: incidents)")
+    r.set_defaults(func=_cmd_runbook)
     return p
 
 

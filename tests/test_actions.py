@@ -311,3 +311,101 @@ def test_pause_warns_about_a_self_healing_parent(live: dict) -> None:
         assert "pause_self_heal(cluster, " in rec["note"].iloc[0]
     finally:
         custom.delete_namespaced_custom_object("argoproj.io", "v1alpha1", "argocd", "applications", parent)
+
+
+@pytest.mark.sandbox
+def test_rollback_runbook_end_to_end_and_no_secrets_out(live: dict, sandbox, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`gitops-nb runbook run rollback-by-revert`: what changed, pause, revert, verify, resume, report; twice.
+
+    Known secret values are planted in git, in the cluster and in the sandbox's credentials;
+    none may appear in any file the runbook writes.
+    """
+    import base64
+    import sys
+
+    from kubernetes import client
+
+    c, name, w = live["cluster"], live["name"], live["work"]
+    planted = {
+        "git": "PLANTED-git-secret-3f9a1c",
+        "cluster": "PLANTED-cluster-secret-8d2e7b",
+        "token": (sandbox.state / "secrets" / "token").read_text().strip(),
+    }
+    w.commit(
+        "add db secret (do not do this at home)",
+        when=pd.Timestamp.now(tz="UTC"),
+        files={
+            "apps/shop/base/secret.yaml": f"apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n"
+            f"  password: {planted['git']}\n",
+            "apps/shop/base/kustomization.yaml": "resources:\n- deployment.yaml\n- secret.yaml\n",
+        },
+    )
+    client.CoreV1Api(live["api"]).create_namespaced_secret(
+        live["ns"],
+        client.V1Secret(metadata=client.V1ObjectMeta(name="api-key"), string_data={"key": planted["cluster"]}),
+    )
+    bad = _bad_commit(w)
+    refresh(c, name)
+    wait_converged(c, name, bad, timeout="2m")
+    incidents = tmp_path / "incidents"
+    cmd = [
+        sys.executable,
+        "-m",
+        "gitops_nb",
+        "runbook",
+        "run",
+        "rollback-by-revert",
+        "--incident",
+        "INC-42",
+        "--root",
+        str(incidents),
+        "-p",
+        f"repo_path={w.path}",
+        "-p",
+        f"sha={bad[:10]}",
+        "-p",
+        f"app={name}",
+        "-p",
+        "kube_context=gitops-nb-sandbox",
+        "-p",
+        f"kubeconfig={sandbox.kubeconfig}",
+        "-p",
+        "at=now",
+        "-p",
+        "window=30m",
+        "-p",
+        "incident=INC-42",
+        "-p",
+        "confirm=true",
+    ]
+    first = subprocess.run(cmd, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr[-3000:]
+    folder = incidents / "INC-42"
+    names = sorted(p.name for p in folder.glob("*.ipynb"))
+    assert names == ["01-what_changed.ipynb", "02-revert_and_verify.ipynb", "03-post_incident_report.ipynb"]
+    from gitops_nb import incident_records, incident_summary
+
+    assert list(incident_summary(folder)["status"]) == ["succeeded"] * 3
+    recs = incident_records(folder)
+    assert list(recs["action"]) == ["pause-self-heal", "revert", "refresh", "resume-self-heal"]
+    assert not recs["dry_run"].any() and recs["changed"].all()
+    new = recs.set_index("action").loc["revert", "after"]
+    assert c.raw_application(name)["status"]["sync"]["revision"] == new
+    assert _policy(live)["automated"]["selfHeal"] is True  # resumed
+    html = (folder / "03-post_incident_report.html").read_text()
+    assert "pause-self-heal" in html and "g.incident_summary" not in html  # records shown, code hidden
+    # a re-run after the fact is safe: nothing is reverted twice
+    second = subprocess.run(cmd, capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr[-3000:]
+    recs = incident_records(folder)
+    reverts = recs[recs["action"] == "revert"]
+    assert list(reverts["after"]) == [new, new] and not reverts["changed"].iloc[-1]
+    assert git(live["origin"], "rev-parse", "main").strip() == new
+    # no secret anywhere in what the runbook wrote (notebooks, HTML, CSV, Parquet, JSON)
+    forms = [v for s in planted.values() for v in (s, base64.b64encode(s.encode()).decode())]
+    for f in folder.rglob("*"):
+        if f.is_file():
+            data = f.read_bytes()
+            for s in forms:
+                assert s.encode() not in data, f"a planted secret leaked into {f}"
+    assert all(s not in first.stdout + first.stderr for s in forms)

@@ -122,3 +122,142 @@ apps[["name", "sync_status", "health_status", "sync_revision", "automated", "sel
         ),
     ],
 )
+
+ACT_CLUSTER = """
+kube_context = ""  # kubeconfig context; empty means the current one
+kubeconfig = ""  # kubeconfig file; empty means KUBECONFIG or ~/.kube/config
+argocd_namespace = "argocd"  # namespace of Argo CD's Applications
+"""
+
+write(
+    "pause_self_heal",
+    [
+        md(
+            "# Pause (or resume) self-heal\n\nTurns off Argo CD's self-heal for one Application while you hot-patch, "
+            "storing the exact previous sync policy, who, when and why in annotations; `action = resume` restores it "
+            "exactly. **Dry run unless `confirm = True`.** Re-running is safe: both actions are idempotent."
+        ),
+        params(
+            """
+app = ""  # the Argo CD Application
+action = "pause"  # pause or resume
+reason = ""  # why, stored with the pause and shown in the report
+mode = "self-heal"  # self-heal turns off selfHeal only; auto-sync turns off automated sync
+expires = ""  # optional expiry noted on the pause, like 2h
+confirm = False  # True to really change the Application; False is a dry run
+"""
+            + ACT_CLUSTER
+            + """
+output_dir = "pause"  # where the action records are written
+"""
+        ),
+        code("""import gitops_nb as g
+
+cluster = g.Cluster(kube_context or None, kubeconfig=kubeconfig or None, argocd_namespace=argocd_namespace)
+before = cluster.applications().query("name == @app")
+before[["name", "sync_status", "health_status", "automated", "self_heal", "prune"]]"""),
+        code("""if action == "pause":
+    record = g.pause_self_heal(cluster, app, reason, mode=mode, expires=expires or None, dry_run=not confirm)
+else:
+    record = g.resume_self_heal(cluster, app, dry_run=not confirm)
+record"""),
+        code(
+            'cluster.applications().query("name == @app")[["name", "automated", "self_heal", "prune", "sync_status"]]'
+        ),
+        code('print(g.save_records(output_dir, [record], {"app": app, "action": action, "confirm": confirm}))'),
+    ],
+)
+
+write(
+    "revert_and_verify",
+    [
+        md(
+            "# Revert and verify\n\nThe bad commit, then: pause self-heal, `git revert` and push, refresh, wait until "
+            "Argo CD is Synced and Healthy at exactly the revert's revision with the rollout complete, resume. "
+            "**Dry run unless `confirm = True`.** Every step is idempotent: after a failure midway, fix the cause and "
+            "run the notebook again."
+        ),
+        params(
+            """
+repo_path = "."  # local clone of the deploy-config repo, on the branch Argo CD tracks
+sha = ""  # the bad commit, full or abbreviated
+app = ""  # the Argo CD Application that deployed it
+incident = ""  # incident id, written as a trailer in the revert commit
+remote = "origin"  # the remote Argo CD reads
+pause = True  # pause self-heal while reverting, and resume after
+timeout = "5m"  # how long to wait for convergence
+confirm = False  # True to really pause, revert, push and resume; False is a dry run
+"""
+            + ACT_CLUSTER
+            + """
+output_dir = "revert"  # where the action records and transitions are written
+"""
+        ),
+        code("""import gitops_nb as g
+
+repo = g.DeployRepo(repo_path)
+cluster = g.Cluster(kube_context or None, kubeconfig=kubeconfig or None, argocd_namespace=argocd_namespace)
+bad = repo.resolve(sha)
+records = []
+repo.commits(rev=bad).head(1)[["short_sha", "committed_at", "author", "subject", "files"]]"""),
+        md("## What the bad commit changed (the revert undoes exactly this)"),
+        code('repo.manifest_changes(rev=bad).query("sha == @bad")[["path", "kind", "name", "field", "old", "new"]]'),
+        md("## Pause self-heal"),
+        code("""if pause:
+    records.append(g.pause_self_heal(cluster, app, f"{incident}: reverting {bad[:10]}", dry_run=not confirm))
+records[-1:]"""),
+        md("## Revert and push"),
+        code("""records.append(g.revert(repo, bad, remote=remote, incident=incident or None, dry_run=not confirm))
+revert_sha = records[-1]["after"].iloc[0]
+records[-1]"""),
+        md("## Refresh and wait for convergence at the revert's revision"),
+        code("""if confirm:
+    records.append(g.refresh(cluster, app))
+    transitions = g.wait_converged(cluster, app, revert_sha, timeout=timeout,
+                                   pushed_at=records[-2]["when"].iloc[0], progress=print)
+else:
+    transitions = None
+    print("dry run: nothing pushed, nothing to wait for")
+g.with_local_time(transitions, "time") if transitions is not None else None"""),
+        md("## Resume self-heal"),
+        code("""if pause:
+    records.append(g.resume_self_heal(cluster, app, dry_run=not confirm))
+records[-1:]"""),
+        md("## Summary"),
+        code("""summary = {"app": app, "bad": bad, "revert": revert_sha, "confirm": confirm, "incident": incident}
+out = g.save_records(output_dir, records, summary)
+if transitions is not None:
+    g.save_results(out / "convergence", {"transitions": transitions})
+print(out)
+g.with_local_time(__import__("pandas").concat(records, ignore_index=True), "when")"""),
+    ],
+)
+
+write(
+    "post_incident_report",
+    [
+        md(
+            "# Post-incident report\n\nEverything an incident folder holds: the notebooks that ran (and whether "
+            "they succeeded), every action taken (what, target, before, after, who, when, dry run), the likely "
+            "culprits found and the convergence proof. Export it as HTML with the code hidden "
+            "(`gitops-nb runbook run` does)."
+        ),
+        params("""
+incident_dir = "."  # the incident folder, like incidents/INC-1234
+incident = ""  # the incident id, for the title
+"""),
+        code("""import gitops_nb as g
+from pathlib import Path
+
+print(f"Incident {incident or Path(incident_dir).name}: report made {g.describe_time(g.parse_at('now'))}")
+g.incident_summary(incident_dir)"""),
+        md("## Actions taken"),
+        code('g.with_local_time(g.incident_records(incident_dir), "when")'),
+        md("## Likely culprits (from the what-changed step)"),
+        code('''found = sorted(Path(incident_dir).glob("*/culprits.parquet"))
+g.load_results(found[-1].parent)[0]["culprits"] if found else "no what-changed step in this incident"'''),
+        md("## Convergence"),
+        code('''conv = sorted(Path(incident_dir).glob("*/convergence/transitions.parquet"))
+g.load_results(conv[-1].parent)[0]["transitions"] if conv else "no convergence was verified in this incident"'''),
+    ],
+)
