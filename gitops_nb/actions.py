@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from .argocd import status_of
 from .errors import (
     ActionError,
     ConvergenceError,
@@ -423,17 +424,8 @@ def _push(r: DeployRepo, remote: str, branch: str, sha: str) -> tuple[str, str |
 
 
 def _state(raw: dict[str, Any]) -> dict[str, Any]:
-    st = raw.get("status") or {}
-    op = st.get("operationState") or {}
-    return {
-        "sync_status": (st.get("sync") or {}).get("status"),
-        "sync_revision": (st.get("sync") or {}).get("revision"),
-        "health_status": (st.get("health") or {}).get("status"),
-        "operation_phase": op.get("phase"),
-        "operation_revision": (op.get("syncResult") or {}).get("revision")
-        or ((op.get("operation") or {}).get("sync") or {}).get("revision"),
-        "message": op.get("message") or (st.get("health") or {}).get("message"),
-    }
+    s = status_of(raw)
+    return {k: s[k] for k in TRANSITION_COLUMNS[2:]}
 
 
 def _rollouts_complete(cluster: Cluster, raw: dict[str, Any]) -> bool:

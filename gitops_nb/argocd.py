@@ -7,7 +7,7 @@ from typing import Any
 
 from .errors import SandboxError
 
-__all__ = ["app_state", "application_manifest", "apply_application", "refresh_app", "wait_app"]
+__all__ = ["app_state", "application_manifest", "apply_application", "refresh_app", "status_of", "wait_app"]
 
 GROUP, VERSION, PLURAL = "argoproj.io", "v1alpha1", "applications"
 REFRESH_ANNOTATION = "argocd.argoproj.io/refresh"
@@ -74,11 +74,8 @@ def refresh_app(api_client: Any, name: str, *, namespace: str = "argocd", hard: 
     )
 
 
-def app_state(api_client: Any, name: str, *, namespace: str = "argocd") -> dict[str, Any]:
-    """The fields of an Application's status that say whether it converged."""
-    from kubernetes import client
-
-    app = client.CustomObjectsApi(api_client).get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+def status_of(app: dict[str, Any]) -> dict[str, Any]:
+    """The fields of an Application object's status that say whether it converged."""
     st = app.get("status") or {}
     op = st.get("operationState") or {}
     return {
@@ -86,10 +83,21 @@ def app_state(api_client: Any, name: str, *, namespace: str = "argocd") -> dict[
         "sync_revision": (st.get("sync") or {}).get("revision"),
         "health_status": (st.get("health") or {}).get("status"),
         "operation_phase": op.get("phase"),
-        "operation_revision": ((op.get("syncResult") or {}).get("revision")),
+        "operation_revision": (op.get("syncResult") or {}).get("revision")
+        or ((op.get("operation") or {}).get("sync") or {}).get("revision"),
+        "message": op.get("message") or (st.get("health") or {}).get("message"),
         "history": st.get("history") or [],
         "conditions": st.get("conditions") or [],
     }
+
+
+def app_state(api_client: Any, name: str, *, namespace: str = "argocd") -> dict[str, Any]:
+    """:func:`status_of` the Application ``name``, read now."""
+    from kubernetes import client
+
+    return status_of(
+        client.CustomObjectsApi(api_client).get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    )
 
 
 def wait_app(
@@ -100,9 +108,13 @@ def wait_app(
     (The watch-based, convergence-proving wait of the runbooks is built on top of this later.)
     """
     deadline = time.monotonic() + timeout
+    nudge = time.monotonic() + 15
     state: dict[str, Any] = {}
     while time.monotonic() < deadline:
         state = app_state(api_client, name, namespace=namespace)
+        if time.monotonic() > nudge:  # still not there: ask for a fresh comparison rather than wait for the poll
+            refresh_app(api_client, name, namespace=namespace)
+            nudge = time.monotonic() + 15
         if (
             state["sync_status"] == "Synced"
             and state["health_status"] == "Healthy"

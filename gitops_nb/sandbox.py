@@ -614,8 +614,9 @@ class Sandbox:
             if c == "kwok":
                 self._bootstrap(timeout)
             say(f"{c}: starting")
+            was_running = self._pid(c) is not None
             self._start(c, timeout)
-            if c == "kwok":
+            if c == "kwok" and not was_running:  # only after a (re)start: never touch a running sandbox's pods
                 self._recycle_stale_pods()
             times[c] = round(time.monotonic() - t, 2)
             say(f"{c}: ready in {times[c]:.1f}s")

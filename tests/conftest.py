@@ -309,3 +309,24 @@ def unique(prefix: str) -> str:
     import secrets
 
     return f"{prefix}-{secrets.token_hex(3)}"
+
+
+def app_files(name: str, tag: str, *, env: str = "prod", replicas: int = 2) -> dict[str, str]:
+    """A Kustomize app ``apps/<name>/{base,overlays/<env>}`` deploying image ``ghcr.io/acme/<name>:<tag>``."""
+    return {
+        f"apps/{name}/base/kustomization.yaml": "resources:\n- deployment.yaml\n",
+        f"apps/{name}/base/deployment.yaml": (
+            f"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: 1\n"
+            f"  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n"
+            f"    spec:\n      containers:\n      - name: {name}\n        image: ghcr.io/acme/{name}:latest\n"
+        ),
+        f"apps/{name}/overlays/{env}/kustomization.yaml": overlay_text(name, tag, replicas),
+    }
+
+
+def overlay_text(name: str, tag: str, replicas: int = 2) -> str:
+    """The overlay of :func:`app_files`: a replica count and one image tag (what CI bumps)."""
+    return (
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- ../../base\n"
+        f'replicas:\n- name: {name}\n  count: {replicas}\nimages:\n- name: ghcr.io/acme/{name}\n  newTag: "{tag}"\n'
+    )

@@ -27,35 +27,8 @@ from gitops_nb.actions import RECORD_COLUMNS, TRANSITION_COLUMNS
 from gitops_nb.argocd import application_manifest, apply_application, wait_app
 from gitops_nb.demo import RepoWriter, bump_tag
 
-from .conftest import git, unique
+from .conftest import app_files, git, unique
 
-KUST = """apiVersion: kustomize.config.k8s.io/v1beta1
-kind: Kustomization
-resources:
-- ../../base
-replicas:
-- name: shop
-  count: 2
-images:
-- name: ghcr.io/acme/shop
-  newTag: "{tag}"
-"""
-DEPLOY = """apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: shop
-spec:
-  replicas: 1
-  selector:
-    matchLabels: {app: shop}
-  template:
-    metadata:
-      labels: {app: shop}
-    spec:
-      containers:
-      - name: shop
-        image: ghcr.io/acme/shop:latest
-"""
 OVERLAY = "apps/shop/overlays/production/kustomization.yaml"
 
 
@@ -65,11 +38,7 @@ def _origin_and_clone(tmp: Path) -> tuple[Path, RepoWriter]:
     seed.commit(
         "initial",
         when=pd.Timestamp.now(tz="UTC"),
-        files={
-            "apps/shop/base/kustomization.yaml": "resources:\n- deployment.yaml\n",
-            "apps/shop/base/deployment.yaml": DEPLOY,
-            OVERLAY: KUST.format(tag="1.0.0"),
-        },
+        files=app_files("shop", "1.0.0", env="production"),
     )
     origin = tmp / "origin.git"
     subprocess.run(["git", "clone", "-q", "--bare", str(seed.path), str(origin)], check=True)

@@ -26,37 +26,9 @@ from gitops_nb.argocd import application_manifest, apply_application, refresh_ap
 from gitops_nb.demo import RepoWriter
 from gitops_nb.sandbox import Ports, Sandbox
 
-from .conftest import unique
+from .conftest import app_files, overlay_text, unique
 
 pytestmark = pytest.mark.sandbox
-
-OVERLAY = """apiVersion: kustomize.config.k8s.io/v1beta1
-kind: Kustomization
-resources:
-- ../../base
-replicas:
-- name: api
-  count: 2
-images:
-- name: ghcr.io/acme/api
-  newTag: "{tag}"
-"""
-DEPLOY = """apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: api
-spec:
-  replicas: 1
-  selector:
-    matchLabels: {app: api}
-  template:
-    metadata:
-      labels: {app: api}
-    spec:
-      containers:
-      - name: api
-        image: ghcr.io/acme/api:latest
-"""
 
 
 @pytest.fixture
@@ -66,11 +38,7 @@ def deployed(sandbox: Sandbox, tmp_path: Path):  # type: ignore[no-untyped-def]
     sha = w.commit(
         "initial",
         when=pd.Timestamp.now(tz="UTC"),
-        files={
-            "apps/api/base/kustomization.yaml": "resources:\n- deployment.yaml\n",
-            "apps/api/base/deployment.yaml": DEPLOY,
-            "apps/api/overlays/prod/kustomization.yaml": OVERLAY.format(tag="1.0.0"),
-        },
+        files=app_files("api", "1.0.0"),
     )
     name, ns = unique("c-api"), unique("c-ns")
     api = sandbox.api_client()
@@ -132,12 +100,12 @@ def test_multi_source_application_is_kept(sandbox: Sandbox, deployed: dict) -> N
 def test_tag_bump_timeline_commit_then_deploy_then_replicaset(deployed: dict) -> None:
     c: Cluster = deployed["cluster"]
     w: RepoWriter = deployed["writer"]
-    w.write({"apps/api/overlays/prod/kustomization.yaml": OVERLAY.format(tag="1.0.0").replace("1.0.0", "0.9.0")})
+    w.write({"apps/api/overlays/prod/kustomization.yaml": overlay_text("api", "0.9.0")})
     time.sleep(1.1)  # distinct seconds: commit, then deploy
     sha = w.commit(
         "deploy(api/prod): 1.1.0",
         when=pd.Timestamp.now(tz="UTC"),
-        files={"apps/api/overlays/prod/kustomization.yaml": OVERLAY.format(tag="1.1.0")},
+        files={"apps/api/overlays/prod/kustomization.yaml": overlay_text("api", "1.1.0")},
     )
     refresh_app(deployed["api"], deployed["name"])
     wait_app(deployed["api"], deployed["name"], revision=sha, timeout=120)

@@ -16,37 +16,9 @@ from gitops_nb.demo import RepoWriter
 from gitops_nb.errors import SandboxStartError
 from gitops_nb.sandbox import COMPONENTS, Ports, Sandbox
 
-from .conftest import unique
+from .conftest import app_files, overlay_text, unique
 
 pytestmark = pytest.mark.sandbox
-
-KUST = """apiVersion: kustomize.config.k8s.io/v1beta1
-kind: Kustomization
-resources:
-- ../../base
-replicas:
-- name: web
-  count: {replicas}
-images:
-- name: ghcr.io/acme/web
-  newTag: "{tag}"
-"""
-DEPLOY = """apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replicas: 1
-  selector:
-    matchLabels: {app: web}
-  template:
-    metadata:
-      labels: {app: web}
-    spec:
-      containers:
-      - name: web
-        image: ghcr.io/acme/web:latest
-"""
 
 
 def _repo(path: Path, tag: str = "1.0.0", replicas: int = 2) -> tuple[RepoWriter, str]:
@@ -54,11 +26,7 @@ def _repo(path: Path, tag: str = "1.0.0", replicas: int = 2) -> tuple[RepoWriter
     sha = w.commit(
         "initial",
         when=pd.Timestamp.now(tz="UTC"),
-        files={
-            "apps/web/base/kustomization.yaml": "resources:\n- deployment.yaml\n",
-            "apps/web/base/deployment.yaml": DEPLOY,
-            "apps/web/overlays/prod/kustomization.yaml": KUST.format(tag=tag, replicas=replicas),
-        },
+        files=app_files("web", tag, replicas=replicas),
     )
     return w, sha
 
@@ -114,7 +82,7 @@ def test_new_commit_is_picked_up_without_a_refresh(sandbox: Sandbox, app: dict) 
     sha = app["writer"].commit(
         "deploy web 1.1.0",
         when=pd.Timestamp.now(tz="UTC"),
-        files={"apps/web/overlays/prod/kustomization.yaml": KUST.format(tag="1.1.0", replicas=2)},
+        files={"apps/web/overlays/prod/kustomization.yaml": overlay_text("web", "1.1.0")},
     )
     state = wait_app(app["api"], app["name"], revision=sha, timeout=90)  # the controller's own polling
     latency = time.monotonic() - t
