@@ -22,19 +22,11 @@ import pandas as pd
 from gitops_nb import Cluster, refresh, wait_converged
 from gitops_nb.argocd import application_manifest, apply_application
 from gitops_nb.demo import RepoWriter
-from gitops_nb.sandbox import Ports, Sandbox
 
-KUST = 'resources:\n- deployment.yaml\nimages:\n- name: ghcr.io/acme/web\n  newTag: "{tag}"\n'
-DEPLOY = """apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 3
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec: {containers: [{name: web, image: "ghcr.io/acme/web:latest"}]}
-"""
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import web_app
+
+from gitops_nb.sandbox import Ports, Sandbox
 
 
 def main() -> int:
@@ -46,10 +38,7 @@ def main() -> int:
     seed.commit(
         "initial",
         when=pd.Timestamp.now(tz="UTC"),
-        files={
-            "apps/web/overlays/prod/kustomization.yaml": KUST.format(tag="0"),
-            "apps/web/overlays/prod/deployment.yaml": DEPLOY,
-        },
+        files=web_app(0, replicas=3),
     )
     origin = tmp / "origin.git"
     subprocess.run(["git", "clone", "-q", "--bare", str(seed.path), str(origin)], check=True)
@@ -59,9 +48,7 @@ def main() -> int:
     rows = []
     try:
         sb.up(timeout=300)
-        apply_application(
-            sb.api_client(), application_manifest("bench", f"file://{origin}", "apps/web/overlays/prod", "bench")
-        )
+        apply_application(sb.api_client(), application_manifest("bench", f"file://{origin}", "app", "bench"))
         c = Cluster(kubeconfig=str(sb.kubeconfig))
         refresh(c, "bench")
         wait_converged(c, "bench", w.git("rev-parse", "HEAD").strip(), timeout="2m")
@@ -69,7 +56,7 @@ def main() -> int:
             sha = w.commit(
                 f"bump {i + 1}",
                 when=pd.Timestamp.now(tz="UTC"),
-                files={"apps/web/overlays/prod/kustomization.yaml": KUST.format(tag=i + 1)},
+                files=web_app(i + 1, replicas=3),
             )
             pushed = pd.Timestamp.now(tz="UTC")
             t = time.monotonic()

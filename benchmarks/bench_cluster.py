@@ -21,21 +21,13 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import best
 from make_repo import START, STEP, generate
 
 from gitops_nb import Cluster, DeployRepo, what_changed
 from gitops_nb.sandbox import Ports, Sandbox
 
 NS = "bench-apps"
-
-
-def best(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def app(i: int, shas: list[str], times: list[str], repo_url: str) -> dict:  # type: ignore[type-arg]

@@ -16,27 +16,18 @@ import argparse
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import best
 from make_repo import START, STEP, generate
 
 from gitops_nb import DeployRepo
 
 CACHE = Path(os.environ.get("GITOPS_NB_CACHE", Path.home() / ".cache" / "gitops-nb")) / "bench"
-
-
-def best(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def git_raw(repo: Path, *args: str) -> Callable[[], object]:

@@ -19,19 +19,11 @@ import pandas as pd
 
 from gitops_nb.argocd import application_manifest, apply_application, refresh_app, wait_app
 from gitops_nb.demo import RepoWriter
-from gitops_nb.sandbox import Ports, Sandbox
 
-KUST = 'resources:\n- deployment.yaml\nimages:\n- name: ghcr.io/acme/web\n  newTag: "{tag}"\n'
-DEPLOY = """apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec: {containers: [{name: web, image: "ghcr.io/acme/web:latest"}]}
-"""
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import web_app
+
+from gitops_nb.sandbox import Ports, Sandbox
 
 
 def main() -> int:
@@ -52,7 +44,7 @@ def main() -> int:
         sha = w.commit(
             "initial",
             when=pd.Timestamp.now(tz="UTC"),
-            files={"app/kustomization.yaml": KUST.format(tag="1"), "app/deployment.yaml": DEPLOY},
+            files=web_app(1),
         )
         api = sb.api_client()
         apply_application(api, application_manifest("bench", f"file://{w.path}", "app", "bench"))
@@ -61,16 +53,14 @@ def main() -> int:
         poll, refreshed = [], []
         for i in range(3):
             t = time.monotonic()
-            sha = w.commit(
-                f"bump {i}", when=pd.Timestamp.now(tz="UTC"), files={"app/kustomization.yaml": KUST.format(tag=f"p{i}")}
-            )
+            sha = w.commit(f"bump {i}", when=pd.Timestamp.now(tz="UTC"), files=web_app(f"p{i}"))
             wait_app(api, "bench", revision=sha, timeout=120, interval=0.1)
             poll.append(time.monotonic() - t)
             t = time.monotonic()
             sha = w.commit(
                 f"bump r{i}",
                 when=pd.Timestamp.now(tz="UTC"),
-                files={"app/kustomization.yaml": KUST.format(tag=f"r{i}")},
+                files=web_app(f"r{i}"),
             )
             refresh_app(api, "bench")
             wait_app(api, "bench", revision=sha, timeout=120, interval=0.1)
