@@ -461,6 +461,7 @@ def wait_converged(
     *,
     pushed_at: pd.Timestamp | None = None,
     progress: Any = None,
+    cancel: Any = None,
 ) -> pd.DataFrame:
     """Wait until ``app`` is Synced at exactly ``revision``, its operation for that revision
     Succeeded, health is Healthy and every Deployment's rollout is complete.
@@ -469,7 +470,8 @@ def wait_converged(
     a dropped watch or an API server restart is survived by reading again and re-watching.
     Fails fast with :class:`ConvergenceError` on Degraded health or a failed operation for the
     revision. Returns the status transitions with timestamps (pushed, detected, synced, healthy,
-    converged), oldest first.
+    converged), oldest first. ``cancel`` (a ``threading.Event``) stops the wait with a
+    :class:`ConvergenceError` saying so; nothing is undone.
     """
     from kubernetes import watch
     from kubernetes.client.rest import ApiException
@@ -527,6 +529,13 @@ def wait_converged(
 
     custom = cluster._custom()
     while True:
+        if cancel is not None and cancel.is_set():
+            raise ConvergenceError(
+                f"waiting for {app} at {revision[:10]} was cancelled; nothing was undone",
+                app=app,
+                revision=revision,
+                transitions=frame(),
+            )
         raw = cluster.raw_application(app)  # the initial read; also after every dropped watch
         if check(raw):
             return frame()
@@ -550,13 +559,13 @@ def wait_converged(
                 PLURAL,
                 field_selector=f"metadata.name={app}",
                 resource_version=raw["metadata"]["resourceVersion"],
-                timeout_seconds=max(1, min(int(remaining) + 1, 30)),
+                timeout_seconds=max(1, min(int(remaining) + 1, 5 if cancel is not None else 30)),
             ):
                 obj = ev.get("object")
                 if ev.get("type") in ("ADDED", "MODIFIED") and isinstance(obj, dict) and check(obj):
                     w.stop()
                     return frame()
-                if time.monotonic() > deadline or "healthy" in seen:
+                if time.monotonic() > deadline or "healthy" in seen or (cancel is not None and cancel.is_set()):
                     break  # healthy but a rollout still finishing: its Deployment is not this object, poll it
         except ApiException as e:
             if e.status not in (410, 500, 503, 504):

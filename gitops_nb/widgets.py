@@ -1,0 +1,340 @@
+"""The incident console for JupyterLab. Widgets only gather parameters and call the library;
+every action is also written out as the papermill command that replays it headless."""
+
+from __future__ import annotations
+
+import html
+import shlex
+import threading
+from typing import Any
+
+import pandas as pd
+
+from .errors import GitOpsNbError, InputError
+
+__all__ = ["IncidentConsole", "kube_contexts"]
+
+WINDOWS = ("15m", "30m", "1h", "2h", "6h", "1d")
+
+
+def kube_contexts(kubeconfig: str | None = None) -> list[str]:
+    """Context names of a kubeconfig (empty when there is none)."""
+    from kubernetes import config
+
+    try:
+        return [c["name"] for c in config.list_kube_config_contexts(config_file=kubeconfig or None)[0]]
+    except Exception:
+        return []
+
+
+def _papermill(notebook: str, params: dict[str, Any]) -> str:
+    args = ["papermill", f"notebooks/{notebook}.ipynb", f"out/{notebook}.ipynb"]
+    for k, v in params.items():
+        args += ["-p", k, str(v)]
+    return shlex.join(args)
+
+
+def _show(output: Any, *objects: Any) -> None:
+    """Replace an Output widget's content (works in a kernel and from plain Python, e.g. tests)."""
+    output.outputs = ()
+    for obj in objects:
+        if isinstance(obj, str):
+            output.append_stdout(obj + "\n")
+        elif hasattr(obj, "to_json") and hasattr(obj, "layout"):  # a plotly figure: its own mimetype
+            import json
+
+            data = {"application/vnd.plotly.v1+json": json.loads(obj.to_json()), "text/plain": "<plotly figure>"}
+            output.outputs += ({"output_type": "display_data", "data": data, "metadata": {}},)
+        else:
+            output.append_display_data(obj)
+
+
+class IncidentConsole:
+    """Pick a context, an Application, a time and a window; see what changed; act on a change.
+
+    Args mirror the notebooks' parameters. Display it in JupyterLab (it renders itself) or
+    drive it from Python: set the widgets' values and call the handlers (``investigate``,
+    ``pause``, ``review_revert``, ``confirm_revert``...), as the tests do.
+    """
+
+    def __init__(
+        self,
+        repo_path: str = "",
+        kube_context: str = "",
+        kubeconfig: str = "",
+        argocd_namespace: str = "argocd",
+        at: str = "now",
+        window: str = "2h",
+    ) -> None:
+        import ipywidgets as w
+
+        contexts = kube_contexts(kubeconfig)
+        self.repo_path = w.Text(value=repo_path, description="repo")
+        self.kubeconfig = w.Text(value=kubeconfig, description="kubeconfig")
+        self.context = w.Dropdown(
+            options=["", *contexts], value=kube_context if kube_context in contexts else "", description="context"
+        )
+        self.argocd_namespace = w.Text(value=argocd_namespace, description="argocd ns")
+        self.app = w.Dropdown(options=[""], value="", description="app")
+        self.at = w.Text(value=at, description="T")
+        self.window = w.Dropdown(options=list(dict.fromkeys([*WINDOWS, window])), value=window, description="window")
+        self.change = w.Dropdown(options=[], description="change")
+        self.reason = w.Text(value="", description="reason")
+        self.incident = w.Text(value="", description="incident")
+        self.load_apps_button = w.Button(description="Load apps")
+        self.investigate_button = w.Button(description="What changed?", button_style="primary")
+        self.pause_button = w.Button(description="Pause self-heal")
+        self.resume_button = w.Button(description="Resume self-heal")
+        self.review_button = w.Button(description="Review revert")
+        self.confirm_button = w.Button(description="Confirm revert", button_style="danger", disabled=True)
+        self.cancel_button = w.Button(description="Cancel wait", disabled=True)
+        self.status = w.HTML()
+        self.table = w.Output()
+        self.plot = w.Output()
+        self.monitor = w.Output()
+        self.replay = w.Textarea(value="", description="replay", layout=w.Layout(width="100%", height="6em"))
+        self.records: list[pd.DataFrame] = []
+        self.culprits: pd.DataFrame | None = None
+        self.review: pd.DataFrame | None = None
+        self.figure: Any = None
+        self.timeline: pd.DataFrame | None = None
+        self.transitions: pd.DataFrame | None = None
+        self._cancel = threading.Event()
+        self._reviewed: str | None = None
+        for button, handler in (
+            (self.load_apps_button, self.load_apps),
+            (self.investigate_button, self.investigate),
+            (self.pause_button, self.pause),
+            (self.resume_button, self.resume),
+            (self.review_button, self.review_revert),
+            (self.confirm_button, self.confirm_revert),
+            (self.cancel_button, self.cancel),
+        ):
+            button.on_click(handler)
+        self.change.observe(lambda _c: self._unreview(), names="value")
+        self.widget = w.VBox(
+            [
+                w.HBox([self.repo_path, self.kubeconfig]),
+                w.HBox([self.context, self.argocd_namespace, self.load_apps_button]),
+                w.HBox([self.app, self.at, self.window, self.investigate_button]),
+                self.status,
+                self.plot,
+                self.table,
+                w.HBox([self.change, self.reason, self.incident]),
+                w.HBox(
+                    [self.pause_button, self.resume_button, self.review_button, self.confirm_button, self.cancel_button]
+                ),
+                self.monitor,
+                self.replay,
+            ]
+        )
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _say(self, text: str, error: bool = False) -> None:
+        color = "#b00020" if error else "#1b5e20"
+        self.status.value = f'<span style="color:{color}">{html.escape(text)}</span>'
+
+    def _guard(self, fn: Any) -> bool:
+        """Run a handler; errors become a readable line in the console, not a traceback."""
+        try:
+            fn()
+            return True
+        except GitOpsNbError as e:
+            self._say(f"{type(e).__name__}: {e}", error=True)
+            return False
+
+    def _cluster(self) -> Any:
+        from .cluster import Cluster
+
+        if not self.context.value:
+            raise InputError("pick a kube context first (or set kubeconfig and press Load apps)")
+        return Cluster(
+            self.context.value, kubeconfig=self.kubeconfig.value or None, argocd_namespace=self.argocd_namespace.value
+        )
+
+    def _cluster_params(self) -> dict[str, Any]:
+        return {
+            "kube_context": self.context.value,
+            "kubeconfig": self.kubeconfig.value,
+            "argocd_namespace": self.argocd_namespace.value,
+        }
+
+    def _replay(self, notebook: str, params: dict[str, Any]) -> None:
+        line = _papermill(notebook, params)
+        self.replay.value = (self.replay.value + "\n" + line).strip()
+
+    def _need_app(self) -> str:
+        if not self.app.value:
+            raise InputError("pick an Application first (Load apps)")
+        return str(self.app.value)
+
+    def _unreview(self) -> None:
+        self._reviewed = None
+        self.confirm_button.disabled = True
+
+    # -- handlers ---------------------------------------------------------------------
+
+    def load_apps(self, _button: Any = None) -> None:
+        """Fill the context list from the kubeconfig and the app list from the cluster's Applications."""
+
+        def run() -> None:
+            contexts = kube_contexts(self.kubeconfig.value or None)
+            self.context.options = ["", *contexts]
+            if not self.context.value and contexts:
+                self.context.value = contexts[0]
+            names = sorted(self._cluster().applications()["name"])
+            self.app.options = ["", *names]
+            self._say(f"{len(names)} Applications in context {self.context.value}")
+
+        self._guard(run)
+
+    def investigate(self, _button: Any = None) -> None:
+        """What changed at T: the table of likely culprits, the timeline, and the changes to pick from."""
+        from .plot import plot_timeline
+        from .timeline import investigate
+
+        def run() -> None:
+            inv = investigate(
+                self.repo_path.value,
+                self.at.value,
+                self.window.value,
+                [self.app.value] if self.app.value else None,
+                kube_context=self.context.value or None,
+                kubeconfig=self.kubeconfig.value or None,
+                argocd_namespace=self.argocd_namespace.value,
+            )
+            self.timeline = inv.timeline
+            git_rows = inv.rows("git")
+            self.change.options = [
+                (f"{s[:10]} {m}", s) for s, m in zip(git_rows["sha"], git_rows["summary"], strict=True)
+            ]
+            top = inv.culprits
+            if len(top) and top["sha"].iloc[0] in set(git_rows["sha"]):
+                self.change.value = top["sha"].iloc[0]
+            self.culprits = top
+            self.figure = plot_timeline(inv.timeline, inv.at)
+            _show(self.table, top[["rank", "time", "summary", "app", "why"]])
+            _show(self.plot, self.figure)
+            self._say(f"{len(inv.timeline)} rows around {inv.at:%Y-%m-%d %H:%M:%S} UTC; {len(top)} likely culprits")
+            self._replay(
+                "what_changed",
+                {
+                    "repo_path": self.repo_path.value,
+                    "at": inv.at.isoformat(),
+                    "window": self.window.value,
+                    "apps": self.app.value or "",
+                    **self._cluster_params(),
+                },
+            )
+
+        self._guard(run)
+
+    def _pause_or_resume(self, action: str) -> None:
+        from .actions import pause_self_heal, resume_self_heal
+
+        def run() -> None:
+            app = self._need_app()
+            cluster = self._cluster()
+            if action == "pause":
+                rec = pause_self_heal(cluster, app, self.reason.value or "incident console", dry_run=False)
+            else:
+                rec = resume_self_heal(cluster, app, dry_run=False)
+            self.records.append(rec)
+            note = rec["note"].iloc[0] or ""
+            self._say(f"{action} {app}: {'done' if rec['changed'].iloc[0] else 'nothing to do'}. {note}")
+            self._replay(
+                "pause_self_heal",
+                {"app": app, "action": action, "reason": self.reason.value, "confirm": True, **self._cluster_params()},
+            )
+
+        self._guard(run)
+
+    def pause(self, _button: Any = None) -> None:
+        """Pause self-heal on the selected Application (keeps the exact sync policy)."""
+        self._pause_or_resume("pause")
+
+    def resume(self, _button: Any = None) -> None:
+        """Restore the Application's exact sync policy."""
+        self._pause_or_resume("resume")
+
+    def review_revert(self, _button: Any = None) -> None:
+        """Show what reverting the selected change would undo (its semantic diff) and enable Confirm."""
+        from .actions import revert
+        from .history import DeployRepo
+
+        def run() -> None:
+            if not self.change.value:
+                raise InputError("pick a change to revert (What changed? fills the list)")
+            repo = DeployRepo(self.repo_path.value)
+            sha = repo.resolve(self.change.value)
+            diff = repo.manifest_changes(rev=sha)
+            diff = diff[diff["sha"] == sha][["path", "kind", "name", "field", "old", "new"]]
+            plan = revert(repo, sha, incident=self.incident.value or None, dry_run=True)
+            self.review = diff
+            _show(self.monitor, f"Reverting {sha[:10]} undoes these changes (new -> old); {plan['note'].iloc[0]}", diff)
+            self._reviewed = sha
+            self.confirm_button.disabled = False
+            self._say(f"review {sha[:10]}: {len(diff)} field changes would be undone; press Confirm revert to act")
+
+        self._guard(run)
+
+    def confirm_revert(self, _button: Any = None, *, background: bool = True) -> None:
+        """Revert the reviewed change, push, refresh, and watch convergence live (cancellable)."""
+        from .actions import refresh, revert
+
+        def run() -> None:
+            if not self._reviewed or self._reviewed != self.change.value:
+                raise InputError("review the revert first (Review revert), then confirm")
+            app = self._need_app()
+            cluster = self._cluster()
+            rec = revert(self.repo_path.value, self._reviewed, incident=self.incident.value or None, dry_run=False)
+            self.records.append(rec)
+            self.records.append(refresh(cluster, app))
+            self._replay(
+                "revert_and_verify",
+                {
+                    "repo_path": self.repo_path.value,
+                    "sha": self._reviewed,
+                    "app": app,
+                    "incident": self.incident.value,
+                    "pause": False,
+                    "confirm": True,
+                    **self._cluster_params(),
+                },
+            )
+            self._unreview()
+            new, pushed = rec["after"].iloc[0], rec["when"].iloc[0]
+            self._say(f"reverted as {str(new)[:10]} ({rec['note'].iloc[0]}); watching {app} converge...")
+            if background:
+                threading.Thread(target=self._watch, args=(cluster, app, new, pushed), daemon=True).start()
+            else:
+                self._watch(cluster, app, new, pushed)
+
+        self._guard(run)
+
+    def _watch(self, cluster: Any, app: str, revision: str, pushed: pd.Timestamp) -> None:
+        from .actions import wait_converged
+
+        self._cancel.clear()
+        self.cancel_button.disabled = False
+
+        def progress(line: str) -> None:
+            self.monitor.append_stdout(line + "\n")
+
+        try:
+            self.transitions = wait_converged(
+                cluster, app, revision, timeout="10m", pushed_at=pushed, progress=progress, cancel=self._cancel
+            )
+            self._say(f"{app} converged at {revision[:10]}: Synced, Healthy, rollout complete")
+        except GitOpsNbError as e:
+            self._say(f"{type(e).__name__}: {e}", error=True)
+        finally:
+            self.cancel_button.disabled = True
+
+    def cancel(self, _button: Any = None) -> None:
+        """Stop watching convergence (the revert stays pushed; nothing is undone)."""
+        self._cancel.set()

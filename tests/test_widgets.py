@@ -1,0 +1,72 @@
+"""The incident console's behaviour in Python: widget state after simulated input (the browser test is separate)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gitops_nb.demo import DemoRepo
+from gitops_nb.widgets import IncidentConsole
+
+from .test_actions import _bad_commit, _policy, live  # noqa: F401 - the live fixture is shared
+
+
+def test_investigate_fills_the_table_and_selects_the_top_culprit(demo_repo: DemoRepo) -> None:
+    con = IncidentConsole(repo_path=str(demo_repo.path), at=demo_repo.incident_at.isoformat(), window="6h")
+    con.investigate_button.click()
+    bad = demo_repo.commits["checkout-prod-bad"]
+    assert con.change.value == bad
+    assert bad in [v for _, v in con.change.options]
+    assert "color:#1b5e20" in con.status.value and "likely culprits" in con.status.value
+    assert con.culprits is not None and con.culprits["sha"].iloc[0] == bad
+    assert con.table.outputs and "application/vnd.plotly.v1+json" in con.plot.outputs[0]["data"]
+    assert con.replay.value.startswith("papermill notebooks/what_changed.ipynb out/what_changed.ipynb")
+    assert f"-p at {demo_repo.incident_at.isoformat()}" in con.replay.value
+    con.review_button.click()
+    assert not con.confirm_button.disabled and "field changes would be undone" in con.status.value
+    con.change.value = demo_repo.commits["web-prod"]  # another pick: the review no longer applies
+    assert con.confirm_button.disabled
+
+
+def test_errors_are_messages_not_tracebacks(tmp_path: Path, demo_repo: DemoRepo) -> None:
+    con = IncidentConsole(repo_path=str(tmp_path / "nope"))
+    con.investigate()
+    assert "NotARepoError" in con.status.value and "does not exist" in con.status.value
+    con = IncidentConsole(repo_path=str(demo_repo.path), window="1h")
+    con.confirm_revert(background=False)
+    assert "review the revert first" in con.status.value
+    con.pause()
+    assert "pick an Application first" in con.status.value
+    con.app.options = ["", "checkout-api-production"]
+    con.app.value = "checkout-api-production"
+    con.pause()
+    assert "pick a kube context first" in con.status.value
+
+
+@pytest.mark.sandbox
+def test_console_acts_on_the_sandbox(live: dict, sandbox) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    bad = _bad_commit(live["work"])
+    con = IncidentConsole(repo_path=str(live["work"].path), kubeconfig=str(sandbox.kubeconfig), window="30m")
+    con.load_apps()
+    assert con.context.value == "gitops-nb-sandbox" and live["name"] in con.app.options
+    con.app.value = live["name"]
+    con.reason.value = "console test"
+    con.pause()
+    assert _policy(live)["automated"]["selfHeal"] is False
+    con.resume()
+    assert _policy(live)["automated"]["selfHeal"] is True
+    con.investigate()
+    con.change.value = bad
+    con.review_button.click()
+    con.confirm_revert(background=False)
+    assert con.transitions is not None and con.transitions["event"].iloc[-1] == "converged"
+    lines = con.replay.value.splitlines()
+    assert [line.split()[1] for line in lines] == [
+        "notebooks/pause_self_heal.ipynb",
+        "notebooks/pause_self_heal.ipynb",
+        "notebooks/what_changed.ipynb",
+        "notebooks/revert_and_verify.ipynb",
+    ]
+    assert f"-p sha {bad}" in lines[-1] and "-p confirm True" in lines[-1]
+    assert [r["action"].iloc[0] for r in con.records] == ["pause-self-heal", "resume-self-heal", "revert", "refresh"]
