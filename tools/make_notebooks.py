@@ -262,18 +262,26 @@ g.load_results(conv[-1].parent)[0]["transitions"] if conv else "no convergence w
     ],
 )
 
-write("investigate", [
-    md("# Incident console\n\nPick a context and an Application, a time and a window; see what changed; pause or "
-       "resume self-heal; review a revert (its semantic diff first), confirm it, and watch convergence live. "
-       "Every action is also written out as the papermill command that replays it headless (the *replay* box)."),
-    params('''
+write(
+    "investigate",
+    [
+        md(
+            "# Incident console\n\nPick a context and an Application, a time and a window; see what changed; pause or "
+            "resume self-heal; review a revert (its semantic diff first), confirm it, and watch convergence live. "
+            "Every action is also written out as the papermill command that replays it headless (the *replay* box)."
+        ),
+        params(
+            """
 repo_path = "."  # local clone of the deploy-config repo
 at = "now"  # incident time T: ISO-8601 with zone, now, or relative like -30m
 window = "2h"  # how far before T to look
-''' + ACT_CLUSTER),
-    code('''import gitops_nb.widgets as gw
+"""
+            + ACT_CLUSTER
+        ),
+        code("""import gitops_nb.widgets as gw
 
 console = gw.IncidentConsole(repo_path=repo_path, kube_context=kube_context, kubeconfig=kubeconfig,
                              argocd_namespace=argocd_namespace, at=at, window=window)
-console'''),
-])
+console"""),
+    ],
+)
