@@ -7,4 +7,10 @@ bash scripts/setup.sh
 .venv/bin/ruff check gitops_nb tests benchmarks
 .venv/bin/ruff format --check gitops_nb tests benchmarks
 .venv/bin/gitops-nb sandbox build >/dev/null
+# the browser test drives Debian's Chromium (Playwright's own browser download is not used)
+if ! command -v chromium >/dev/null; then
+  echo "test.sh: installing Debian's chromium for the browser test ..."
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }
+fi
 exec .venv/bin/pytest "$@"

@@ -290,10 +290,11 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
 
     A sandbox that cannot be started fails the test (never skips): cluster-side tests need it.
     """
-    from gitops_nb.sandbox import Sandbox
+    from gitops_nb.sandbox import COMPONENTS, Sandbox
 
     own = Sandbox()
-    if own.kubeconfig.exists() and own.is_up():
+    if own.kubeconfig.exists() and any(own._pid(c) is not None for c in COMPONENTS):
+        own.up(timeout=240)  # the developer's sandbox, (partly) running: reuse it, restarting what is down
         yield own
         return
     sb = Sandbox(tmp_path_factory.mktemp("sandbox-state"))

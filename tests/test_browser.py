@@ -1,0 +1,155 @@
+"""The incident console in a real browser: JupyterLab on loopback, headless Debian Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from .test_actions import _bad_commit, live  # noqa: F401 - the live fixture is shared
+
+pytestmark = pytest.mark.sandbox
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "out" / "test-artifacts"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def lab(tmp_path: Path, live: dict, sandbox):  # type: ignore[no-untyped-def]  # noqa: F811
+    """JupyterLab serving a prepared copy of notebooks/investigate.ipynb (parameters injected, not run)."""
+    work = tmp_path / "lab"
+    work.mkdir()
+    bin_dir = Path(sys.executable).parent
+    subprocess.run(
+        [
+            str(bin_dir / "papermill"),
+            str(ROOT / "notebooks" / "investigate.ipynb"),
+            str(work / "investigate.ipynb"),
+            "--prepare-only",
+            "-p",
+            "repo_path",
+            str(live["work"].path),
+            "-p",
+            "kubeconfig",
+            str(sandbox.kubeconfig),
+            "-p",
+            "kube_context",
+            "gitops-nb-sandbox",
+            "-p",
+            "window",
+            "30m",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    port, token = _free_port(), secrets.token_hex(16)
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
+    }
+    log = (tmp_path / "lab.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            str(bin_dir / "jupyter"),
+            "lab",
+            "--no-browser",
+            "--allow-root",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={work}",
+            "--LabApp.news_url=",
+            "--ServerApp.disable_check_xsrf=False",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=work,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=2):
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.terminate()
+        proc.wait(10)
+        raise AssertionError(f"JupyterLab did not start: {(tmp_path / 'lab.log').read_text()[-2000:]}")
+    yield {"url": f"http://127.0.0.1:{port}/lab/tree/investigate.ipynb?token={token}", "token": token}
+    proc.terminate()
+    proc.wait(20)
+    log.close()
+
+
+def test_console_renders_and_selecting_an_app_fills_the_table(lab: dict, live: dict) -> None:  # noqa: F811
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    bad = _bad_commit(live["work"])
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        try:
+            page.goto(lab["url"])
+            page.wait_for_selector(".jp-Notebook", timeout=60_000)
+            for attempt in range(3):  # the first run can race the kernel's start: run again if nothing came
+                page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=90_000)
+                page.locator(".jp-InputPrompt").first.click()  # a cell selected, in command mode
+                page.keyboard.press("Escape")
+                page.keyboard.press("Control+a")  # select every cell
+                page.keyboard.press("Control+Enter")  # run them (without adding a cell)
+                try:
+                    page.wait_for_selector("button:has-text('What changed?')", timeout=45_000)
+                    break
+                except Exception:
+                    if attempt == 2:
+                        raise
+            page.click("button:has-text('Load apps')")
+            app_select = page.locator(".widget-dropdown", has_text="app").locator("select")
+            page.wait_for_function(
+                "([sel, name]) => [...document.querySelectorAll(sel)].some(o => o.textContent === name)",
+                arg=[".widget-dropdown select option", live["name"]],
+                timeout=60_000,
+            )
+            app_select.select_option(live["name"])
+            page.click("button:has-text('What changed?')")
+            table = page.locator(".widget-output table", has_text="1.1.0-bad").first
+            table.wait_for(timeout=90_000)
+            assert "deploy(shop/production): 1.1.0-bad" in table.inner_text()
+            change = page.locator(".widget-dropdown", has_text="change").locator("select")
+            assert change.locator("option", has_text=bad[:10]).count() == 1  # the bad commit can be picked
+            page.screenshot(path=str(ARTIFACTS / "console.png"), full_page=True)
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "console-failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
+    assert (ARTIFACTS / "console.png").stat().st_size > 10_000
