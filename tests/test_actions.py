@@ -378,27 +378,3 @@ def test_rollback_runbook_end_to_end_and_no_secrets_out(live: dict, sandbox, tmp
             for s in forms:
                 assert s.encode() not in data, f"a planted secret leaked into {f}"
     assert all(s not in first.stdout + first.stderr for s in forms)
-
-
-@pytest.mark.sandbox
-def test_wait_survives_an_api_server_restart(live: dict, sandbox) -> None:  # type: ignore[no-untyped-def]
-    import threading
-
-    c, name, w = live["cluster"], live["name"], live["work"]
-    sha = _bad_commit(w)  # no refresh: the controller's own polling finds it in ~10-20 s
-    result: dict = {}
-
-    def waiter() -> None:
-        try:
-            result["transitions"] = wait_converged(c, name, sha, timeout="3m")
-        except Exception as e:
-            result["error"] = e
-
-    t = threading.Thread(target=waiter)
-    t.start()
-    time.sleep(1.5)  # the wait is watching now
-    assert sandbox.restart("kube-apiserver") < 60
-    t.join(200)
-    assert "error" not in result, result.get("error")
-    assert result["transitions"]["event"].iloc[-1] == "converged"
-    assert c.raw_application(name)["status"]["sync"]["revision"] == sha
