@@ -13,7 +13,7 @@ from .test_actions import live  # noqa: F401 - the live fixture is shared
 
 
 @pytest.mark.sandbox
-def test_wait_survives_an_api_server_restart(live: dict, sandbox) -> None:  # type: ignore[no-untyped-def]
+def test_wait_survives_an_api_server_restart(live: dict, sandbox) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     import threading
 
     c, name, w = live["cluster"], live["name"], live["work"]
