@@ -1,23 +1,44 @@
-"""Disruptive sandbox drills, run last (the file name sorts last): they restart sandbox components."""
+"""Disruptive sandbox drills. Each runs on a small sandbox of its own (other ports, fresh state), so a
+restarted component never disturbs the session's sandbox or depends on how busy it is."""
 
 from __future__ import annotations
 
+import threading
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from gitops_nb import wait_converged
+from gitops_nb import Cluster, refresh, wait_converged
+from gitops_nb.argocd import application_manifest, apply_application
+from gitops_nb.sandbox import Ports, Sandbox
 
-from .test_actions import live  # noqa: F401 - the live fixture is shared
+from .test_actions import _origin_and_clone
+
+pytestmark = pytest.mark.sandbox
 
 
-@pytest.mark.sandbox
-def test_wait_survives_an_api_server_restart(live: dict, sandbox) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
-    import threading
+@pytest.fixture
+def own_sandbox(tmp_path: Path):  # type: ignore[no-untyped-def]
+    sb = Sandbox(tmp_path / "state", ports=Ports(base=25000))
+    try:
+        sb.up(timeout=240)
+        yield sb
+    finally:
+        sb.down()
 
-    c, name, w = live["cluster"], live["name"], live["work"]
-    # a change with no rollout (a ConfigMap), so only the wait itself is under test, not fake pods after a restart
+
+def test_wait_survives_an_api_server_restart(own_sandbox: Sandbox, tmp_path: Path) -> None:
+    origin, w = _origin_and_clone(tmp_path)
+    apply_application(
+        own_sandbox.api_client(),
+        application_manifest("drill", f"file://{origin}", "apps/shop/overlays/production", "drill"),
+    )
+    c = Cluster(kubeconfig=str(own_sandbox.kubeconfig))
+    refresh(c, "drill")
+    wait_converged(c, "drill", w.git("rev-parse", "HEAD").strip(), timeout="2m")
+    # a change with no rollout (a ConfigMap): only the wait is under test
     sha = w.commit(
         "add a ConfigMap",
         when=pd.Timestamp.now(tz="UTC"),
@@ -31,15 +52,15 @@ def test_wait_survives_an_api_server_restart(live: dict, sandbox) -> None:  # ty
 
     def waiter() -> None:
         try:
-            result["transitions"] = wait_converged(c, name, sha, timeout="3m")
+            result["transitions"] = wait_converged(c, "drill", sha, timeout="3m")
         except Exception as e:
             result["error"] = e
 
     t = threading.Thread(target=waiter)
     t.start()
     time.sleep(1.5)  # the wait is watching now
-    assert sandbox.restart("kube-apiserver") < 60
+    assert own_sandbox.restart("kube-apiserver") < 60
     t.join(200)
     assert "error" not in result, result.get("error")
     assert result["transitions"]["event"].iloc[-1] == "converged"
-    assert c.raw_application(name)["status"]["sync"]["revision"] == sha
+    assert c.raw_application("drill")["status"]["sync"]["revision"] == sha
