@@ -22,11 +22,19 @@ def params(text: str) -> nbf.NotebookNode:
 
 def write(name: str, cells: list[nbf.NotebookNode]) -> None:
     nb = nbf.v4.new_notebook()
+    for i, cell in enumerate(cells):  # stable ids: regenerating a notebook changes only what changed
+        cell.id = f"{name.replace('_', '-')}-{i}"
     nb.cells = cells
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
     nbf.write(nb, OUT / f"{name}.ipynb")
 
+
+REPO_PARAMS = """
+repo_path = "."  # local clone of the deploy-config repo
+at = "now"  # incident time T: ISO-8601 with zone, now, or relative like -30m
+window = "2h"  # how far before T to look
+"""
 
 CLUSTER_PARAMS = """
 kube_context = ""  # kubeconfig context for the cluster side; empty means git only
@@ -45,11 +53,8 @@ write(
             "Times are UTC, with your local time beside them."
         ),
         params(
-            """
-repo_path = "."  # local clone of the deploy-config repo
-at = "now"  # incident time T: ISO-8601 with zone, now, or relative like -30m
-window = "2h"  # how far before T to look
-apps = ""  # comma-separated apps to keep: Argo CD app names, Kustomize roots or parts like checkout-api; empty means all
+            REPO_PARAMS
+            + """apps = ""  # comma-separated apps to keep: Argo CD app names, Kustomize roots or parts like checkout-api; empty means all
 """
             + CLUSTER_PARAMS
             + """
@@ -270,14 +275,7 @@ write(
             "resume self-heal; review a revert (its semantic diff first), confirm it, and watch convergence live. "
             "Every action is also written out as the papermill command that replays it headless (the *replay* box)."
         ),
-        params(
-            """
-repo_path = "."  # local clone of the deploy-config repo
-at = "now"  # incident time T: ISO-8601 with zone, now, or relative like -30m
-window = "2h"  # how far before T to look
-"""
-            + ACT_CLUSTER
-        ),
+        params(REPO_PARAMS + ACT_CLUSTER),
         code("""import gitops_nb.widgets as gw
 
 console = gw.IncidentConsole(repo_path=repo_path, kube_context=kube_context, kubeconfig=kubeconfig,
