@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .argocd import status_of
+from .argocd import refresh_app, status_of
 from .errors import (
     ActionError,
     ConvergenceError,
@@ -266,16 +266,14 @@ def refresh(cluster: Cluster, app: str, *, hard: bool = False, dry_run: bool = F
 
     Harmless, so not dry-run by default: it changes no desired state.
     """
-    raw = cluster.raw_application(app)
+    cluster.raw_application(app)  # a clear UnknownAppError before anything else
     kind = "hard" if hard else "normal"
-    if not dry_run:
-        ops: list[dict[str, Any]] = (
-            []
-            if (raw.get("metadata") or {}).get("annotations")
-            else [{"op": "add", "path": "/metadata/annotations", "value": {}}]
+    if not dry_run:  # the same annotation the sandbox helpers set: one implementation
+        cluster._call(
+            "patch",
+            f"applications.argoproj.io/{app}",
+            lambda: refresh_app(cluster.api, app, namespace=cluster.argocd_namespace, hard=hard),
         )
-        ops.append({"op": "add", "path": "/metadata/annotations/argocd.argoproj.io~1refresh", "value": kind})
-        _patch(cluster, app, ops)
     return _record("refresh", app, None, kind, dry_run=dry_run, changed=True)
 
 
