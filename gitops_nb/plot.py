@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 
 __all__ = ["plot_timeline", "show"]
 
+_ISO = "%Y-%m-%d %H:%M:%S.%f"  # plotly's date string; UTC (the axis says so). Widgets send datetime64 as raw ns.
+
 _SYMBOLS = {"git": "circle", "argocd": "diamond", "k8s-event": "x", "rollout": "square", "field-edit": "star"}
 
 
@@ -35,7 +37,8 @@ def plot_timeline(
 
     Each point hovers with time (UTC and local), sha, author and summary; likely
     culprits are labelled with their rank; a vertical line marks ``at`` (default:
-    the frame's own ``at``).
+    the frame's own ``at``). Each point's ``customdata`` ends with its row's full sha
+    (empty when it has none), so a click handler can map a point back to a change.
     """
     import plotly.graph_objects as go
 
@@ -49,7 +52,7 @@ def plot_timeline(
         ranks = df.loc[idx, "rank"]
         fig.add_trace(
             go.Scatter(
-                x=part["time"],
+                x=part["time"].dt.tz_convert("UTC").dt.strftime(_ISO),
                 y=part["lane"],
                 mode="markers+text",
                 name=str(source),
@@ -66,6 +69,7 @@ def plot_timeline(
                         part["summary"].fillna(""),
                         local.loc[idx].dt.strftime("%Y-%m-%d %H:%M:%S %Z"),
                         part["detail"].fillna("").str[:300],
+                        part["sha"].fillna(""),  # the full sha: a click selects that change
                         strict=True,
                     )
                 ),
@@ -76,9 +80,10 @@ def plot_timeline(
             )
         )
     if at_ts is not None:
-        fig.add_shape(type="line", x0=at_ts, x1=at_ts, y0=0, y1=1, yref="paper", line={"color": "red", "dash": "dash"})
+        at_x = at_ts.tz_convert("UTC").strftime(_ISO)
+        fig.add_shape(type="line", x0=at_x, x1=at_x, y0=0, y1=1, yref="paper", line={"color": "red", "dash": "dash"})
         fig.add_annotation(
-            x=at_ts,
+            x=at_x,
             y=1,
             yref="paper",
             text=f"T = {at_ts:%H:%M} UTC",
@@ -88,7 +93,7 @@ def plot_timeline(
         )
     layout: dict[str, Any] = {
         "title": title or "What changed",
-        "xaxis_title": "time (UTC)",
+        "xaxis": {"title": {"text": "time (UTC)"}, "type": "date"},
         "yaxis_title": None,
         "height": max(300, 60 * df["lane"].nunique() + 150),
         "margin": {"l": 260},

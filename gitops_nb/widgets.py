@@ -40,11 +40,6 @@ def _show(output: Any, *objects: Any) -> None:
     for obj in objects:
         if isinstance(obj, str):
             output.append_stdout(obj + "\n")
-        elif hasattr(obj, "to_json") and hasattr(obj, "layout"):  # a plotly figure: its own mimetype
-            import json
-
-            data = {"application/vnd.plotly.v1+json": json.loads(obj.to_json()), "text/plain": "<plotly figure>"}
-            output.outputs += ({"output_type": "display_data", "data": data, "metadata": {}},)
         else:
             output.append_display_data(obj)
 
@@ -90,13 +85,13 @@ class IncidentConsole:
         self.cancel_button = w.Button(description="Cancel wait", disabled=True)
         self.status = w.HTML()
         self.table = w.Output()
-        self.plot = w.Output()
+        self.plot = w.VBox(layout=w.Layout(width="100%"))  # holds the timeline's FigureWidget
         self.monitor = w.Output()
         self.replay = w.Textarea(value="", description="replay", layout=w.Layout(width="100%", height="6em"))
         self.records: list[pd.DataFrame] = []
         self.culprits: pd.DataFrame | None = None
         self.review: pd.DataFrame | None = None
-        self.figure: Any = None
+        self.figure: Any = None  # a plotly FigureWidget: clicking a point selects that change
         self.timeline: pd.DataFrame | None = None
         self.transitions: pd.DataFrame | None = None
         self._cancel = threading.Event()
@@ -111,7 +106,7 @@ class IncidentConsole:
             (self.cancel_button, self.cancel),
         ):
             button.on_click(handler)
-        self.change.observe(lambda _c: self._unreview(), names="value")
+        self.change.observe(lambda _c: (self._unreview(), self._highlight()), names="value")
         self.widget = w.VBox(
             [
                 w.HBox([self.repo_path, self.kubeconfig]),
@@ -172,6 +167,14 @@ class IncidentConsole:
             raise InputError("pick an Application first (Load apps)")
         return str(self.app.value)
 
+    def _highlight(self) -> None:
+        """Mark the selected change's points (its commit and the deploys of it) in the timeline; dim the rest."""
+        if self.figure is None:
+            return
+        with self.figure.batch_update():
+            for trace in self.figure.data:
+                trace.selectedpoints = [i for i, row in enumerate(trace.customdata) if row[5] == self.change.value]
+
     def _unreview(self) -> None:
         self._reviewed = None
         self.confirm_button.disabled = True
@@ -194,8 +197,11 @@ class IncidentConsole:
 
     def investigate(self, _button: Any = None) -> None:
         """What changed at T: the table of likely culprits, the timeline, and the changes to pick from."""
+        import plotly.graph_objects as go
+
         from .plot import plot_timeline
         from .timeline import investigate
+        from .times import describe_time, with_local_time
 
         def run() -> None:
             inv = investigate(
@@ -216,10 +222,15 @@ class IncidentConsole:
             if len(top) and top["sha"].iloc[0] in set(git_rows["sha"]):
                 self.change.value = top["sha"].iloc[0]
             self.culprits = top
-            self.figure = plot_timeline(inv.timeline, inv.at)
-            _show(self.table, top[["rank", "time", "summary", "app", "why"]])
-            _show(self.plot, self.figure)
-            self._say(f"{len(inv.timeline)} rows around {inv.at:%Y-%m-%d %H:%M:%S} UTC; {len(top)} likely culprits")
+            self.figure = go.FigureWidget(plot_timeline(inv.timeline, inv.at))
+            self.figure.update_layout(width=1000, legend={"orientation": "h", "y": -0.25})
+            for trace in self.figure.data:
+                trace.on_click(self.select_point)
+                trace.unselected = {"marker": {"opacity": 0.35}}
+            self._highlight()
+            _show(self.table, with_local_time(top[["rank", "time", "summary", "app", "why"]]))
+            self.plot.children = (self.figure,)
+            self._say(f"{len(inv.timeline)} rows around T = {describe_time(inv.at)}; {len(top)} likely culprits")
             self._replay(
                 "what_changed",
                 {
@@ -230,6 +241,23 @@ class IncidentConsole:
                     **self._cluster_params(),
                 },
             )
+
+        self._guard(run)
+
+    def select_point(self, trace: Any, points: Any, _state: Any = None) -> None:
+        """Timeline click: select the clicked point's change (a commit, or the revision a deploy shipped)."""
+
+        def run() -> None:
+            if not points.point_inds:  # plotly calls every trace's handler; only the clicked one has points
+                return
+            sha, summary = trace.customdata[points.point_inds[0]][5], trace.customdata[points.point_inds[0]][2]
+            if sha not in {v for _, v in self.change.options}:
+                raise InputError(
+                    f"the clicked {trace.name} point ({summary}) is not a commit in this window; "
+                    "click a git point or a deploy of one"
+                )
+            self.change.value = sha
+            self._say(f"selected {sha[:10]} {summary} from the timeline; Review revert shows what undoing it does")
 
         self._guard(run)
 

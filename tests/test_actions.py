@@ -169,6 +169,14 @@ def live(sandbox, tmp_path: Path):  # type: ignore[no-untyped-def]
     )
 
 
+def _deploy_bad(live: dict) -> str:
+    """Push the bad commit and wait until Argo CD has deployed it (Synced, Healthy, rolled out)."""
+    bad = _bad_commit(live["work"])
+    refresh(live["cluster"], live["name"])
+    wait_converged(live["cluster"], live["name"], bad, timeout="2m")
+    return bad
+
+
 def _policy(live: dict) -> dict:
     return live["cluster"].raw_application(live["name"])["spec"]["syncPolicy"]
 
@@ -234,9 +242,7 @@ def test_wait_on_a_converged_app_returns_at_once(live: dict) -> None:
 def test_incident_story_end_to_end(live: dict) -> None:
     """Bad commit deploys; pause; the hot-fix stays; revert; converged at the revert; resume; edits heal again."""
     c, name, w = live["cluster"], live["name"], live["work"]
-    bad = _bad_commit(w)
-    refresh(c, name)
-    wait_converged(c, name, bad, timeout="2m")
+    bad = _deploy_bad(live)
     pause_self_heal(c, name, "INC-9: hot-fix replicas while we revert", dry_run=False)
     _edit(live, 4)  # the hot-fix
     time.sleep(12)  # longer than self-heal would take (it heals within seconds when on)
@@ -313,9 +319,7 @@ def test_rollback_runbook_end_to_end_and_no_secrets_out(live: dict, sandbox, tmp
         live["ns"],
         client.V1Secret(metadata=client.V1ObjectMeta(name="api-key"), string_data={"key": planted["cluster"]}),
     )
-    bad = _bad_commit(w)
-    refresh(c, name)
-    wait_converged(c, name, bad, timeout="2m")
+    bad = _deploy_bad(live)
     incidents = tmp_path / "incidents"
     cmd = [
         sys.executable,

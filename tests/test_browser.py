@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_actions import _bad_commit, live  # noqa: F401 - the live fixture is shared
+from .test_actions import _deploy_bad, live  # noqa: F401 - the live fixture is shared
 
 pytestmark = pytest.mark.sandbox
 
@@ -67,10 +67,15 @@ def lab(tmp_path: Path, live: dict, sandbox):  # type: ignore[no-untyped-def]  #
         capture_output=True,
     )
     port, token = _free_port(), secrets.token_hex(16)
+    settings = tmp_path / "lab-settings"
+    news = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    news.parent.mkdir(parents=True)
+    news.write_text('{"fetchNews": "false", "checkForUpdates": false}')  # no news toast over the console
     env = {
         **os.environ,
         "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
         "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
+        "JUPYTERLAB_SETTINGS_DIR": str(settings),
     }
     log = (tmp_path / "lab.log").open("wb")
     proc = subprocess.Popen(
@@ -108,11 +113,52 @@ def lab(tmp_path: Path, live: dict, sandbox):  # type: ignore[no-untyped-def]  #
     log.close()
 
 
-def test_console_renders_and_selecting_an_app_fills_the_table(lab: dict, live: dict) -> None:  # noqa: F811
+_POINT_JS = """([source, sha]) => {
+    const gd = document.querySelector('.js-plotly-plot');
+    const ti = gd.data.findIndex(t => t.name === source);
+    const pi = ti < 0 ? -1 : gd.data[ti].customdata.findIndex(row => row[5] === sha);
+    if (pi < 0) return null;
+    const r = gd.querySelectorAll('.scatterlayer .trace')[ti].querySelectorAll('path.point')[pi].getBoundingClientRect();
+    return [r.x + r.width / 2, r.y + r.height / 2];
+}"""
+
+
+def _click_point(page, source: str, sha: str) -> None:  # type: ignore[no-untyped-def]
+    """Click the timeline's point for ``sha`` in the ``source`` trace with real mouse events, as a person would:
+    reset the zoom (double-click), box-zoom around the point so close neighbours spread apart, then click it."""
+    box = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+    page.mouse.dblclick(box["x"] + 5, box["y"] + 5)  # back to the whole timeline
+    page.wait_for_timeout(500)
+    xy = page.evaluate(_POINT_JS, [source, sha])
+    assert xy is not None, f"no {source} point for {sha[:10]} in the timeline"
+    page.mouse.move(xy[0] - 25, xy[1])
+    page.mouse.down()
+    page.mouse.move(xy[0] + 25, xy[1] + 2, steps=5)  # a horizontal drag zooms the time axis only
+    page.mouse.up()
+    page.wait_for_timeout(500)
+    xy = page.evaluate(_POINT_JS, [source, sha])
+    page.mouse.move(xy[0], xy[1])  # plotly clicks the point under the hover, so hover first
+    page.wait_for_timeout(300)
+    page.mouse.click(xy[0], xy[1])
+
+
+def _wait_selected(page, sha: str) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the console's change list shows ``sha`` selected (its options read "<sha[:10]> <summary>")."""
+    page.wait_for_function(
+        """sha => [...document.querySelectorAll('.widget-dropdown')].some(d =>
+            d.textContent.includes('change') && d.querySelector('select').selectedOptions[0]?.textContent.startsWith(sha))""",
+        arg=sha[:10],
+        timeout=30_000,
+    )
+
+
+def test_console_in_the_browser_from_app_to_converged_revert(lab: dict, live: dict) -> None:  # noqa: F811
+    """Pick an app, see the table, click timeline points to select changes, review, confirm, watch convergence."""
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    bad = _bad_commit(live["work"])
+    time.sleep(2)  # git and Argo CD times have one-second resolution: keep the bad commit's points apart from the first
+    bad = _deploy_bad(live)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
@@ -146,7 +192,26 @@ def test_console_renders_and_selecting_an_app_fills_the_table(lab: dict, live: d
             assert "deploy(shop/production): 1.1.0-bad" in table.inner_text()
             change = page.locator(".widget-dropdown", has_text="change").locator("select")
             assert change.locator("option", has_text=bad[:10]).count() == 1  # the bad commit can be picked
+            page.wait_for_selector(".js-plotly-plot .scatterlayer path.point", timeout=30_000)
+            _click_point(page, "git", live["head"])  # clicking a point in the timeline selects that change
+            _wait_selected(page, live["head"])
+            _click_point(page, "argocd", bad)  # the deploy of the bad revision selects the bad commit
+            _wait_selected(page, bad)
+            page.get_by_text("from the timeline").wait_for(timeout=10_000)
             page.screenshot(path=str(ARTIFACTS / "console.png"), full_page=True)
+            confirm = page.locator("button:has-text('Confirm revert')")
+            assert confirm.is_disabled()  # nothing can be reverted before the review
+            page.click("button:has-text('Review revert')")
+            page.get_by_text("field changes would be undone").wait_for(timeout=30_000)
+            assert "1.1.0-bad" in page.locator(".widget-output", has_text="undoes these changes").inner_text()
+            assert confirm.is_enabled()
+            confirm.click()
+            page.get_by_text("Synced, Healthy, rollout complete").wait_for(timeout=180_000)
+            monitor = page.locator(".widget-output", has_text=f"{live['name']}: converged").inner_text()
+            assert "health Healthy" in monitor and "operation Succeeded" in monitor
+            replay = page.locator(".widget-textarea textarea").input_value()
+            assert f"-p sha {bad}" in replay and "notebooks/revert_and_verify.ipynb" in replay
+            page.screenshot(path=str(ARTIFACTS / "console-converged.png"), full_page=True)
         except Exception:
             page.screenshot(path=str(ARTIFACTS / "console-failure.png"), full_page=True)
             raise

@@ -9,7 +9,25 @@ import pytest
 from gitops_nb.demo import DemoRepo
 from gitops_nb.widgets import IncidentConsole
 
-from .test_actions import _bad_commit, _policy, live  # noqa: F401 - the live fixture is shared
+from .test_actions import _deploy_bad, _policy, live  # noqa: F401 - the live fixture is shared
+
+
+def _click(con: IncidentConsole, source: str, sha: str) -> None:
+    """Click a timeline point as the browser does: the front end sets the figure's points-callback trait."""
+    fig = con.figure
+    ti = next(i for i, t in enumerate(fig.data) if t.name == source)
+    pi = next(i for i, row in enumerate(fig.data[ti].customdata) if row[5] == sha)
+    fig._js2py_pointsCallback = {
+        "event_type": "plotly_click",
+        "points": {
+            "trace_indexes": [ti],
+            "point_indexes": [pi],
+            "xs": [fig.data[ti].x[pi]],
+            "ys": [fig.data[ti].y[pi]],
+        },
+        "device_state": {"button": 0, "buttons": 1, "ctrl": False, "meta": False, "shift": False, "alt": False},
+        "selector": None,
+    }
 
 
 def test_investigate_fills_the_table_and_selects_the_top_culprit(demo_repo: DemoRepo) -> None:
@@ -20,13 +38,17 @@ def test_investigate_fills_the_table_and_selects_the_top_culprit(demo_repo: Demo
     assert bad in [v for _, v in con.change.options]
     assert "color:#1b5e20" in con.status.value and "likely culprits" in con.status.value
     assert con.culprits is not None and con.culprits["sha"].iloc[0] == bad
-    assert con.table.outputs and "application/vnd.plotly.v1+json" in con.plot.outputs[0]["data"]
+    assert con.table.outputs and con.plot.children == (con.figure,)
     assert con.replay.value.startswith("papermill notebooks/what_changed.ipynb out/what_changed.ipynb")
     assert f"-p at {demo_repo.incident_at.isoformat()}" in con.replay.value
     con.review_button.click()
     assert not con.confirm_button.disabled and "field changes would be undone" in con.status.value
-    con.change.value = demo_repo.commits["web-prod"]  # another pick: the review no longer applies
-    assert con.confirm_button.disabled
+    _click(con, "git", demo_repo.commits["web-prod"])  # another pick, from the timeline: the review no longer applies
+    assert con.change.value == demo_repo.commits["web-prod"] and con.confirm_button.disabled
+    assert "from the timeline" in con.status.value
+    git_trace = next(t for t in con.figure.data if t.name == "git")
+    marked = [git_trace.customdata[i][5] for i in git_trace.selectedpoints]
+    assert marked == [demo_repo.commits["web-prod"]]  # the picked change is marked in the timeline
 
 
 def test_errors_are_messages_not_tracebacks(tmp_path: Path, demo_repo: DemoRepo) -> None:
@@ -46,7 +68,7 @@ def test_errors_are_messages_not_tracebacks(tmp_path: Path, demo_repo: DemoRepo)
 
 @pytest.mark.sandbox
 def test_console_acts_on_the_sandbox(live: dict, sandbox) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
-    bad = _bad_commit(live["work"])
+    bad = _deploy_bad(live)
     con = IncidentConsole(repo_path=str(live["work"].path), kubeconfig=str(sandbox.kubeconfig), window="30m")
     con.load_apps()
     assert con.context.value == "gitops-nb-sandbox" and live["name"] in con.app.options
@@ -57,7 +79,12 @@ def test_console_acts_on_the_sandbox(live: dict, sandbox) -> None:  # type: igno
     con.resume()
     assert _policy(live)["automated"]["selfHeal"] is True
     con.investigate()
-    con.change.value = bad
+    con.change.value = live["head"]
+    _click(con, "argocd", bad)  # the deploy of the bad revision selects the bad commit
+    assert con.change.value == bad
+    rollout = next(t for t in con.figure.data if t.name == "rollout")
+    _click(con, "rollout", rollout.customdata[0][5])  # a rollout is no commit: a message, the pick stays
+    assert con.change.value == bad and "not a commit in this window" in con.status.value
     con.review_button.click()
     con.confirm_revert(background=False)
     assert con.transitions is not None and con.transitions["event"].iloc[-1] == "converged"
