@@ -481,11 +481,15 @@ def wait_converged(
         rows.append({"time": pushed_at, "event": "pushed"})
     seen: set[str] = set()
     say = progress or (lambda _m: None)
+    start = said = time.monotonic()
+    beat = 5 if cancel is not None else 30  # an interactive wait hears from us more often
 
     def note(event: str, s: dict[str, Any]) -> None:
         if event in seen:
             return
+        nonlocal said
         seen.add(event)
+        said = time.monotonic()
         rows.append({"time": now_utc(), "event": event, **s})
         say(
             f"{app}: {event} (sync {s['sync_status']} at {str(s['sync_revision'])[:10]}, health {s['health_status']}, "
@@ -537,6 +541,12 @@ def wait_converged(
         raw = cluster.raw_application(app)  # the initial read; also after every dropped watch
         if check(raw):
             return frame()
+        if time.monotonic() - said >= beat:  # a long wait still shows progress
+            said, s = time.monotonic(), _state(raw)
+            say(
+                f"{app}: still waiting for {revision[:10]} after {said - start:.0f}s: sync {s['sync_status']} at "
+                f"{str(s['sync_revision'])[:10]}, health {s['health_status']}, operation {s['operation_phase']}"
+            )
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             s = _state(raw)

@@ -95,6 +95,7 @@ class IncidentConsole:
         self.timeline: pd.DataFrame | None = None
         self.transitions: pd.DataFrame | None = None
         self._cancel = threading.Event()
+        self.watcher: threading.Thread | None = None  # the live convergence monitor, while it runs
         self._reviewed: str | None = None
         for button, handler in (
             (self.load_apps_button, self.load_apps),
@@ -315,6 +316,8 @@ class IncidentConsole:
         from .actions import refresh, revert
 
         def run() -> None:
+            if self.watcher is not None and self.watcher.is_alive():
+                raise InputError("a convergence watch is still running: wait for it or press Cancel wait first")
             if not self._reviewed or self._reviewed != self.change.value:
                 raise InputError("review the revert first (Review revert), then confirm")
             app = self._need_app()
@@ -337,8 +340,10 @@ class IncidentConsole:
             self._unreview()
             new, pushed = rec["after"].iloc[0], rec["when"].iloc[0]
             self._say(f"reverted as {str(new)[:10]} ({rec['note'].iloc[0]}); watching {app} converge...")
+            self._cancel.clear()
             if background:
-                threading.Thread(target=self._watch, args=(cluster, app, new, pushed), daemon=True).start()
+                self.watcher = threading.Thread(target=self._watch, args=(cluster, app, new, pushed), daemon=True)
+                self.watcher.start()
             else:
                 self._watch(cluster, app, new, pushed)
 
@@ -347,7 +352,6 @@ class IncidentConsole:
     def _watch(self, cluster: Any, app: str, revision: str, pushed: pd.Timestamp) -> None:
         from .actions import wait_converged
 
-        self._cancel.clear()
         self.cancel_button.disabled = False
 
         def progress(line: str) -> None:

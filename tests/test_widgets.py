@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from gitops_nb.actions import pause_self_heal, resume_self_heal
 from gitops_nb.demo import DemoRepo
 from gitops_nb.widgets import IncidentConsole
 
-from .test_actions import _deploy_bad, _policy, live  # noqa: F401 - the live fixture is shared
+from .conftest import git
+from .test_actions import _deploy_bad, _eventually, _policy, live  # noqa: F401 - the live fixture is shared
 
 
 def _click(con: IncidentConsole, source: str, sha: str) -> None:
@@ -97,3 +99,34 @@ def test_console_acts_on_the_sandbox(live: dict, sandbox) -> None:  # type: igno
     ]
     assert f"-p sha {bad}" in lines[-1] and "-p confirm True" in lines[-1]
     assert [r["action"].iloc[0] for r in con.records] == ["pause-self-heal", "resume-self-heal", "revert", "refresh"]
+
+
+@pytest.mark.sandbox
+def test_console_convergence_wait_shows_progress_and_can_be_cancelled(live: dict, sandbox) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """With auto-sync paused the revert cannot converge: the monitor waits in the background until Cancel."""
+    bad = _deploy_bad(live)
+    con = IncidentConsole(repo_path=str(live["work"].path), kubeconfig=str(sandbox.kubeconfig), window="30m")
+    con.load_apps()
+    con.app.value = live["name"]
+    pause_self_heal(live["cluster"], live["name"], "cancel test", mode="auto-sync", dry_run=False)
+    try:
+        con.investigate()
+        con.change.value = bad
+        con.review_revert()
+        con.confirm_revert()  # background: the console stays usable while it waits
+        assert con.watcher is not None and con.watcher.is_alive()
+        assert _eventually(lambda: not con.cancel_button.disabled, 10)
+        con.review_revert()  # a second revert while one is being watched is refused, readably
+        con.confirm_revert()
+        assert "still running" in con.status.value
+        monitor = lambda: "".join(o.get("text", "") for o in con.monitor.outputs)  # noqa: E731
+        assert _eventually(lambda: "still waiting for" in monitor(), 20)  # a long wait shows progress
+        assert "sync OutOfSync" in monitor() and con.watcher.is_alive()  # nothing converges with auto-sync off
+        con.cancel_button.click()
+        con.watcher.join(15)
+        assert not con.watcher.is_alive() and con.cancel_button.disabled
+        assert "ConvergenceError" in con.status.value and "was cancelled; nothing was undone" in con.status.value
+        revert_sha = con.records[-2]["after"].iloc[0]
+        assert git(live["origin"], "rev-parse", "main").strip() == revert_sha  # the revert stays pushed
+    finally:
+        resume_self_heal(live["cluster"], live["name"], dry_run=False)
