@@ -503,6 +503,10 @@ class Sandbox:
                 f"--server-address=127.0.0.1:{p.kwok}",
                 "--cidr=10.0.0.1/24",
                 "--node-ip=10.0.0.1",
+                # Renew a node Lease (every 10 s) as a kubelet does. Without it kwok only re-posts node status
+                # after the node controller has marked the node NotReady, which happened every ~55 s and marked
+                # every pod on it not Ready for good: Deployments, and their Applications, stuck Progressing.
+                "--node-lease-duration-seconds=40",
             ], env
         argo_env = {
             **env,
@@ -633,6 +637,8 @@ class Sandbox:
         t = time.monotonic()
         self._stop(component, 20)
         self._start(component, timeout)
+        if component == "kwok":
+            self._recycle_stale_pods()
         return round(time.monotonic() - t, 2)
 
     def _stop(self, c: str, timeout: float) -> bool:

@@ -305,6 +305,24 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
         sb.down()
 
 
+def remove_app(api, name: str, namespace: str | None = None) -> None:  # type: ignore[no-untyped-def]
+    """Delete a test's Application and its destination namespace, so a reused sandbox does not pile up pods."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    for delete in (
+        lambda: client.CustomObjectsApi(api).delete_namespaced_custom_object(
+            "argoproj.io", "v1alpha1", "argocd", "applications", name
+        ),
+        lambda: client.CoreV1Api(api).delete_namespace(namespace) if namespace else None,
+    ):
+        try:
+            delete()
+        except ApiException as e:
+            if e.status != 404:
+                raise
+
+
 def unique(prefix: str) -> str:
     """A name no earlier test run used (objects in a reused sandbox persist)."""
     import secrets

@@ -27,7 +27,7 @@ from gitops_nb.actions import RECORD_COLUMNS, TRANSITION_COLUMNS
 from gitops_nb.argocd import application_manifest, apply_application, wait_app
 from gitops_nb.demo import RepoWriter, bump_tag
 
-from .conftest import app_files, git, unique
+from .conftest import app_files, git, remove_app, unique
 
 OVERLAY = "apps/shop/overlays/production/kustomization.yaml"
 
@@ -162,11 +162,7 @@ def live(sandbox, tmp_path: Path):  # type: ignore[no-untyped-def]
     head = git(w.path, "rev-parse", "HEAD").strip()
     wait_app(api, name, revision=head, timeout=120)
     yield {"cluster": cluster, "api": api, "name": name, "ns": ns, "origin": origin, "work": w, "head": head}
-    from kubernetes import client
-
-    client.CustomObjectsApi(api).delete_namespaced_custom_object(
-        "argoproj.io", "v1alpha1", "argocd", "applications", name
-    )
+    remove_app(api, name, ns)
 
 
 def _deploy_bad(live: dict) -> str:
@@ -285,7 +281,7 @@ def test_pause_warns_about_a_self_healing_parent(live: dict) -> None:
         assert f"managed by parent Application {parent}" in rec["note"].iloc[0]
         assert "pause_self_heal(cluster, " in rec["note"].iloc[0]
     finally:
-        custom.delete_namespaced_custom_object("argoproj.io", "v1alpha1", "argocd", "applications", parent)
+        remove_app(live["api"], parent)
 
 
 @pytest.mark.sandbox

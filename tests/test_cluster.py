@@ -26,7 +26,7 @@ from gitops_nb.argocd import application_manifest, apply_application, refresh_ap
 from gitops_nb.demo import RepoWriter
 from gitops_nb.sandbox import Ports, Sandbox
 
-from .conftest import app_files, overlay_text, unique
+from .conftest import app_files, overlay_text, remove_app, unique
 
 pytestmark = pytest.mark.sandbox
 
@@ -53,11 +53,7 @@ def deployed(sandbox: Sandbox, tmp_path: Path):  # type: ignore[no-untyped-def]
         "sha": sha,
         "cluster": Cluster(kubeconfig=str(sandbox.kubeconfig)),
     }
-    from kubernetes import client
-
-    client.CustomObjectsApi(api).delete_namespaced_custom_object(
-        "argoproj.io", "v1alpha1", "argocd", "applications", name
-    )
+    remove_app(api, name, ns)
 
 
 def test_applications_history_resources(deployed: dict) -> None:
@@ -90,11 +86,7 @@ def test_multi_source_application_is_kept(sandbox: Sandbox, deployed: dict) -> N
         assert [s["path"] for s in row["sources"]] == ["apps/api/overlays/prod", "apps/api/base"]
         assert row["path"] == "apps/api/overlays/prod" and not row["automated"]
     finally:
-        from kubernetes import client
-
-        client.CustomObjectsApi(deployed["api"]).delete_namespaced_custom_object(
-            "argoproj.io", "v1alpha1", "argocd", "applications", name
-        )
+        remove_app(deployed["api"], name)  # never synced (no policy): no namespace was made
 
 
 def test_tag_bump_timeline_commit_then_deploy_then_replicaset(deployed: dict) -> None:

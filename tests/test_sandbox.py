@@ -16,7 +16,7 @@ from gitops_nb.demo import RepoWriter
 from gitops_nb.errors import SandboxStartError
 from gitops_nb.sandbox import COMPONENTS, Ports, Sandbox
 
-from .conftest import app_files, overlay_text, unique
+from .conftest import app_files, overlay_text, remove_app, unique
 
 pytestmark = pytest.mark.sandbox
 
@@ -40,11 +40,7 @@ def app(sandbox: Sandbox, tmp_path: Path):  # type: ignore[no-untyped-def]
     apply_application(api, application_manifest(name, f"file://{w.path}", "apps/web/overlays/prod", ns))
     refresh_app(api, name)
     yield {"api": api, "name": name, "ns": ns, "writer": w, "sha": sha}
-    from kubernetes import client
-
-    client.CustomObjectsApi(api).delete_namespaced_custom_object(
-        "argoproj.io", "v1alpha1", "argocd", "applications", name
-    )
+    remove_app(api, name, ns)
 
 
 def _deployment(api, ns: str):  # type: ignore[no-untyped-def]
@@ -74,6 +70,25 @@ def test_app_syncs_and_deployment_runs_on_kwok(sandbox: Sandbox, app: dict) -> N
     assert len(pods) == 2
     assert all(p.spec.node_name.startswith("kwok-node-") and p.status.phase == "Running" for p in pods)
     assert state["history"] and state["history"][-1]["revision"] == app["sha"]
+
+
+def test_fake_nodes_renew_their_leases_so_pods_stay_ready(sandbox: Sandbox) -> None:
+    """Fake nodes heartbeat like kubelets (a node Lease renewed every 10 s), so the node controller never marks
+    them NotReady and never marks their pods not Ready (kwok would not ready them again: Progressing for good)."""
+    from kubernetes import client
+
+    coord = client.CoordinationV1Api(sandbox.api_client())
+    names = [f"kwok-node-{i}" for i in range(2)]
+    first = {n: coord.read_namespaced_lease(n, "kube-node-lease").spec.renew_time for n in names}
+    time.sleep(12)
+    now = pd.Timestamp.now(tz="UTC")
+    for n in names:
+        renewed = pd.Timestamp(coord.read_namespaced_lease(n, "kube-node-lease").spec.renew_time)
+        assert renewed > pd.Timestamp(first[n]) and now - renewed < pd.Timedelta("15s"), n
+    nodes = client.CoreV1Api(sandbox.api_client()).list_node(label_selector="type=kwok").items
+    assert {n.metadata.name: [c.status for c in n.status.conditions if c.type == "Ready"] for n in nodes} == {
+        n: ["True"] for n in names
+    }
 
 
 def test_new_commit_is_picked_up_without_a_refresh(sandbox: Sandbox, app: dict) -> None:
