@@ -123,12 +123,16 @@ _POINT_JS = """([source, sha]) => {
 }"""
 
 
+def _reset_zoom(page) -> None:  # type: ignore[no-untyped-def]
+    box = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+    page.mouse.dblclick(box["x"] + 5, box["y"] + 5)  # a double-click in the plot shows the whole timeline again
+    page.wait_for_timeout(500)
+
+
 def _click_point(page, source: str, sha: str) -> None:  # type: ignore[no-untyped-def]
     """Click the timeline's point for ``sha`` in the ``source`` trace with real mouse events, as a person would:
     reset the zoom (double-click), box-zoom around the point so close neighbours spread apart, then click it."""
-    box = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
-    page.mouse.dblclick(box["x"] + 5, box["y"] + 5)  # back to the whole timeline
-    page.wait_for_timeout(500)
+    _reset_zoom(page)
     xy = page.evaluate(_POINT_JS, [source, sha])
     assert xy is not None, f"no {source} point for {sha[:10]} in the timeline"
     page.mouse.move(xy[0] - 25, xy[1])
@@ -211,6 +215,7 @@ def test_console_in_the_browser_from_app_to_converged_revert(lab: dict, live: di
             assert "health Healthy" in monitor and "operation Succeeded" in monitor
             replay = page.locator(".widget-textarea textarea").input_value()
             assert f"-p sha {bad}" in replay and "notebooks/revert_and_verify.ipynb" in replay
+            _reset_zoom(page)
             page.screenshot(path=str(ARTIFACTS / "console-converged.png"), full_page=True)
         except Exception:
             page.screenshot(path=str(ARTIFACTS / "console-failure.png"), full_page=True)
