@@ -49,7 +49,9 @@ class IncidentConsole:
 
     Args mirror the notebooks' parameters. Display it in JupyterLab (it renders itself) or
     drive it from Python: set the widgets' values and call the handlers (``investigate``,
-    ``pause``, ``review_revert``, ``confirm_revert``...), as the tests do.
+    ``pause``, ``review_revert``, ``confirm_revert``...), as the tests do. With ``output_dir``
+    set, every action's record is appended to ``actions.parquet``/``.csv`` there (the audit
+    trail that ``incident_records`` and the post-incident report read).
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class IncidentConsole:
         argocd_namespace: str = "argocd",
         at: str = "now",
         window: str = "2h",
+        output_dir: str = "",
     ) -> None:
         import ipywidgets as w
 
@@ -70,6 +73,7 @@ class IncidentConsole:
             options=["", *contexts], value=kube_context if kube_context in contexts else "", description="context"
         )
         self.argocd_namespace = w.Text(value=argocd_namespace, description="argocd ns")
+        self.output_dir = w.Text(value=output_dir, description="audit dir")
         self.app = w.Dropdown(options=[""], value="", description="app")
         self.at = w.Text(value=at, description="T")
         self.window = w.Dropdown(options=list(dict.fromkeys([*WINDOWS, window])), value=window, description="window")
@@ -110,7 +114,7 @@ class IncidentConsole:
         self.change.observe(lambda _c: (self._unreview(), self._highlight()), names="value")
         self.widget = w.VBox(
             [
-                w.HBox([self.repo_path, self.kubeconfig]),
+                w.HBox([self.repo_path, self.kubeconfig, self.output_dir]),
                 w.HBox([self.context, self.argocd_namespace, self.load_apps_button]),
                 w.HBox([self.app, self.at, self.window, self.investigate_button]),
                 self.status,
@@ -162,6 +166,14 @@ class IncidentConsole:
     def _replay(self, notebook: str, params: dict[str, Any]) -> None:
         line = _papermill(notebook, params)
         self.replay.value = (self.replay.value + "\n" + line).strip()
+
+    def _record(self, rec: pd.DataFrame) -> None:
+        """Keep an action's record, and append it to the audit trail under ``output_dir`` when one is set."""
+        from .runbook import save_records
+
+        self.records.append(rec)
+        if self.output_dir.value:
+            save_records(self.output_dir.value, [rec])
 
     def _need_app(self) -> str:
         if not self.app.value:
@@ -272,7 +284,7 @@ class IncidentConsole:
                 rec = pause_self_heal(cluster, app, self.reason.value or "incident console", dry_run=False)
             else:
                 rec = resume_self_heal(cluster, app, dry_run=False)
-            self.records.append(rec)
+            self._record(rec)
             note = rec["note"].iloc[0] or ""
             self._say(f"{action} {app}: {'done' if rec['changed'].iloc[0] else 'nothing to do'}. {note}")
             self._replay(
@@ -323,8 +335,8 @@ class IncidentConsole:
             app = self._need_app()
             cluster = self._cluster()
             rec = revert(self.repo_path.value, self._reviewed, incident=self.incident.value or None, dry_run=False)
-            self.records.append(rec)
-            self.records.append(refresh(cluster, app))
+            self._record(rec)
+            self._record(refresh(cluster, app))
             self._replay(
                 "revert_and_verify",
                 {

@@ -8,6 +8,7 @@ import pytest
 
 from gitops_nb.actions import pause_self_heal, resume_self_heal
 from gitops_nb.demo import DemoRepo
+from gitops_nb.runbook import incident_records
 from gitops_nb.widgets import IncidentConsole
 
 from .conftest import git
@@ -69,9 +70,14 @@ def test_errors_are_messages_not_tracebacks(tmp_path: Path, demo_repo: DemoRepo)
 
 
 @pytest.mark.sandbox
-def test_console_acts_on_the_sandbox(live: dict, sandbox) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_console_acts_on_the_sandbox(live: dict, sandbox, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     bad = _deploy_bad(live)
-    con = IncidentConsole(repo_path=str(live["work"].path), kubeconfig=str(sandbox.kubeconfig), window="30m")
+    con = IncidentConsole(
+        repo_path=str(live["work"].path),
+        kubeconfig=str(sandbox.kubeconfig),
+        window="30m",
+        output_dir=str(tmp_path / "INC-5" / "console"),
+    )
     con.load_apps()
     assert con.context.value == "gitops-nb-sandbox" and live["name"] in con.app.options
     con.app.value = live["name"]
@@ -99,6 +105,9 @@ def test_console_acts_on_the_sandbox(live: dict, sandbox) -> None:  # type: igno
     ]
     assert f"-p sha {bad}" in lines[-1] and "-p confirm True" in lines[-1]
     assert [r["action"].iloc[0] for r in con.records] == ["pause-self-heal", "resume-self-heal", "revert", "refresh"]
+    trail = incident_records(tmp_path / "INC-5")  # the audit trail the post-incident report reads
+    assert list(trail["action"]) == ["pause-self-heal", "resume-self-heal", "revert", "refresh"]
+    assert set(trail["step"]) == {"console"} and trail["after"].iloc[2] == con.records[2]["after"].iloc[0]
 
 
 @pytest.mark.sandbox

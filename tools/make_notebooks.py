@@ -275,11 +275,15 @@ write(
             "resume self-heal; review a revert (its semantic diff first), confirm it, and watch convergence live. "
             "Every action is also written out as the papermill command that replays it headless (the *replay* box)."
         ),
-        params(REPO_PARAMS + ACT_CLUSTER),
+        params(
+            REPO_PARAMS
+            + ACT_CLUSTER
+            + 'output_dir = "console"  # where the console appends the records of its actions (the audit trail)\n'
+        ),
         code("""import gitops_nb.widgets as gw
 
 console = gw.IncidentConsole(repo_path=repo_path, kube_context=kube_context, kubeconfig=kubeconfig,
-                             argocd_namespace=argocd_namespace, at=at, window=window)
+                             argocd_namespace=argocd_namespace, at=at, window=window, output_dir=output_dir)
 console"""),
     ],
 )
