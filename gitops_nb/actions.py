@@ -282,12 +282,19 @@ def sync(
 ) -> pd.DataFrame:
     """Start a sync of ``app`` (to ``revision``, default its target) through the Application's ``operation`` field.
 
-    Refuses while another operation runs (Argo CD would reject it too).
+    Refuses while another operation runs (Argo CD would reject it too). Idempotent: an app
+    already Synced at exactly ``revision`` (a full sha) is left alone.
     """
     raw = cluster.raw_application(app)
-    op = (raw.get("status") or {}).get("operationState") or {}
+    status = raw.get("status") or {}
+    op = status.get("operationState") or {}
     if raw.get("operation") or op.get("phase") == "Running":
         raise ActionError(f"{app} has an operation running ({op.get('phase')}): wait for it, then sync")
+    synced = status.get("sync") or {}
+    if revision and synced.get("status") == "Synced" and synced.get("revision") == revision:
+        return _record(
+            "sync", app, revision, revision, dry_run=dry_run, changed=False, note=f"already Synced at {revision[:10]}"
+        )
     body = {
         "sync": {
             "revision": revision or ((raw.get("spec") or {}).get("source") or {}).get("targetRevision", "HEAD"),

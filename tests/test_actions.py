@@ -21,6 +21,7 @@ from gitops_nb import (
     refresh,
     resume_self_heal,
     revert,
+    sync,
     wait_converged,
 )
 from gitops_nb.actions import RECORD_COLUMNS, TRANSITION_COLUMNS
@@ -232,6 +233,29 @@ def test_wait_on_a_converged_app_returns_at_once(live: dict) -> None:
     assert list(tr.columns) == TRANSITION_COLUMNS and tr["event"].iloc[-1] == "converged"
     with pytest.raises(ConvergenceError, match="did not converge"):
         wait_converged(live["cluster"], live["name"], "0" * 40, timeout=2)
+
+
+@pytest.mark.sandbox
+def test_manual_sync_while_auto_sync_is_paused(live: dict) -> None:
+    """Auto-sync off: a push is only detected; sync() deploys exactly that revision; a second sync is a no-op."""
+    c, name = live["cluster"], live["name"]
+    pause_self_heal(c, name, "manual syncs only", mode="auto-sync", dry_run=False)
+    try:
+        bad = _bad_commit(live["work"])
+        refresh(c, name)
+        assert _eventually(lambda: c.raw_application(name)["status"]["sync"]["status"] == "OutOfSync", 60)
+        dry = sync(c, name, bad)
+        assert dry["dry_run"].iloc[0] and "operation" not in c.raw_application(name)
+        rec = sync(c, name, bad, dry_run=False)
+        assert rec["changed"].iloc[0] and rec["after"].iloc[0] == bad
+        tr = wait_converged(c, name, bad, timeout="2m")
+        assert tr["event"].iloc[-1] == "converged"
+        assert c.raw_application(name)["status"]["operationState"]["syncResult"]["revision"] == bad
+        again = sync(c, name, bad, dry_run=False)
+        assert not again["changed"].iloc[0] and "already Synced" in again["note"].iloc[0]
+        assert "operation" not in c.raw_application(name)
+    finally:
+        resume_self_heal(c, name, dry_run=False)
 
 
 @pytest.mark.sandbox
