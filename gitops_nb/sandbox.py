@@ -603,6 +603,8 @@ class Sandbox:
                 tail = "\n    ".join(log.read_text(errors="replace").splitlines()[-15:])
                 raise SandboxStartError(f"{c} exited with code {proc.returncode}; see {log}\n    {tail}") from e
             raise
+        if c == "kwok":  # only after a (re)start: never touch a running sandbox's pods
+            self._recycle_stale_pods()
 
     def up(self, *, timeout: float = 180, progress: Callable[[str], None] | None = None) -> dict[str, float]:
         """Start every component and wait until each is ready; a no-op for parts already up.
@@ -618,10 +620,7 @@ class Sandbox:
             if c == "kwok":
                 self._bootstrap(timeout)
             say(f"{c}: starting")
-            was_running = self._pid(c) is not None
             self._start(c, timeout)
-            if c == "kwok" and not was_running:  # only after a (re)start: never touch a running sandbox's pods
-                self._recycle_stale_pods()
             times[c] = round(time.monotonic() - t, 2)
             say(f"{c}: ready in {times[c]:.1f}s")
         return times
@@ -637,8 +636,6 @@ class Sandbox:
         t = time.monotonic()
         self._stop(component, 20)
         self._start(component, timeout)
-        if component == "kwok":
-            self._recycle_stale_pods()
         return round(time.monotonic() - t, 2)
 
     def _stop(self, c: str, timeout: float) -> bool:
