@@ -22,6 +22,7 @@ from common import best
 from make_repo import START, STEP
 
 from gitops_nb import investigate, plot_timeline
+from gitops_nb.plot import SHA
 from gitops_nb.widgets import IncidentConsole
 
 TARGET = 1.3
@@ -65,7 +66,7 @@ def main() -> int:
             "selector": None,
         }
     per_click = (time.perf_counter() - t) / max(1, len(picks))
-    assert con.change.value == fig.data[ti].customdata[picks[-1]][5], "the last click did not select its change"
+    assert con.change.value == fig.data[ti].customdata[picks[-1]][SHA], "the last click did not select its change"
     print(f"timeline click -> change selected and marked: {per_click * 1000:.1f} ms per click ({len(picks)} clicks)")
     return 0 if ratio <= TARGET else 1
 

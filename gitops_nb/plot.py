@@ -16,6 +16,9 @@ __all__ = ["plot_timeline", "show"]
 
 _ISO = "%Y-%m-%d %H:%M:%S.%f"  # plotly's date string; UTC (the axis says so). Widgets send datetime64 as raw ns.
 
+SHA = 5  # where each point's customdata holds its row's full sha ("" when none): a click maps back to a change
+SUMMARY = 2  # ... and its summary
+
 _SYMBOLS = {"git": "circle", "argocd": "diamond", "k8s-event": "x", "rollout": "square", "field-edit": "star"}
 
 
@@ -32,13 +35,15 @@ def plot_timeline(
     *,
     title: str | None = None,
     tz: str | None = None,
-) -> go.Figure:
+    widget: bool = False,
+) -> go.Figure | go.FigureWidget:
     """Draw a timeline frame (from :func:`what_changed`) as swimlanes per app and source.
 
     Each point hovers with time (UTC and local), sha, author and summary; likely
     culprits are labelled with their rank; a vertical line marks ``at`` (default:
     the frame's own ``at``). Each point's ``customdata`` ends with its row's full sha
     (empty when it has none), so a click handler can map a point back to a change.
+    ``widget=True`` builds a ``go.FigureWidget`` (clickable in JupyterLab) instead.
     """
     import plotly.graph_objects as go
 
@@ -46,7 +51,7 @@ def plot_timeline(
     df = frame.copy()
     df["lane"] = [_lane(apps, source) for apps, source in zip(df["apps"], df["source"], strict=True)]
     local = df["time"].dt.tz_convert(tz) if tz else df["time"].dt.tz_convert(datetime.now().astimezone().tzinfo)
-    fig = go.Figure()
+    fig = go.FigureWidget() if widget else go.Figure()
     for source, part in df.groupby("source", sort=True):
         idx = part.index
         ranks = df.loc[idx, "rank"]
@@ -62,14 +67,14 @@ def plot_timeline(
                 },
                 text=[f"#{int(r)}" if pd.notna(r) and r <= 3 else "" for r in ranks],
                 textposition="top center",
-                customdata=list(
+                customdata=list(  # [sha[:10], author, summary (SUMMARY), local time, detail, full sha (SHA)]
                     zip(
                         part["sha"].fillna("").str[:10],
                         part["author"].fillna(""),
                         part["summary"].fillna(""),
                         local.loc[idx].dt.strftime("%Y-%m-%d %H:%M:%S %Z"),
                         part["detail"].fillna("").str[:300],
-                        part["sha"].fillna(""),  # the full sha: a click selects that change
+                        part["sha"].fillna(""),
                         strict=True,
                     )
                 ),

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from .errors import GitOpsNbError, InputError
+from .plot import SHA, SUMMARY
 
 __all__ = ["IncidentConsole", "kube_contexts"]
 
@@ -186,7 +187,7 @@ class IncidentConsole:
             return
         with self.figure.batch_update():
             for trace in self.figure.data:
-                trace.selectedpoints = [i for i, row in enumerate(trace.customdata) if row[5] == self.change.value]
+                trace.selectedpoints = [i for i, row in enumerate(trace.customdata) if row[SHA] == self.change.value]
 
     def _unreview(self) -> None:
         self._reviewed = None
@@ -210,8 +211,6 @@ class IncidentConsole:
 
     def investigate(self, _button: Any = None) -> None:
         """What changed at T: the table of likely culprits, the timeline, and the changes to pick from."""
-        import plotly.graph_objects as go
-
         from .plot import plot_timeline
         from .timeline import investigate
         from .times import describe_time, with_local_time
@@ -235,7 +234,7 @@ class IncidentConsole:
             if len(top) and top["sha"].iloc[0] in set(git_rows["sha"]):
                 self.change.value = top["sha"].iloc[0]
             self.culprits = top
-            self.figure = go.FigureWidget(plot_timeline(inv.timeline, inv.at))
+            self.figure = plot_timeline(inv.timeline, inv.at, widget=True)
             self.figure.update_layout(width=1000, legend={"orientation": "h", "y": -0.25})
             for trace in self.figure.data:
                 trace.on_click(self.select_point)
@@ -263,7 +262,8 @@ class IncidentConsole:
         def run() -> None:
             if not points.point_inds:  # plotly calls every trace's handler; only the clicked one has points
                 return
-            sha, summary = trace.customdata[points.point_inds[0]][5], trace.customdata[points.point_inds[0]][2]
+            point = trace.customdata[points.point_inds[0]]
+            sha, summary = point[SHA], point[SUMMARY]
             if sha not in {v for _, v in self.change.options}:
                 raise InputError(
                     f"the clicked {trace.name} point ({summary}) is not a commit in this window; "

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from gitops_nb.plot import SHA
+
 from .test_actions import _deploy_bad, live  # noqa: F401 - the live fixture is shared
 
 pytestmark = pytest.mark.sandbox
@@ -113,10 +115,10 @@ def lab(tmp_path: Path, live: dict, sandbox):  # type: ignore[no-untyped-def]  #
     log.close()
 
 
-_POINT_JS = """([source, sha]) => {
+_POINT_JS = """([source, sha, field]) => {
     const gd = document.querySelector('.js-plotly-plot');
     const ti = gd.data.findIndex(t => t.name === source);
-    const pi = ti < 0 ? -1 : gd.data[ti].customdata.findIndex(row => row[5] === sha);
+    const pi = ti < 0 ? -1 : gd.data[ti].customdata.findIndex(row => row[field] === sha);
     if (pi < 0) return null;
     const r = gd.querySelectorAll('.scatterlayer .trace')[ti].querySelectorAll('path.point')[pi].getBoundingClientRect();
     return [r.x + r.width / 2, r.y + r.height / 2];
@@ -133,14 +135,14 @@ def _click_point(page, source: str, sha: str) -> None:  # type: ignore[no-untype
     """Click the timeline's point for ``sha`` in the ``source`` trace with real mouse events, as a person would:
     reset the zoom (double-click), box-zoom around the point so close neighbours spread apart, then click it."""
     _reset_zoom(page)
-    xy = page.evaluate(_POINT_JS, [source, sha])
+    xy = page.evaluate(_POINT_JS, [source, sha, SHA])
     assert xy is not None, f"no {source} point for {sha[:10]} in the timeline"
     page.mouse.move(xy[0] - 25, xy[1])
     page.mouse.down()
     page.mouse.move(xy[0] + 25, xy[1] + 2, steps=5)  # a horizontal drag zooms the time axis only
     page.mouse.up()
     page.wait_for_timeout(500)
-    xy = page.evaluate(_POINT_JS, [source, sha])
+    xy = page.evaluate(_POINT_JS, [source, sha, SHA])
     page.mouse.move(xy[0], xy[1])  # plotly clicks the point under the hover, so hover first
     page.wait_for_timeout(300)
     page.mouse.click(xy[0], xy[1])

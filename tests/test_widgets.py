@@ -8,6 +8,7 @@ import pytest
 
 from gitops_nb.actions import pause_self_heal, resume_self_heal
 from gitops_nb.demo import DemoRepo
+from gitops_nb.plot import SHA
 from gitops_nb.runbook import incident_records
 from gitops_nb.widgets import IncidentConsole
 
@@ -19,7 +20,7 @@ def _click(con: IncidentConsole, source: str, sha: str) -> None:
     """Click a timeline point as the browser does: the front end sets the figure's points-callback trait."""
     fig = con.figure
     ti = next(i for i, t in enumerate(fig.data) if t.name == source)
-    pi = next(i for i, row in enumerate(fig.data[ti].customdata) if row[5] == sha)
+    pi = next(i for i, row in enumerate(fig.data[ti].customdata) if row[SHA] == sha)
     fig._js2py_pointsCallback = {
         "event_type": "plotly_click",
         "points": {
@@ -50,7 +51,7 @@ def test_investigate_fills_the_table_and_selects_the_top_culprit(demo_repo: Demo
     assert con.change.value == demo_repo.commits["web-prod"] and con.confirm_button.disabled
     assert "from the timeline" in con.status.value
     git_trace = next(t for t in con.figure.data if t.name == "git")
-    marked = [git_trace.customdata[i][5] for i in git_trace.selectedpoints]
+    marked = [git_trace.customdata[i][SHA] for i in git_trace.selectedpoints]
     assert marked == [demo_repo.commits["web-prod"]]  # the picked change is marked in the timeline
 
 
@@ -91,7 +92,7 @@ def test_console_acts_on_the_sandbox(live: dict, sandbox, tmp_path: Path) -> Non
     _click(con, "argocd", bad)  # the deploy of the bad revision selects the bad commit
     assert con.change.value == bad
     rollout = next(t for t in con.figure.data if t.name == "rollout")
-    _click(con, "rollout", rollout.customdata[0][5])  # a rollout is no commit: a message, the pick stays
+    _click(con, "rollout", rollout.customdata[0][SHA])  # a rollout is no commit: a message, the pick stays
     assert con.change.value == bad and "not a commit in this window" in con.status.value
     con.review_button.click()
     con.confirm_revert(background=False)
