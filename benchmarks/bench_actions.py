@@ -20,13 +20,13 @@ from pathlib import Path
 import pandas as pd
 
 from gitops_nb import Cluster, refresh, wait_converged
-from gitops_nb.argocd import application_manifest, apply_application
-from gitops_nb.demo import RepoWriter
+from gitops_nb.cluster.argocd import application_manifest, apply_application
+from gitops_nb.sandbox.demo import RepoWriter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import web_app
 
-from gitops_nb.sandbox import Ports, Sandbox
+from gitops_nb.sandbox.control import Ports, Sandbox
 
 
 def main() -> int:

@@ -25,7 +25,7 @@ from common import best
 from make_repo import START, STEP, generate
 
 from gitops_nb import Cluster, DeployRepo, what_changed
-from gitops_nb.sandbox import Ports, Sandbox
+from gitops_nb.sandbox.control import Ports, Sandbox
 
 NS = "bench-apps"
 

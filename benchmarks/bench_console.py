@@ -22,8 +22,8 @@ from common import best
 from make_repo import START, STEP
 
 from gitops_nb import investigate, plot_timeline
-from gitops_nb.plot import SHA
-from gitops_nb.widgets import IncidentConsole
+from gitops_nb.investigate.plot import SHA
+from gitops_nb.ui.widgets import IncidentConsole
 
 TARGET = 1.3
 

@@ -7,9 +7,20 @@ imported only where they are used.
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
-from .actions import pause_self_heal, refresh, resume_self_heal, revert, sync, wait_converged
-from .cluster import Cluster
-from .drift import drift, manual_edits
+from .act import (
+    ActionRecord,
+    Rollback,
+    pause_self_heal,
+    refresh,
+    resume_self_heal,
+    revert,
+    rollback,
+    sync,
+    wait_converged,
+)
+from .cluster.evidence import EvidenceSource
+from .cluster.live import Cluster
+from .cluster.snapshot import Snapshot, snapshot
 from .errors import (
     ActionError,
     ArgoCDNotFoundError,
@@ -37,20 +48,26 @@ from .errors import (
     UnknownContextError,
     UnknownRevisionError,
 )
-from .evidence import Snapshot, snapshot
-from .history import DeployRepo
-from .report import load_results, save_results
-from .runbook import incident_records, incident_summary, run_runbook, save_records
-from .timeline import Investigation, culprits, investigate, what_changed
+from .git.repo import DeployRepo
+from .incident.folder import IncidentFolder, incident_records, incident_summary, save_records
+from .incident.notebooks import copy_notebooks
+from .incident.runbook import run_runbook
+from .investigate.drift import drift, manual_edits
+from .investigate.scoring import Weights
+from .investigate.timeline import Investigation, culprits, investigate, what_changed
+from .results import load_results, save_results
+from .schema import RowKind
 from .times import NaiveTimeWarning, describe_time, parse_at, parse_window, with_local_time
 
 if _TYPE_CHECKING:
-    from .plot import plot_timeline, show
+    from .investigate.plot import plot_timeline, show
+    from .ui.widgets import IncidentConsole
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ActionError",
+    "ActionRecord",
     "ArgoCDNotFoundError",
     "Cluster",
     "ClusterError",
@@ -60,8 +77,11 @@ __all__ = [
     "DetachedHeadError",
     "DirtyTreeError",
     "EmptyRepoError",
+    "EvidenceSource",
     "ForbiddenError",
     "GitOpsNbError",
+    "IncidentConsole",
+    "IncidentFolder",
     "InputError",
     "Investigation",
     "NaiveTimeWarning",
@@ -71,6 +91,8 @@ __all__ = [
     "PushRejectedError",
     "RepoError",
     "RevertConflictError",
+    "Rollback",
+    "RowKind",
     "SandboxBuildError",
     "SandboxError",
     "SandboxStartError",
@@ -80,6 +102,8 @@ __all__ = [
     "UnknownAppError",
     "UnknownContextError",
     "UnknownRevisionError",
+    "Weights",
+    "copy_notebooks",
     "culprits",
     "describe_time",
     "drift",
@@ -95,6 +119,7 @@ __all__ = [
     "refresh",
     "resume_self_heal",
     "revert",
+    "rollback",
     "run_runbook",
     "save_records",
     "save_results",
@@ -109,7 +134,11 @@ __all__ = [
 
 def __getattr__(name: str) -> _Any:
     if name in ("plot_timeline", "show"):  # plotly is heavy: import on first use
-        from . import plot
+        from .investigate import plot
 
         return getattr(plot, name)
+    if name == "IncidentConsole":  # ipywidgets too
+        from .ui.widgets import IncidentConsole
+
+        return IncidentConsole
     raise AttributeError(f"module 'gitops_nb' has no attribute {name!r}")

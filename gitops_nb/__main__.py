@@ -1,5 +1,5 @@
 """``python -m gitops_nb`` is the ``gitops-nb`` command."""
 
-from .cli import main
+from .ui.cli import main
 
 raise SystemExit(main())

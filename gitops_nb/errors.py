@@ -21,14 +21,16 @@ Every error raised on purpose by gitops_nb derives from :class:`GitOpsNbError`::
     │   ├── DetachedHeadError     no branch checked out
     │   ├── NotOnBranchError      the commit is not on the branch
     │   ├── RevertConflictError   git revert does not apply cleanly
-    │   ├── PushRejectedError     the remote refused the push after retries
-    │   └── ConvergenceError      Argo CD did not converge (Degraded, failed sync, timeout)
+    │   └── PushRejectedError     the remote refused the push after retries (the revert stays local)
+    ├── ConvergenceError          the change was made, but Argo CD did not converge (Degraded,
+    │                             failed sync, timeout, cancelled): nothing is undone
     ├── NotebookError             a notebook failed under papermill (cell, ename, evalue)
     └── SandboxError              the local Kubernetes + Argo CD sandbox
         ├── SandboxBuildError     compiling or caching a component failed
         └── SandboxStartError     a component did not start or become ready
 
-Messages say what was asked, what was found, and what to do next.
+Messages say what was asked, what was found, and what to do next. Every error pickles with its
+attributes (a notebook kernel or a worker process can hand it back whole).
 """
 
 from __future__ import annotations
@@ -62,8 +64,19 @@ __all__ = [
 ]
 
 
+def _rebuild(cls: type[GitOpsNbError], args: tuple[object, ...], attrs: dict[str, object]) -> GitOpsNbError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, *args)
+    err.__dict__.update(attrs)
+    return err
+
+
 class GitOpsNbError(Exception):
     """Root of every error gitops_nb raises on purpose."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # the default rebuilds with cls(*args), which loses keyword-only attributes or fails outright
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
 
 class RepoError(GitOpsNbError):
@@ -165,8 +178,9 @@ class PushRejectedError(ActionError):
     """The remote refused the push, even after fetching and rebasing."""
 
 
-class ConvergenceError(ActionError):
-    """Argo CD did not converge at the revision: Degraded, a failed sync, or a timeout."""
+class ConvergenceError(GitOpsNbError):
+    """Argo CD did not converge at the revision: Degraded, a failed sync, a timeout, or the wait was
+    cancelled. Raised *after* the change was made (a revert is pushed): nothing is undone."""
 
     def __init__(
         self, message: str, *, app: str | None = None, revision: str | None = None, transitions: object = None

@@ -15,13 +15,16 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "ACTION_RECORDS",
     "APPS",
     "COMMITS",
     "CULPRITS",
     "FILE_CHANGES",
     "MANIFEST_CHANGES",
     "TIMELINE",
+    "TRANSITIONS",
     "UTC",
+    "RowKind",
     "frame",
 ]
 
@@ -85,10 +88,26 @@ APPS: Schema = {
     "remote": "object",  # list[str]: remote resources (URLs), not followed
 }
 
+
 #: The merged timeline (``what_changed``), newest first.
+class RowKind:
+    """What a timeline row is (its ``kind`` column). Code matches on these, never on ``summary`` text."""
+
+    COMMIT = "commit"  # a commit that landed on the branch
+    DEPLOY = "deploy"  # an Argo CD deploy (a status.history entry): ``sha`` is the revision it shipped
+    SYNC_FAILED = "sync-failed"  # an Argo CD sync operation that Failed or Errored
+    APP_EVENT = "app-event"  # an event about an Application, from Argo CD
+    K8S_EVENT = "k8s-event"  # a Kubernetes event in a destination namespace
+    ROLLOUT = "rollout"  # a Deployment's ReplicaSet: a rollout began
+    FIELD_EDIT = "field-edit"  # a change made outside git (managedFields: kubectl edit, scale, ...)
+
+    ALL = (COMMIT, DEPLOY, SYNC_FAILED, APP_EVENT, K8S_EVENT, ROLLOUT, FIELD_EDIT)
+
+
 TIMELINE: Schema = {
     "time": UTC,
-    "source": "object",  # git (later: argocd, k8s-event, rollout, field-edit)
+    "kind": "object",  # one of RowKind.ALL
+    "source": "object",  # where the row comes from: git, argocd, argocd-event, k8s-event, rollout, field-edit
     "app": "object",  # comma-separated apps the row concerns, or None
     "apps": "object",  # list[str] form of ``app``
     "sha": "object",
@@ -107,6 +126,7 @@ TIMELINE: Schema = {
 CULPRITS: Schema = {
     "rank": "Int64",
     "time": UTC,
+    "kind": "object",
     "sha": "object",
     "app": "object",
     "author": "object",
@@ -257,4 +277,32 @@ OPERATIONS: Schema = {
     "finished_at": UTC,
     "initiated_by": "object",  # a user name, or "automated"
     "retry_count": "Int64",
+}
+
+
+# -- actions --------------------------------------------------------------------------
+
+#: One row per action taken or planned (``pause_self_heal``, ``revert``, ... return one row each).
+ACTION_RECORDS: Schema = {
+    "action": "object",  # pause-self-heal, resume-self-heal, revert, refresh, sync
+    "target": "object",  # the Application, or repo@branch
+    "before": "object",  # the state before, as text (JSON for structures)
+    "after": "object",  # the state after (or that a dry run would make)
+    "who": "object",  # $GITOPS_NB_ACTOR or the OS user
+    "when": UTC,
+    "dry_run": "bool",
+    "changed": "bool",  # True when something was really changed (never in a dry run)
+    "note": "object",  # what a person should know: already done, who would undo it, ...
+}
+
+#: One row per status transition seen while waiting for convergence (``wait_converged``), oldest first.
+TRANSITIONS: Schema = {
+    "time": UTC,
+    "event": "object",  # pushed, detected, synced, healthy, converged, failed, degraded
+    "sync_status": "object",
+    "sync_revision": "object",
+    "health_status": "object",
+    "operation_phase": "object",
+    "operation_revision": "object",
+    "message": "object",
 }

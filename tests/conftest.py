@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from gitops_nb.demo import ALICE, BOB, CI, DemoRepo, RepoWriter, make_demo_repo
+from gitops_nb.sandbox.demo import ALICE, BOB, CI, DemoRepo, RepoWriter, make_demo_repo
 
 T0 = pd.Timestamp("2026-03-18T08:00:00Z")
 
@@ -290,7 +290,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
 
     A sandbox that cannot be started fails the test (never skips): cluster-side tests need it.
     """
-    from gitops_nb.sandbox import COMPONENTS, Sandbox
+    from gitops_nb.sandbox.control import COMPONENTS, Sandbox
 
     own = Sandbox()
     if own.kubeconfig.exists() and any(own._pid(c) is not None for c in COMPONENTS):

@@ -21,12 +21,12 @@ from gitops_nb import (
     refresh,
     resume_self_heal,
     revert,
+    schema,
     sync,
     wait_converged,
 )
-from gitops_nb.actions import RECORD_COLUMNS, TRANSITION_COLUMNS
-from gitops_nb.argocd import application_manifest, apply_application, wait_app
-from gitops_nb.demo import RepoWriter, bump_tag
+from gitops_nb.cluster.argocd import application_manifest, apply_application, wait_app
+from gitops_nb.sandbox.demo import RepoWriter, bump_tag
 
 from .conftest import app_files, git, remove_app, unique
 
@@ -61,7 +61,7 @@ def test_revert_dry_run_changes_nothing(tmp_path: Path) -> None:
     bad = _bad_commit(w)
     before = (git(w.path, "rev-parse", "HEAD"), git(origin, "rev-parse", "main"))
     rec = revert(w.path, bad[:8], incident="INC-1")
-    assert list(rec.columns) == RECORD_COLUMNS
+    assert list(rec.columns) == list(schema.ACTION_RECORDS)
     assert rec["dry_run"].iloc[0] and not rec["changed"].iloc[0] and rec["after"].iloc[0] is None
     assert "would revert" in rec["note"].iloc[0] and OVERLAY in rec["note"].iloc[0]
     assert (git(w.path, "rev-parse", "HEAD"), git(origin, "rev-parse", "main")) == before
@@ -230,7 +230,7 @@ def test_wait_on_a_converged_app_returns_at_once(live: dict) -> None:
     t = time.monotonic()
     tr = wait_converged(live["cluster"], live["name"], live["head"], timeout="1m")
     assert time.monotonic() - t < 3
-    assert list(tr.columns) == TRANSITION_COLUMNS and tr["event"].iloc[-1] == "converged"
+    assert list(tr.columns) == list(schema.TRANSITIONS) and tr["event"].iloc[-1] == "converged"
     with pytest.raises(ConvergenceError, match="did not converge"):
         wait_converged(live["cluster"], live["name"], "0" * 40, timeout=2)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gitops_nb.plot import SHA
+from gitops_nb.investigate.plot import SHA
 
 from .test_actions import _deploy_bad, live  # noqa: F401 - the live fixture is shared
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gitops_nb.demo import DemoRepo
+from gitops_nb.sandbox.demo import DemoRepo
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import gitops_nb.cluster as cluster_mod
+import gitops_nb.cluster.live as cluster_mod
 from gitops_nb import (
     ArgoCDNotFoundError,
     Cluster,
@@ -22,9 +22,9 @@ from gitops_nb import (
     snapshot,
     what_changed,
 )
-from gitops_nb.argocd import application_manifest, apply_application, refresh_app, wait_app
-from gitops_nb.demo import RepoWriter
-from gitops_nb.sandbox import Ports, Sandbox
+from gitops_nb.cluster.argocd import application_manifest, apply_application, refresh_app, wait_app
+from gitops_nb.sandbox.control import Ports, Sandbox
+from gitops_nb.sandbox.demo import RepoWriter
 
 from .conftest import app_files, overlay_text, remove_app, unique
 

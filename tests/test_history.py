@@ -19,7 +19,7 @@ from gitops_nb import (
     UnknownRevisionError,
     schema,
 )
-from gitops_nb.manifests import REDACTED
+from gitops_nb.git.manifests import REDACTED
 
 from .conftest import PLANTED_SECRET_NEW, PLANTED_SECRET_OLD, T0, FixtureRepo, git, tree_state
 
@@ -169,7 +169,7 @@ def test_secret_values_never_reach_the_frame(repo: DeployRepo, fixture_repo: Fix
 
 
 def test_missing_blob_gives_unreadable_rows(repo_copy: FixtureRepo) -> None:
-    from gitops_nb.demo import RepoWriter
+    from gitops_nb.sandbox.demo import RepoWriter
 
     w = RepoWriter(repo_copy.path)
     sha = w.commit(

@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from gitops_nb.demo import DemoRepo
+from gitops_nb.sandbox.demo import DemoRepo
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 PAPERMILL = str(Path(sys.executable).parent / "papermill")

@@ -11,10 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from gitops_nb.argocd import application_manifest, apply_application, refresh_app, wait_app
-from gitops_nb.demo import RepoWriter
+from gitops_nb.cluster.argocd import application_manifest, apply_application, refresh_app, wait_app
 from gitops_nb.errors import SandboxStartError
-from gitops_nb.sandbox import COMPONENTS, Ports, Sandbox
+from gitops_nb.sandbox.control import COMPONENTS, Ports, Sandbox
+from gitops_nb.sandbox.demo import RepoWriter
 
 from .conftest import app_files, overlay_text, remove_app, unique
 

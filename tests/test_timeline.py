@@ -17,7 +17,7 @@ from gitops_nb import (
     schema,
     what_changed,
 )
-from gitops_nb.demo import DemoRepo
+from gitops_nb.sandbox.demo import DemoRepo
 
 from .conftest import T0, FixtureRepo
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from gitops_nb.actions import pause_self_heal, resume_self_heal
-from gitops_nb.demo import DemoRepo
-from gitops_nb.plot import SHA
-from gitops_nb.runbook import incident_records
-from gitops_nb.widgets import IncidentConsole
+from gitops_nb.act import pause_self_heal, resume_self_heal
+from gitops_nb.incident.runbook import incident_records
+from gitops_nb.investigate.plot import SHA
+from gitops_nb.sandbox.demo import DemoRepo
+from gitops_nb.ui.widgets import IncidentConsole
 
 from .conftest import git
 from .test_actions import _deploy_bad, _eventually, _policy, live  # noqa: F401 - the live fixture is shared

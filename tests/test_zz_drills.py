@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from gitops_nb import Cluster, refresh, wait_converged
-from gitops_nb.argocd import application_manifest, apply_application
-from gitops_nb.sandbox import Ports, Sandbox
+from gitops_nb.cluster.argocd import application_manifest, apply_application
+from gitops_nb.sandbox.control import Ports, Sandbox
 
 from .test_actions import _origin_and_clone
 

@@ -203,38 +203,27 @@ output_dir = "revert"  # where the action records and transitions are written
 repo = g.DeployRepo(repo_path)
 cluster = g.Cluster(kube_context or None, kubeconfig=kubeconfig or None, argocd_namespace=argocd_namespace)
 bad = repo.resolve(sha)
-records = []
 repo.commits(rev=bad).head(1)[["short_sha", "committed_at", "author", "subject", "files"]]"""),
         md("## What the bad commit changed (the revert undoes exactly this)"),
         code('repo.manifest_changes(rev=bad).query("sha == @bad")[["path", "kind", "name", "field", "old", "new"]]'),
-        md("## Pause self-heal"),
-        code("""if pause:
-    records.append(g.pause_self_heal(cluster, app, f"{incident}: reverting {bad[:10]}", dry_run=not confirm))
-records[-1:]"""),
-        md("## Revert and push"),
-        code("""records.append(g.revert(repo, bad, remote=remote, incident=incident or None, dry_run=not confirm))
-revert_sha = records[-1]["after"].iloc[0]
-records[-1]"""),
-        md("## Refresh and wait for convergence at the revert's revision"),
-        code("""if confirm:
-    records.append(g.refresh(cluster, app))
-    transitions = g.wait_converged(cluster, app, revert_sha, timeout=timeout,
-                                   pushed_at=records[-2]["when"].iloc[0], progress=print)
-else:
-    transitions = None
-    print("dry run: nothing pushed, nothing to wait for")
+        md(
+            "## Roll back: pause self-heal, revert and push, refresh, wait for convergence at the revert, resume\n\n"
+            "One library call (`gitops_nb.rollback`, the same the incident console makes). Each action's record is "
+            "appended to the audit trail as soon as it is taken."
+        ),
+        code("""done = g.rollback(repo, cluster, bad, app, incident=incident or None, remote=remote, pause=pause,
+                  timeout=timeout, dry_run=not confirm, progress=print,
+                  on_record=lambda rec: g.save_records(output_dir, [rec]))
+revert_sha, transitions = done.revert_sha, done.transitions
 g.with_local_time(transitions, "time") if transitions is not None else None"""),
-        md("## Resume self-heal"),
-        code("""if pause:
-    records.append(g.resume_self_heal(cluster, app, dry_run=not confirm))
-records[-1:]"""),
         md("## Summary"),
-        code("""summary = {"app": app, "bad": bad, "revert": revert_sha, "confirm": confirm, "incident": incident}
-out = g.save_records(output_dir, records, summary)
+        code("""summary = {"app": app, "bad": bad, "revert": revert_sha, "confirm": confirm, "incident": incident,
+           "converged": done.converged}
+out = g.save_records(output_dir, [], summary)
 if transitions is not None:
     g.save_results(out / "convergence", {"transitions": transitions})
 print(out)
-g.with_local_time(__import__("pandas").concat(records, ignore_index=True), "when")"""),
+g.with_local_time(done.actions, "when")"""),
     ],
 )
 
@@ -280,9 +269,9 @@ write(
             + ACT_CLUSTER
             + 'output_dir = "console"  # where the console appends the records of its actions (the audit trail)\n'
         ),
-        code("""import gitops_nb.widgets as gw
+        code("""import gitops_nb as g
 
-console = gw.IncidentConsole(repo_path=repo_path, kube_context=kube_context, kubeconfig=kubeconfig,
+console = g.IncidentConsole(repo_path=repo_path, kube_context=kube_context, kubeconfig=kubeconfig,
                              argocd_namespace=argocd_namespace, at=at, window=window, output_dir=output_dir)
 console"""),
     ],

@@ -6,13 +6,13 @@ from typing import Any
 
 import pandas as pd
 
-from .evidence import Evidence
-from .times import parse_at
+from ..cluster.evidence import EvidenceSource
+from ..times import parse_at
 
 __all__ = ["drift", "manual_edits"]
 
 
-def drift(cluster: Evidence) -> pd.DataFrame:
+def drift(cluster: EvidenceSource) -> pd.DataFrame:
     """One row per OutOfSync resource of every OutOfSync Application.
 
     Columns: ``app``, ``app_sync``, ``app_health``, then the resource's ``group``, ``kind``,
@@ -21,7 +21,7 @@ def drift(cluster: Evidence) -> pd.DataFrame:
     apps = cluster.applications()
     rows: list[dict[str, Any]] = []
     for a in apps[apps["sync_status"] != "Synced"].itertuples(index=False):
-        res = cluster.app_resources(a.name)  # type: ignore[attr-defined]
+        res = cluster.app_resources(a.name)
         for r in res[res["sync_status"] != "Synced"].itertuples(index=False):
             rows.append(
                 {
@@ -40,7 +40,7 @@ def drift(cluster: Evidence) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols).astype(object)
 
 
-def manual_edits(cluster: Evidence, since: Any = None) -> pd.DataFrame:
+def manual_edits(cluster: EvidenceSource, since: Any = None) -> pd.DataFrame:
     """Field edits by anything but Argo CD, in every Application's destination namespace, newest first.
 
     The frame is :data:`schema.FIELD_EDITS` plus ``apps`` (the Applications deploying into
@@ -58,7 +58,7 @@ def manual_edits(cluster: Evidence, since: Any = None) -> pd.DataFrame:
             f = f[f["time"] >= parse_at(since)]
         frames.append(f.assign(apps=[sorted(names)] * len(f)))
     if not frames:
-        from . import schema
+        from .. import schema
 
         return schema.frame(schema.FIELD_EDITS).assign(apps=[])
     return pd.concat(frames, ignore_index=True).sort_values("time", ascending=False).reset_index(drop=True)

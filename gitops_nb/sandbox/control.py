@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import SandboxBuildError, SandboxError, SandboxStartError
+from ..errors import SandboxBuildError, SandboxError, SandboxStartError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,8 +66,9 @@ def default_state() -> Path:
     return Path(os.environ.get("GITOPS_NB_STATE", default_cache() / "run"))
 
 
-def _repo_root() -> Path:
-    return Path(__file__).resolve().parent.parent
+def go_dir() -> Path:
+    """The sandbox's build inputs (``build.sh``, our Go modules ``k8s/`` and ``argocd/``), shipped in the package."""
+    return Path(__file__).resolve().parent / "go"
 
 
 @dataclass(frozen=True)
@@ -189,10 +190,10 @@ class Sandbox:
     # -- build ----------------------------------------------------------------
 
     def build(self, *, quiet: bool = False) -> Path:
-        """Compile (or find cached) binaries with ``sandbox/build.sh``; returns the bin dir."""
-        script = _repo_root() / "sandbox" / "build.sh"
+        """Compile (or find cached) binaries with ``gitops_nb/sandbox/go/build.sh``; returns the bin dir."""
+        script = go_dir() / "build.sh"
         if not script.exists():
-            raise SandboxBuildError(f"{script} is missing: run from a checkout of gitops-nb")
+            raise SandboxBuildError(f"{script} is missing: reinstall gitops-nb (the wheel ships it)")
         env = {**os.environ, "GITOPS_NB_CACHE": str(self.cache)}
         proc = subprocess.run(
             ["bash", str(script)],
@@ -203,12 +204,12 @@ class Sandbox:
         )
         if proc.returncode != 0:
             raise SandboxBuildError(
-                f"sandbox/build.sh failed (exit {proc.returncode}); its progress lines above say which "
+                f"the sandbox build failed (exit {proc.returncode}); its progress lines above say which "
                 "component; rerun `gitops-nb sandbox build` after fixing (the Go module cache is kept)"
             )
         lines = proc.stdout.strip().splitlines()
         if not lines or not Path(lines[-1]).is_dir():
-            raise SandboxBuildError(f"sandbox/build.sh did not print its bin dir (got {proc.stdout[-200:]!r})")
+            raise SandboxBuildError(f"the sandbox build did not print its bin dir (got {proc.stdout[-200:]!r})")
         self._bin = Path(lines[-1])
         return self._bin
 

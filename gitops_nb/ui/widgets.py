@@ -10,8 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import GitOpsNbError, InputError
-from .plot import SHA, SUMMARY
+from ..errors import GitOpsNbError, InputError
+from ..investigate.plot import SHA, SUMMARY
 
 __all__ = ["IncidentConsole", "kube_contexts"]
 
@@ -149,7 +149,7 @@ class IncidentConsole:
             return False
 
     def _cluster(self) -> Any:
-        from .cluster import Cluster
+        from ..cluster.live import Cluster
 
         if not self.context.value:
             raise InputError("pick a kube context first (or set kubeconfig and press Load apps)")
@@ -170,7 +170,7 @@ class IncidentConsole:
 
     def _record(self, rec: pd.DataFrame) -> None:
         """Keep an action's record, and append it to the audit trail under ``output_dir`` when one is set."""
-        from .runbook import save_records
+        from ..incident.folder import save_records
 
         self.records.append(rec)
         if self.output_dir.value:
@@ -211,9 +211,9 @@ class IncidentConsole:
 
     def investigate(self, _button: Any = None) -> None:
         """What changed at T: the table of likely culprits, the timeline, and the changes to pick from."""
-        from .plot import plot_timeline
-        from .timeline import investigate
-        from .times import describe_time, with_local_time
+        from ..investigate.plot import plot_timeline
+        from ..investigate.timeline import investigate
+        from ..times import describe_time, with_local_time
 
         def run() -> None:
             inv = investigate(
@@ -275,7 +275,7 @@ class IncidentConsole:
         self._guard(run)
 
     def _pause_or_resume(self, action: str) -> None:
-        from .actions import pause_self_heal, resume_self_heal
+        from ..act.selfheal import pause_self_heal, resume_self_heal
 
         def run() -> None:
             app = self._need_app()
@@ -304,8 +304,8 @@ class IncidentConsole:
 
     def review_revert(self, _button: Any = None) -> None:
         """Show what reverting the selected change would undo (its semantic diff) and enable Confirm."""
-        from .actions import revert
-        from .history import DeployRepo
+        from ..act.revert import revert
+        from ..git.repo import DeployRepo
 
         def run() -> None:
             if not self.change.value:
@@ -324,8 +324,10 @@ class IncidentConsole:
         self._guard(run)
 
     def confirm_revert(self, _button: Any = None, *, background: bool = True) -> None:
-        """Revert the reviewed change, push, refresh, and watch convergence live (cancellable)."""
-        from .actions import refresh, revert
+        """Revert the reviewed change, push, refresh, and watch convergence live (cancellable).
+
+        The steps are :func:`gitops_nb.rollback`'s (without the pause: the console has its own buttons).
+        """
 
         def run() -> None:
             if self.watcher is not None and self.watcher.is_alive():
@@ -334,14 +336,12 @@ class IncidentConsole:
                 raise InputError("review the revert first (Review revert), then confirm")
             app = self._need_app()
             cluster = self._cluster()
-            rec = revert(self.repo_path.value, self._reviewed, incident=self.incident.value or None, dry_run=False)
-            self._record(rec)
-            self._record(refresh(cluster, app))
+            sha = self._reviewed
             self._replay(
                 "revert_and_verify",
                 {
                     "repo_path": self.repo_path.value,
-                    "sha": self._reviewed,
+                    "sha": sha,
                     "app": app,
                     "incident": self.incident.value,
                     "pause": False,
@@ -350,19 +350,18 @@ class IncidentConsole:
                 },
             )
             self._unreview()
-            new, pushed = rec["after"].iloc[0], rec["when"].iloc[0]
-            self._say(f"reverted as {str(new)[:10]} ({rec['note'].iloc[0]}); watching {app} converge...")
+            self._say(f"reverting {sha[:10]} and watching {app} converge...")
             self._cancel.clear()
             if background:
-                self.watcher = threading.Thread(target=self._watch, args=(cluster, app, new, pushed), daemon=True)
+                self.watcher = threading.Thread(target=self._rollback, args=(cluster, app, sha), daemon=True)
                 self.watcher.start()
             else:
-                self._watch(cluster, app, new, pushed)
+                self._rollback(cluster, app, sha)
 
         self._guard(run)
 
-    def _watch(self, cluster: Any, app: str, revision: str, pushed: pd.Timestamp) -> None:
-        from .actions import wait_converged
+    def _rollback(self, cluster: Any, app: str, sha: str) -> None:
+        from ..act.rollback import rollback
 
         self.cancel_button.disabled = False
 
@@ -370,10 +369,21 @@ class IncidentConsole:
             self.monitor.append_stdout(line + "\n")
 
         try:
-            self.transitions = wait_converged(
-                cluster, app, revision, timeout="10m", pushed_at=pushed, progress=progress, cancel=self._cancel
+            done = rollback(
+                self.repo_path.value,
+                cluster,
+                sha,
+                app,
+                incident=self.incident.value or None,
+                pause=False,
+                timeout="10m",
+                dry_run=False,
+                progress=progress,
+                cancel=self._cancel,
+                on_record=self._record,
             )
-            self._say(f"{app} converged at {revision[:10]}: Synced, Healthy, rollout complete")
+            self.transitions = done.transitions
+            self._say(f"{app} converged at {str(done.revert_sha)[:10]}: Synced, Healthy, rollout complete")
         except GitOpsNbError as e:
             self._say(f"{type(e).__name__}: {e}", error=True)
         finally:

@@ -11,8 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-from . import schema
-from .errors import (
+from .. import schema
+from ..errors import (
     ArgoCDNotFoundError,
     ClusterError,
     ClusterUnreachableError,
@@ -20,12 +20,11 @@ from .errors import (
     UnknownAppError,
     UnknownContextError,
 )
-from .evidence import Evidence
-from .times import parse_at
+from ..times import parse_at
+from .argocd import GROUP, PLURAL, VERSION, refresh_app
 
 __all__ = ["GITOPS_MANAGERS", "Cluster", "flatten_fields"]
 
-GROUP, VERSION = "argoproj.io", "v1alpha1"
 PAGE = 500
 #: field managers that are Argo CD itself (or Kubernetes controllers acting for it)
 GITOPS_MANAGERS = frozenset({"argocd-controller", "argocd-application-controller", "argocd"})
@@ -65,7 +64,7 @@ def flatten_fields(fields_v1: dict[str, Any] | None, prefix: str = "") -> list[s
     return out
 
 
-class Cluster(Evidence):
+class Cluster:
     """One Kubernetes cluster (a kubeconfig context) and its Argo CD.
 
     Args:
@@ -107,51 +106,15 @@ class Cluster(Evidence):
 
     # -- calls, with errors a person can act on -----------------------------------------
 
-    def _call(self, verb: str, resource: str, fn: Callable[[], Any]) -> Any:
+    def call(self, verb: str, resource: str, fn: Callable[[], Any]) -> Any:
+        """Run one API call; the client's errors become this package's typed :class:`ClusterError` tree."""
         from kubernetes.client.rest import ApiException
         from urllib3.exceptions import HTTPError
 
         try:
             return fn()
         except ApiException as e:
-            where = f"{verb} {resource} in context {self.context!r}"
-            if e.status == 403:
-                raise ForbiddenError(
-                    f"forbidden: {where}. Ask for RBAC that allows '{verb}' on {resource} "
-                    f"(kubectl auth can-i {verb} {resource.split('/')[0]} --context {self.context})",
-                    context=self.context,
-                    resource=resource,
-                    verb=verb,
-                    status=403,
-                ) from e
-            if (
-                e.status == 404
-                and "argoproj.io" in resource
-                and '"reason":"NotFound"' not in (e.body or "").replace(" ", "")
-            ):
-                raise ArgoCDNotFoundError(
-                    f"{where}: Argo CD's CRDs (applications.argoproj.io) are not installed here. "
-                    "Check the context, or install Argo CD",
-                    context=self.context,
-                    resource=resource,
-                    verb=verb,
-                    status=404,
-                ) from e
-            if e.status == 401:
-                raise ClusterError(
-                    f"unauthorized: {where}. Your credentials expired or are wrong: log in again",
-                    context=self.context,
-                    resource=resource,
-                    verb=verb,
-                    status=401,
-                ) from e
-            raise ClusterError(
-                f"{where} failed: {e.status} {e.reason}",
-                context=self.context,
-                resource=resource,
-                verb=verb,
-                status=e.status,
-            ) from e
+            raise self._translate(verb, resource, e) from e
         except (HTTPError, OSError) as e:
             raise ClusterUnreachableError(
                 f"the API server of context {self.context!r} ({self.api.configuration.host}) did not answer "
@@ -162,6 +125,30 @@ class Cluster(Evidence):
                 verb=verb,
             ) from e
 
+    def _translate(self, verb: str, resource: str, e: Any) -> ClusterError:
+        """The typed error for an ``ApiException`` (returned, for the caller to raise ``from e``)."""
+        where = f"{verb} {resource} in context {self.context!r}"
+        kw: dict[str, Any] = {"context": self.context, "resource": resource, "verb": verb, "status": e.status}
+        if e.status == 403:
+            return ForbiddenError(
+                f"forbidden: {where}. Ask for RBAC that allows '{verb}' on {resource} "
+                f"(kubectl auth can-i {verb} {resource.split('/')[0]} --context {self.context})",
+                **kw,
+            )
+        if (
+            e.status == 404
+            and "argoproj.io" in resource
+            and '"reason":"NotFound"' not in (e.body or "").replace(" ", "")
+        ):
+            return ArgoCDNotFoundError(
+                f"{where}: Argo CD's CRDs (applications.argoproj.io) are not installed here. "
+                "Check the context, or install Argo CD",
+                **kw,
+            )
+        if e.status == 401:
+            return ClusterError(f"unauthorized: {where}. Your credentials expired or are wrong: log in again", **kw)
+        return ClusterError(f"{where} failed: {e.status} {e.reason}", **kw)
+
     def _pages(self, verb: str, resource: str, lister: Callable[..., Any], **kw: Any) -> Iterator[dict[str, Any]]:
         """Every item of a list call as plain JSON, page by page (``limit``/``continue``).
 
@@ -170,7 +157,7 @@ class Cluster(Evidence):
         """
         token = None
         while True:
-            resp = self._call(
+            resp = self.call(
                 verb, resource, lambda token=token: lister(limit=PAGE, _continue=token, _preload_content=False, **kw)
             )
             page = json.loads(resp.data)
@@ -181,6 +168,68 @@ class Cluster(Evidence):
 
     def _custom(self) -> Any:
         return self._client.CustomObjectsApi(self.api)
+
+    #: a live source: what it reads is gone later, so investigations keep a snapshot of it
+    live = True
+
+    # -- an Application's verbs (the one place that patches and watches them) ------------
+
+    def patch_application(self, app: str, ops: list[dict[str, Any]]) -> None:
+        """Apply a JSON patch (RFC 6902) to the Application ``app``; a ``test`` op makes it conditional."""
+        c = self._custom()
+        self.call(
+            "patch",
+            f"applications.argoproj.io/{app}",
+            lambda: c.patch_namespaced_custom_object(
+                GROUP, VERSION, self.argocd_namespace, PLURAL, app, ops, _content_type="application/json-patch+json"
+            ),
+        )
+
+    def refresh_application(self, app: str, *, hard: bool = False) -> None:
+        """Ask Argo CD to compare ``app`` with git now (the refresh annotation)."""
+        self.call(
+            "patch",
+            f"applications.argoproj.io/{app}",
+            lambda: refresh_app(self.api, app, namespace=self.argocd_namespace, hard=hard),
+        )
+
+    def watch_application(self, app: str, resource_version: str, timeout_seconds: int) -> Iterator[dict[str, Any]]:
+        """The Application's watch events (``type``, ``object``) after ``resource_version``, for at most
+        ``timeout_seconds``. A dropped watch (410 Gone, a restarting API server) simply ends the stream:
+        the caller reads the object again and watches anew."""
+        from kubernetes import watch
+        from kubernetes.client.rest import ApiException
+        from urllib3.exceptions import HTTPError
+
+        w = watch.Watch()
+        try:
+            yield from w.stream(
+                self._custom().list_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self.argocd_namespace,
+                PLURAL,
+                field_selector=f"metadata.name={app}",
+                resource_version=resource_version,
+                timeout_seconds=timeout_seconds,
+            )
+        except ApiException as e:
+            if e.status not in (410, 500, 503, 504):
+                raise self._translate("watch", f"applications.argoproj.io/{app}", e) from e
+        except (HTTPError, OSError):
+            return  # the API server went away mid-watch: the caller re-reads, which says if it is still gone
+        finally:
+            w.stop()
+
+    def deployment(self, namespace: str, name: str) -> dict[str, Any]:
+        """One Deployment as plain JSON."""
+        apps = self._client.AppsV1Api(self.api)
+        resp = self.call(
+            "get",
+            "deployments.apps",
+            lambda: apps.read_namespaced_deployment(name, namespace, _preload_content=False),
+        )
+        return dict(json.loads(resp.data))
 
     # -- Argo CD ----------------------------------------------------------------------
 
@@ -195,7 +244,7 @@ class Cluster(Evidence):
                 group=GROUP,
                 version=VERSION,
                 namespace=self.argocd_namespace,
-                plural="applications",
+                plural=PLURAL,
             )
         )
 
@@ -205,10 +254,10 @@ class Cluster(Evidence):
         resource = f"applications.argoproj.io/{app}"
         try:
             return dict(
-                self._call(
+                self.call(
                     "get",
                     resource,
-                    lambda: c.get_namespaced_custom_object(GROUP, VERSION, self.argocd_namespace, "applications", app),
+                    lambda: c.get_namespaced_custom_object(GROUP, VERSION, self.argocd_namespace, PLURAL, app),
                 )
             )
         except ClusterError as e:
@@ -235,7 +284,8 @@ class Cluster(Evidence):
         items = self.raw_applications() if raw is None else raw
         return schema.frame(schema.APP_HISTORY, [r for a in items for r in _history_rows(a)])
 
-    def _argocd_frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    def argocd_frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """Applications, history and operations from one list call."""
         raw = self.raw_applications()
         return self.applications(raw), self.history(raw), self.operations(raw)
 

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from .errors import RepoError
+from ..errors import RepoError
 
 if TYPE_CHECKING:
     import git

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from . import schema
-from .errors import (
+from .. import schema
+from ..errors import (
     EmptyRepoError,
     InputError,
     NotARepoError,
@@ -24,10 +24,10 @@ from .errors import (
     ShallowHistoryError,
     UnknownRevisionError,
 )
+from ..times import parse_at
 from .gitio import MISSING, batch_read, read_blocks, resolve_commits, run, stream_records
 from .kustomize import build_apps, kustomization_paths
 from .manifests import diff_documents, is_manifest_path, load_documents
-from .times import parse_at
 
 __all__ = ["DeployRepo"]
 

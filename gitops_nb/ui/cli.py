@@ -9,62 +9,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import GitOpsNbError, InputError, NotebookError
+from ..errors import GitOpsNbError, InputError
+from ..incident.notebooks import run_notebook
 
-__all__ = ["main", "notebooks_dir", "run_notebook"]
-
-
-def notebooks_dir() -> Path:
-    """The directory holding the project's notebooks."""
-    return Path(__file__).resolve().parent.parent / "notebooks"
-
-
-def run_notebook(
-    name: str, output: Path, parameters: dict[str, Any], *, html: bool = True, cwd: Path | None = None
-) -> Path:
-    """Execute ``notebooks/<name>.ipynb`` headless with papermill into ``output``.
-
-    With ``html``, also export ``output`` as HTML with the code hidden (the report).
-    """
-    import papermill as pm
-
-    src = notebooks_dir() / f"{name}.ipynb"
-    if not src.exists():
-        raise InputError(
-            f"no notebook {src}: known notebooks are {', '.join(p.stem for p in notebooks_dir().glob('*.ipynb'))}"
-        )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        pm.execute_notebook(
-            str(src),
-            str(output),
-            parameters=parameters,
-            kernel_name="python3",
-            cwd=str(cwd or output.parent),
-            progress_bar=False,
-        )
-    except pm.PapermillExecutionError as e:
-        raise NotebookError(
-            f"notebook {name} failed in cell {e.exec_count} with {e.ename}: {e.evalue}. "
-            f"The executed notebook up to the failure is {output}; fix the cause and run again",
-            notebook=str(output),
-            cell=e.exec_count,
-            ename=e.ename,
-            evalue=e.evalue,
-        ) from e
-    if html:
-        import nbformat
-        from nbconvert import HTMLExporter
-
-        exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-        body, _ = exporter.from_notebook_node(nbformat.read(str(output), as_version=4))
-        output.with_suffix(".html").write_text(body)
-    return output
+__all__ = ["main"]
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import remake_demo_repo
-    from .report import load_results
+    from ..results import load_results
+    from ..sandbox.demo import remake_demo_repo
 
     work = Path(args.workdir).resolve()
     params: dict[str, Any] = {
@@ -85,8 +38,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         )
         expected = demo.commits["checkout-prod-bad"]
     else:
-        from .demo import deploy_demo
-        from .sandbox import Sandbox, main_progress
+        from ..sandbox.control import Sandbox, main_progress
+        from ..sandbox.demo import deploy_demo
 
         sb = Sandbox()
         t = time.monotonic()
@@ -127,7 +80,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_what_changed(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .timeline import investigate
+    from ..investigate.timeline import investigate
 
     inv = investigate(args.repo, args.at, args.window, [a for a in args.apps.split(",") if a] or None)
     with pd.option_context("display.width", 200, "display.max_colwidth", 70, "display.max_columns", 20):
@@ -145,7 +98,7 @@ def _cmd_what_changed(args: argparse.Namespace) -> int:
 
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
-    from .sandbox import Sandbox, main_progress
+    from ..sandbox.control import Sandbox, main_progress
 
     sb = Sandbox()
     action = args.action
@@ -171,7 +124,7 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
         sb.reset()
         main_progress(f"stopped and removed {sb.state}")
     elif action == "demo":
-        from .demo import deploy_demo
+        from ..sandbox.demo import deploy_demo
 
         sb.up(progress=main_progress)
         dep = deploy_demo(sb, Path(args.workdir).resolve(), progress=main_progress)
@@ -181,8 +134,27 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_notebooks(args: argparse.Namespace) -> int:
+    from ..incident.notebooks import copy_notebooks, notebooks_dir
+
+    if args.action == "list":
+        for nb in sorted(notebooks_dir().glob("*.ipynb")):
+            print(nb.stem)
+        return 0
+    if not args.dest:
+        raise InputError("give the folder to copy the notebooks into: gitops-nb notebooks copy DIR")
+    written = copy_notebooks(args.dest, overwrite=args.overwrite)
+    for p in written:
+        print(p)
+    kept = len(list(notebooks_dir().glob("*.ipynb"))) - len(written)
+    if kept:
+        print(f"{kept} notebook(s) already in {args.dest} were kept (--overwrite replaces them)", file=sys.stderr)
+    print(f"open them with: jupyter lab {args.dest}", file=sys.stderr)
+    return 0
+
+
 def _cmd_runbook(args: argparse.Namespace) -> int:
-    from .runbook import list_runbooks, load_runbook, run_runbook
+    from ..incident.runbook import list_runbooks, load_runbook, run_runbook
 
     if args.action == "list":
         for name in list_runbooks():
@@ -249,6 +221,12 @@ def _parser() -> argparse.ArgumentParser:
         "--workdir", default="out/sandbox-demo", help="where `demo` puts its repo (default: out/sandbox-demo)"
     )
     s.set_defaults(func=_cmd_sandbox)
+
+    n = sub.add_parser("notebooks", help="the notebooks this package ships: list them, or copy them out to open")
+    n.add_argument("action", choices=["list", "copy"], help="list: their names; copy: write them into DEST")
+    n.add_argument("dest", nargs="?", help="with copy: the folder to copy the notebooks into")
+    n.add_argument("--overwrite", action="store_true", help="replace notebooks already in DEST")
+    n.set_defaults(func=_cmd_notebooks)
 
     r = sub.add_parser("runbook", help="run an on-call runbook's notebooks in order into incidents/ID/")
     r.add_argument("action", choices=["run", "list"], help="run: execute a runbook; list: the runbooks there are")

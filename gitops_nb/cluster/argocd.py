@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .errors import SandboxError
+from ..errors import SandboxError
 
 __all__ = ["app_state", "application_manifest", "apply_application", "refresh_app", "status_of", "wait_app"]
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .times import parse_at
+from ..times import parse_at
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go

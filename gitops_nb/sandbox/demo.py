@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import InputError
+from ..errors import InputError
 
 __all__ = ["DemoDeployment", "DemoRepo", "RepoWriter", "bump_tag", "deploy_demo", "make_demo_repo", "remake_demo_repo"]
 
@@ -300,7 +300,7 @@ def deploy_demo(sandbox: Any, workdir: str | Path, *, timeout: float = 180, prog
     """
     from kubernetes import client
 
-    from .argocd import application_manifest, apply_application, refresh_app, wait_app
+    from ..cluster.argocd import application_manifest, apply_application, refresh_app, wait_app
 
     say = progress or (lambda _m: None)
     repo_dir = Path(workdir) / "deploy-config"

@@ -1,0 +1,67 @@
+"""The contract every source of cluster evidence meets: a live :class:`~gitops_nb.cluster.live.Cluster`,
+a saved :class:`~gitops_nb.cluster.snapshot.Snapshot` (and later a recording).
+
+Investigations, drift and reports take any :class:`EvidenceSource`; they never ask which one it is,
+except through :attr:`EvidenceSource.live` (a live source is worth snapshotting, a snapshot is not).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["PER_NAMESPACE_LIMIT", "EvidenceSource"]
+
+#: above this many namespaces, one cluster-wide list per kind beats one list per namespace
+PER_NAMESPACE_LIMIT = 8
+
+
+@runtime_checkable
+class EvidenceSource(Protocol):
+    """Frames of Argo CD and Kubernetes evidence, each with its schema from :mod:`gitops_nb.schema`."""
+
+    #: the kube context the evidence is (or was) read from
+    context: str | None
+    #: where the Application objects live
+    argocd_namespace: str
+    #: True for a live cluster (its evidence fades: events expire, Argo CD keeps 10 deploys)
+    live: bool
+
+    def applications(self) -> pd.DataFrame:
+        """One row per Application (:data:`schema.APPLICATIONS`)."""
+        ...
+
+    def history(self) -> pd.DataFrame:
+        """Every Application's deploys (:data:`schema.APP_HISTORY`)."""
+        ...
+
+    def operations(self) -> pd.DataFrame:
+        """Each Application's current or last operation (:data:`schema.OPERATIONS`)."""
+        ...
+
+    def argocd_frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """Applications, history and operations together (a live cluster reads them in one list)."""
+        ...
+
+    def app_history(self, app: str) -> pd.DataFrame:
+        """The deploys of one Application (:data:`schema.APP_HISTORY`)."""
+        ...
+
+    def app_resources(self, app: str) -> pd.DataFrame:
+        """The resources one Application manages (:data:`schema.APP_RESOURCES`)."""
+        ...
+
+    def events(self, namespace: str | None = None, since: Any = None, until: Any = None) -> pd.DataFrame:
+        """Kubernetes and Argo CD events (:data:`schema.EVENTS`), oldest first."""
+        ...
+
+    def rollouts(self, namespace: str | None, name: str | None = None) -> pd.DataFrame:
+        """Deployments' ReplicaSets (:data:`schema.ROLLOUTS`)."""
+        ...
+
+    def field_edits(self, namespace: str | None, kinds: Sequence[str] | None = None) -> pd.DataFrame:
+        """Who set which fields, when, from managedFields (:data:`schema.FIELD_EDITS`)."""
+        ...

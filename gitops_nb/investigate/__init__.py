@@ -1,0 +1,2 @@
+"""Layer 2, investigation: the what-changed timeline (timeline), its cluster rows (evidence_rows), the
+culprit score (scoring), drift and manual edits (drift), and the plot (plot)."""

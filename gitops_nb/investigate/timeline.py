@@ -1,0 +1,381 @@
+"""``what_changed``: one timeline around an incident time, with likely culprits ranked."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .. import schema
+from ..cluster.evidence import EvidenceSource
+from ..errors import InputError
+from ..git.repo import DeployRepo
+from ..schema import RowKind
+from ..times import parse_at, parse_window
+from .evidence_rows import cluster_rows
+from .scoring import DEFAULT_WEIGHTS, CommitFacts, Weights, commit_score, edit_score, rank
+
+__all__ = ["Investigation", "culprits", "investigate", "what_changed"]
+
+_MAX_DETAIL = 6
+_Deploy = tuple[pd.Timestamp, str, str]  # (deployed at, Kustomize root, Argo CD app)
+
+
+@dataclass
+class _Window:
+    """The question: T, how far before and after it, which apps, which history."""
+
+    repo: DeployRepo
+    at: pd.Timestamp
+    window: pd.Timedelta
+    after: pd.Timedelta
+    wanted: list[str]
+    rev: str
+
+    @property
+    def lo(self) -> pd.Timestamp:
+        return self.at - self.window
+
+    @property
+    def hi(self) -> pd.Timestamp:
+        return self.at + self.after
+
+
+def _match_app(app: str, wanted: Iterable[str]) -> bool:
+    parts = app.split("/")
+    return any(w == app or w in parts or app.endswith("/" + w.strip("/")) for w in wanted)
+
+
+def _short_app(app: str) -> str:
+    parts = app.split("/")
+    if len(parts) >= 4 and parts[-2] == "overlays":
+        return f"{parts[-3]}/{parts[-1]}"
+    return app
+
+
+def _ask(
+    repo: DeployRepo | str | Path,
+    at: str | datetime | pd.Timestamp,
+    window: str | pd.Timedelta,
+    apps: Sequence[str] | str | None,
+    after: str | pd.Timedelta | None,
+    rev: str,
+) -> _Window:
+    """Step 1: parse and check the question."""
+    r = repo if isinstance(repo, DeployRepo) else DeployRepo(repo)
+    a = pd.Timedelta(0) if after in (None, 0, "0", "") else parse_window(after, name="after")  # type: ignore[arg-type]
+    wanted = [apps] if isinstance(apps, str) else list(apps or [])
+    return _Window(r, parse_at(at), parse_window(window), a, wanted, rev)
+
+
+def _file_index(roots: pd.DataFrame) -> dict[str, list[str]]:
+    """Step 2: every repo file -> the apps built from it."""
+    index: dict[str, list[str]] = defaultdict(list)
+    for app, files in zip(roots["app"], roots["files"], strict=True):
+        for f in files:
+            index[f].append(app)
+    return index
+
+
+def _resolve_wanted(q: _Window, roots: pd.DataFrame, cluster: EvidenceSource | None) -> None:
+    """Step 3: ``apps=`` may name Argo CD Applications too (their source paths); refuse a name nothing matches."""
+    if not q.wanted:
+        return
+    if cluster is not None:
+        argo = cluster.applications()
+        q.wanted += [p for n, p in zip(argo["name"], argo["path"], strict=True) if n in q.wanted and p]
+    known = list(roots["app"])
+    if not any(_match_app(x, q.wanted) for x in known):
+        raise InputError(
+            f"no Kustomize root matches apps={q.wanted!r} in {q.repo.path}: known roots are {', '.join(known) or 'none'}"
+        )
+
+
+def _details(changes: pd.DataFrame, index: dict[str, list[str]]) -> dict[str, list[tuple[str, str]]]:
+    """Step 4: each commit's semantic changes as (field, one line a person reads)."""
+    by_sha: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for sha, path, fld, old, new, change in zip(
+        changes["sha"],
+        changes["path"],
+        changes["field"],
+        changes["old"],
+        changes["new"],
+        changes["change"],
+        strict=True,
+    ):
+        label = _short_app(index[path][0]) if index.get(path) else path
+        if change == "modified":
+            by_sha[sha].append((fld, f"{label}: {fld} {old} → {new}"))
+        elif change == "unreadable":
+            by_sha[sha].append(("", f"{label}: unreadable"))
+        else:
+            by_sha[sha].append((fld, f"{label}: {fld or '(object)'} {change}"))
+    return by_sha
+
+
+def _deploys(repo: DeployRepo, cluster_rows: pd.DataFrame, since: pd.Timestamp) -> dict[str, list[_Deploy]]:
+    """Step 5: sha -> the deploys (time, Kustomize root, Argo CD app) of every revision that contained it."""
+    out: dict[str, list[_Deploy]] = defaultdict(list)
+    deploys = cluster_rows[cluster_rows["kind"] == RowKind.DEPLOY]
+    contained: dict[str, set[str]] = {}
+    for d in deploys.itertuples(index=False):
+        if not isinstance(d.sha, str) or not d.sha:
+            continue
+        if d.sha not in contained:
+            contained[d.sha] = repo.ancestors(d.sha, since=since)
+        for sha in contained[d.sha]:
+            out[sha].append((d.time, d.app, d.argocd_app))
+    return out
+
+
+def _commit_rows(
+    q: _Window,
+    commits: pd.DataFrame,
+    index: dict[str, list[str]],
+    details: dict[str, list[tuple[str, str]]],
+    deployed: dict[str, list[_Deploy]] | None,
+    weights: Weights,
+) -> list[dict[str, Any]]:
+    """Step 6: one scored row per commit in the window."""
+    reverted = {
+        sha: by
+        for sha, by, when in zip(commits["reverts"], commits["sha"], commits["committed_at"], strict=True)
+        if sha is not None and when <= q.at
+    }
+    rows: list[dict[str, Any]] = []
+    for c in commits.itertuples(index=False):
+        touched = sorted({app for f in c.files for app in index.get(f, [])})
+        if q.wanted and not any(_match_app(x, q.wanted) for x in touched):
+            continue
+        det = details.get(c.sha, [])
+        before = q.at - c.committed_at
+        dep = [d for d in (deployed or {}).get(c.sha, []) if d[1] in touched]  # a commit no app builds deploys nothing
+        first = min(dep) if dep else None
+        row: dict[str, Any] = {
+            "time": c.committed_at,
+            "kind": RowKind.COMMIT,
+            "source": "git",
+            "app": ", ".join(touched) or None,
+            "apps": touched,
+            "sha": c.sha,
+            "author": c.author,
+            "summary": c.subject,
+            "detail": "; ".join(d for _, d in det[:_MAX_DETAIL])
+            + (f"; … {len(det) - _MAX_DETAIL} more" if len(det) > _MAX_DETAIL else ""),
+            "before_at": before,
+            "score": 0.0,
+            "why": None,
+            "deployed_at": first[0] if first else None,
+            "argocd_app": ", ".join(sorted({d[2] for d in dep})) or None,
+        }
+        if before >= pd.Timedelta(0):
+            deployed_before = first is not None and first[0] <= q.at
+            basis = q.at - first[0] if first is not None and deployed_before else before
+            row["score"], row["why"] = commit_score(
+                CommitFacts(
+                    minutes_before=basis.total_seconds() / 60,
+                    n_apps=len(touched),
+                    fields=[f for f, _ in det],
+                    is_merge=bool(c.is_merge),
+                    is_revert=c.reverts is not None,
+                    reverted_by=reverted.get(c.sha),
+                    deployed_at=first[0] if first is not None and deployed_before else None,
+                    deployed_to=first[2] if first is not None else None,
+                    cluster_known=deployed is not None,
+                ),
+                weights,
+            )
+        rows.append(row)
+    return rows
+
+
+def _score_evidence(extra: pd.DataFrame, at: pd.Timestamp, weights: Weights) -> pd.DataFrame:
+    """Step 7: cluster rows get ``before_at``; manual field edits are scored (the rest is evidence)."""
+    extra = extra.assign(before_at=at - extra["time"])
+    scores = [
+        edit_score(b.total_seconds() / 60, a, f, weights)
+        if k == RowKind.FIELD_EDIT and b >= pd.Timedelta(0)
+        else (0.0, None)
+        for k, b, a, f in zip(extra["kind"], extra["before_at"], extra["author"], extra["fields"], strict=True)
+    ]
+    extra["score"] = [s for s, _ in scores]
+    extra["why"] = [w for _, w in scores]
+    return extra
+
+
+def _merge_and_rank(q: _Window, rows: list[dict[str, Any]], extra: pd.DataFrame | None) -> pd.DataFrame:
+    """Step 8: one frame, newest first, with ranks."""
+    out = schema.frame(schema.TIMELINE, rows)
+    if extra is not None and len(extra):
+        out = pd.concat([out, extra[list(schema.TIMELINE)]], ignore_index=True)
+    out = out.sort_values("time", ascending=False, kind="stable").reset_index(drop=True)
+    out["rank"] = rank(out)
+    out.attrs.update({"at": q.at, "window": q.window, "after": q.after, "repo": q.repo.path, "apps": q.wanted})
+    return out
+
+
+def what_changed(
+    repo: DeployRepo | str | Path,
+    at: str | datetime | pd.Timestamp = "now",
+    window: str | pd.Timedelta = "2h",
+    apps: Sequence[str] | str | None = None,
+    cluster: EvidenceSource | None = None,
+    *,
+    after: str | pd.Timedelta | None = "15m",
+    rev: str = "HEAD",
+    weights: Weights = DEFAULT_WEIGHTS,
+) -> pd.DataFrame:
+    """What changed around time ``at``: a timeline (schema :data:`schema.TIMELINE`), newest first.
+
+    Args:
+        repo: a :class:`DeployRepo` or the path of a deploy-config clone.
+        at: the incident time: ISO-8601 with a zone, ``now``, or relative (``-30m``).
+            A naive time is taken as UTC (with a warning).
+        window: how far before ``at`` to look (``2h``, ``45m``, ``1d``).
+        apps: only rows about these Kustomize roots (full path, or a path part such
+            as ``checkout-api`` or ``production``), or these Argo CD Applications.
+        cluster: an evidence source (a live :class:`Cluster` or a :class:`Snapshot`) whose Argo CD
+            deploys, events, rollouts and field edits join the timeline; ``None`` for git only.
+        after: how far after ``at`` to keep showing rows (never ranked as culprits).
+        rev: the branch or sha whose history is read.
+        weights: the ranking's constants (:class:`~gitops_nb.investigate.scoring.Weights`).
+
+    Rows at or before ``at`` that could be culprits (commits, manual edits) get a ``score``
+    and a ``rank`` (1 = most likely); ``why`` says how (see :mod:`gitops_nb.investigate.scoring`).
+    """
+    q = _ask(repo, at, window, apps, after, rev)
+    commits = q.repo.commits(since=q.lo, until=q.hi, rev=q.rev)
+    changes = q.repo.manifest_changes(since=q.lo, until=q.hi, rev=q.rev)
+    roots = q.repo.apps(q.rev)
+    index = _file_index(roots)
+    _resolve_wanted(q, roots, cluster)
+    details = _details(changes, index)
+    extra = cluster_rows(cluster, q.lo, q.hi, q.wanted or None) if cluster is not None else None
+    deployed = _deploys(q.repo, extra, q.lo) if extra is not None else None
+    rows = _commit_rows(q, commits, index, details, deployed, weights)
+    if extra is not None and len(extra):
+        extra = _score_evidence(extra, q.at, weights)
+    return _merge_and_rank(q, rows, extra)
+
+
+def culprits(timeline: pd.DataFrame, n: int = 5) -> pd.DataFrame:
+    """The ``n`` best-ranked rows of a :func:`what_changed` timeline (schema :data:`schema.CULPRITS`)."""
+    ranked = timeline[timeline["rank"].notna()].sort_values("rank").head(n)
+    return schema.frame(schema.CULPRITS, ranked.to_dict("records"))
+
+
+class Investigation:
+    """The frames of one "what changed at T" investigation, ready to show and save."""
+
+    def __init__(
+        self,
+        repo: DeployRepo,
+        timeline: pd.DataFrame,
+        commits: pd.DataFrame,
+        changes: pd.DataFrame,
+        apps: pd.DataFrame,
+        cluster: EvidenceSource | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.repo = repo
+        self.timeline = timeline
+        self.commits = commits
+        self.changes = changes
+        self.apps = apps
+        self.at: pd.Timestamp = timeline.attrs["at"]
+        self.window: pd.Timedelta = timeline.attrs["window"]
+
+    def rows(self, source: str) -> pd.DataFrame:
+        """The timeline rows of one source: ``git``, ``argocd``, ``argocd-event``, ``k8s-event``,
+        ``rollout`` or ``field-edit``."""
+        return self.timeline[self.timeline["source"] == source].reset_index(drop=True)
+
+    @property
+    def culprits(self) -> pd.DataFrame:
+        """The ranked culprits (see :func:`culprits`)."""
+        return culprits(self.timeline)
+
+    def summary(self) -> dict[str, Any]:
+        """Key facts as plain values (what ``summary.json`` holds)."""
+        top = self.culprits.head(1)
+        return {
+            "repo": self.repo.path,
+            "cluster": repr(self.cluster) if self.cluster is not None else None,
+            "at": self.at,
+            "window": self.window,
+            "since": self.at - self.window,
+            "until": self.at + self.timeline.attrs["after"],
+            "commits": len(self.commits),
+            "manifest_changes": len(self.changes),
+            "apps_affected": sorted({a for apps in self.timeline["apps"] for a in apps}),
+            "top_culprit": None
+            if top.empty
+            else {
+                "sha": top["sha"].iloc[0],
+                "summary": top["summary"].iloc[0],
+                "time": top["time"].iloc[0],
+                "score": float(top["score"].iloc[0]),
+            },
+        }
+
+    def save(self, output_dir: str | Path) -> Path:
+        """Write the frames and the summary under ``output_dir`` (see :func:`report.save_results`)."""
+        from ..results import save_results
+
+        frames = {
+            "timeline": self.timeline,
+            "culprits": self.culprits,
+            "commits": self.commits,
+            "manifest_changes": self.changes,
+            "apps": self.apps,
+        }
+        out = save_results(output_dir, frames, self.summary())
+        if self.cluster is not None and self.cluster.live:  # live evidence fades: keep it
+            from ..cluster.snapshot import snapshot
+
+            snapshot(self.cluster, out / "evidence")
+        return out
+
+
+def investigate(
+    repo: DeployRepo | str | Path,
+    at: str | datetime | pd.Timestamp = "now",
+    window: str | pd.Timedelta = "2h",
+    apps: Sequence[str] | str | None = None,
+    cluster: EvidenceSource | None = None,
+    *,
+    kube_context: str | None = None,
+    kubeconfig: str | None = None,
+    argocd_namespace: str = "argocd",
+    snapshot_dir: str | Path | None = None,
+    rev: str = "HEAD",
+) -> Investigation:
+    """Run :func:`what_changed` and gather the commits, semantic changes and apps it rests on.
+
+    The cluster side comes from ``cluster`` (a :class:`Cluster` or :class:`Snapshot`), or
+    is opened from ``kube_context`` (and ``kubeconfig``), or read from ``snapshot_dir``;
+    with none of them the investigation is git-only.
+    """
+    if cluster is None and kube_context:
+        from ..cluster.live import Cluster
+
+        cluster = Cluster(kube_context, kubeconfig=kubeconfig, argocd_namespace=argocd_namespace)
+    elif cluster is None and snapshot_dir:
+        from ..cluster.snapshot import Snapshot
+
+        cluster = Snapshot(snapshot_dir)
+    r = repo if isinstance(repo, DeployRepo) else DeployRepo(repo)
+    tl = what_changed(r, at, window, apps, cluster, rev=rev)
+    lo, hi = tl.attrs["at"] - tl.attrs["window"], tl.attrs["at"] + tl.attrs["after"]
+    shas = set(tl["sha"].dropna())
+    commits = r.commits(since=lo, until=hi, rev=rev)
+    changes = r.manifest_changes(since=lo, until=hi, rev=rev)
+    if tl.attrs["apps"]:
+        commits = commits[commits["sha"].isin(shas)].reset_index(drop=True)
+        changes = changes[changes["sha"].isin(shas)].reset_index(drop=True)
+    return Investigation(r, tl, commits, changes, r.apps(rev), cluster)
