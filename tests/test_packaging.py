@@ -20,7 +20,7 @@ CONDA_NAMES = {"kubernetes": "python-kubernetes"}
 def test_all_lists_exactly_the_public_names() -> None:
     public = {n for n in dir(gitops_nb) if not n.startswith("_")}
     modules = {n for n in public if type(getattr(gitops_nb, n)).__name__ == "module"}
-    assert set(gitops_nb.__all__) == (public - modules) | {"plot_timeline", "show"}
+    assert set(gitops_nb.__all__) == (public - modules) | {"plot_timeline", "show", "IncidentConsole"}
     for name in gitops_nb.__all__:
         assert getattr(gitops_nb, name) is not None
 
