@@ -266,3 +266,22 @@ def test_shallow_clone_boundary(fixture_repo: FixtureRepo, tmp_path: Path) -> No
     recent = r.commits(since=T0 + pd.Timedelta(hours=9))
     assert list(recent["sha"]) == [fixture_repo.shas["revert-full"], fixture_repo.shas["rename"]]
     assert len(DeployRepo(dst, allow_shallow=True).commits()) == 3
+
+
+@pytest.mark.parametrize("annotated", [False, True], ids=["lightweight-tag", "annotated-tag"])
+@pytest.mark.parametrize("packed", [False, True], ids=["loose", "packed"])
+def test_a_tag_wins_over_a_branch_of_the_same_name_as_in_git(
+    repo_copy: FixtureRepo, annotated: bool, packed: bool
+) -> None:
+    """gitrevisions(7): refs/tags/<name> is tried before refs/heads/<name>."""
+    p, s = repo_copy.path, repo_copy.shas
+    git(p, "branch", "release", s["bad"])
+    git(p, "tag", *(["-a", "-m", "cut"] if annotated else []), "release", s["initial"])
+    if packed:
+        git(p, "pack-refs", "--all")
+    expected = git(p, "rev-parse", "release^{commit}").strip()
+    assert expected == s["initial"]  # what git itself says (it warns that the name is ambiguous)
+    r = DeployRepo(p)
+    assert r.resolve("release") == expected
+    assert r.commits(rev="release")["sha"].iloc[0] == expected
+    assert r.commits(rev="heads/release")["sha"].iloc[0] == s["bad"]  # the branch, asked for by its longer name

@@ -183,12 +183,18 @@ class DeployRepo:
     def _fast_resolve(self, rev: str) -> str | None:
         """Resolve a full sha, HEAD, or a branch name by reading refs (no subprocess); None if unsure.
 
-        Whatever this returns is still checked by the git command that uses it.
+        Whatever this returns is still checked by the git command that uses it. A name that is also
+        a tag (or ``refs/<name>``) goes to ``git rev-parse``, which resolves it the way git does:
+        ``refs/<name>``, then tags, then branches, then remotes (gitrevisions(7)).
         """
         if _FULL_SHA.fullmatch(rev):
             return rev
         common = Path(self._repo.common_dir)
         gitdir = Path(self._repo.git_dir)
+        if rev != "HEAD" and not rev.startswith("refs/"):
+            for shadow in (f"refs/{rev}", f"refs/tags/{rev}"):  # these win over a branch of the same name
+                if (common / shadow).exists() or shadow in self._packed_refs():
+                    return None
         names = (
             ["HEAD"]
             if rev == "HEAD"
