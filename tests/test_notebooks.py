@@ -78,3 +78,13 @@ def test_what_changed_runs_headless_with_papermill(demo_repo: DemoRepo, tmp_path
     assert not [o for o in outputs if o.output_type == "error"]
     assert any("application/vnd.plotly.v1+json" in o.get("data", {}) for o in outputs)
     assert any("UTC" in o.get("text", "") and "local" in o.get("text", "") for o in outputs)
+
+
+def test_committed_notebooks_are_the_generators_output(tmp_path: Path) -> None:
+    """tools/make_notebooks.py is the notebooks' one source: regenerate, then commit both."""
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run([sys.executable, str(root / "tools" / "make_notebooks.py"), str(tmp_path)], check=True)
+    made = sorted(p.name for p in tmp_path.glob("*.ipynb"))
+    assert made == sorted(p.name for p in NOTEBOOKS)
+    stale = [n for n in made if (tmp_path / n).read_text() != (root / "notebooks" / n).read_text()]
+    assert not stale, f"run `.venv/bin/python tools/make_notebooks.py` and commit: {stale} differ from the generator"

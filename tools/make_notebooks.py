@@ -1,16 +1,19 @@
-"""Write the notebooks in notebooks/ (outputs stripped). The notebooks are the source of truth once
-written; this script keeps their shape consistent: title, one parameters cell, thin library calls.
+"""Write the notebooks in notebooks/ (outputs stripped). This script is their one source: edit it, run
+it, commit both (tests/test_notebooks.py fails when a committed notebook differs from its output).
+It keeps their shape consistent: title, one parameters cell, thin library calls.
 
-    .venv/bin/python tools/make_notebooks.py
+    .venv/bin/python tools/make_notebooks.py            # writes notebooks/
+    .venv/bin/python tools/make_notebooks.py OUT_DIR    # writes elsewhere (the test compares)
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import nbformat as nbf
 
-OUT = Path(__file__).resolve().parent.parent / "notebooks"
+OUT = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent / "notebooks"
 md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
 
 
@@ -240,8 +243,9 @@ write(
 incident_dir = "."  # the incident folder, like incidents/INC-1234
 incident = ""  # the incident id, for the title
 """),
-        code("""import gitops_nb as g
-from pathlib import Path
+        code("""from pathlib import Path
+
+import gitops_nb as g
 
 print(f"Incident {incident or Path(incident_dir).name}: report made {g.describe_time(g.parse_at('now'))}")
 g.incident_summary(incident_dir)"""),
