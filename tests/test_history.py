@@ -285,3 +285,60 @@ def test_a_tag_wins_over_a_branch_of_the_same_name_as_in_git(
     assert r.resolve("release") == expected
     assert r.commits(rev="release")["sha"].iloc[0] == expected
     assert r.commits(rev="heads/release")["sha"].iloc[0] == s["bad"]  # the branch, asked for by its longer name
+
+
+HOSTILE_GITCONFIG = """
+[log]
+    showSignature = true
+    decorate = full
+    abbrevCommit = true
+    follow = true
+    date = relative
+    mailmap = true
+[diff]
+    noprefix = true
+    mnemonicPrefix = true
+    renames = copies
+    relative = true
+[core]
+    quotePath = false
+    pager = less
+[color]
+    ui = always
+    diff = always
+[i18n]
+    logOutputEncoding = ISO-8859-1
+[format]
+    pretty = oneline
+"""
+
+
+def test_a_hostile_user_gitconfig_does_not_change_the_answers(
+    repo_copy: FixtureRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Settings that shape git's output are pinned on the command line. With signed commits,
+    ``log.showSignature=true`` made git print verification lines into our log stream (a raw ValueError)."""
+    p = repo_copy.path
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "key")], check=True)
+    for k, v in (("gpg.format", "ssh"), ("user.signingkey", str(tmp_path / "key.pub")), ("commit.gpgsign", "true")):
+        git(p, "config", k, v)
+    prod = p / "apps/checkout-api/overlays/production/kustomization.yaml"
+    prod.write_text(
+        prod.read_text().replace("newTag:", "newTag: signed-")
+        if "newTag:" in prod.read_text()
+        else prod.read_text() + "\n"
+    )
+    git(p, "commit", "-qam", "A signed tag bump")
+    plain = DeployRepo(p)
+    want = (plain.commits(), plain.file_changes(), plain.manifest_changes(), plain.apps())
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".gitconfig").write_text(HOSTILE_GITCONFIG)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
+    shown = git(p, "log", "-1", "--format=%H")  # really in force: git prints a signature check first
+    assert "signature" in shown.lower(), shown
+    hostile = DeployRepo(p)
+    got = (hostile.commits(), hostile.file_changes(), hostile.manifest_changes(), hostile.apps())
+    for a, b in zip(want, got, strict=True):
+        pd.testing.assert_frame_equal(a, b)

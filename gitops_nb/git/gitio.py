@@ -17,7 +17,32 @@ from ..errors import RepoError
 if TYPE_CHECKING:
     import git
 
-__all__ = ["MISSING", "batch_read", "read_blocks", "resolve_commits", "run", "stream_records"]
+__all__ = ["GIT", "MISSING", "batch_read", "read_blocks", "resolve_commits", "run", "stream_records"]
+
+#: ``git`` with every setting that shapes the output we parse pinned, so a user's ``~/.gitconfig``
+#: (signed-commit checks, decorations, prefixes, quoting, colours, encodings, rename detection)
+#: cannot change our answers. Commands that need renames ask for them with ``-M``.
+GIT = [
+    "git",
+    "-c", "log.showSignature=false",
+    "-c", "log.decorate=false",
+    "-c", "log.abbrevCommit=false",
+    "-c", "log.showRoot=true",
+    "-c", "log.follow=false",
+    "-c", "log.date=default",
+    "-c", "log.mailmap=false",
+    "-c", "diff.noprefix=false",
+    "-c", "diff.mnemonicPrefix=false",
+    "-c", "diff.relative=false",
+    "-c", "diff.renames=false",
+    "-c", "diff.external=",
+    "-c", "diff.srcPrefix=a/",
+    "-c", "diff.dstPrefix=b/",
+    "-c", "core.quotePath=true",
+    "-c", "color.ui=false",
+    "-c", "i18n.logOutputEncoding=UTF-8",
+    "-c", "core.pager=cat",
+]  # fmt: skip
 
 #: Returned by :func:`batch_read` for an object that is not in the object store.
 MISSING = object()
@@ -28,7 +53,7 @@ _CHUNK = 1 << 20
 def run(g: git.Git, args: list[str], *, path: str, check: bool = True) -> tuple[int, bytes, str]:
     """Run ``git <args>`` and return (status, stdout bytes, stderr text)."""
     status, out, err = g.execute(
-        ["git", *args],
+        [*GIT, *args],
         with_extended_output=True,
         with_exceptions=False,
         stdout_as_string=False,
@@ -52,7 +77,7 @@ def read_blocks(g: git.Git, args: list[str], *, path: str, sep: str = "\x1e") ->
     A reader thread drains the pipe into a queue, so git keeps producing while the
     caller parses the previous block (git and the parser run on two cores).
     """
-    proc = g.execute(["git", *args], as_process=True)
+    proc = g.execute([*GIT, *args], as_process=True)
     popen: subprocess.Popen[bytes] = proc.proc  # type: ignore[attr-defined]
     assert popen.stdout is not None and popen.stderr is not None
     _grow_pipe(popen.stdout)
@@ -114,7 +139,7 @@ def batch_read(g: git.Git, names: Iterable[str], *, path: str) -> dict[str, byte
     wanted = list(dict.fromkeys(names))
     if not wanted:
         return {}
-    proc = g.execute(["git", "cat-file", "--batch"], as_process=True, istream=subprocess.PIPE)
+    proc = g.execute([*GIT, "cat-file", "--batch"], as_process=True, istream=subprocess.PIPE)
     popen: subprocess.Popen[bytes] = proc.proc  # type: ignore[attr-defined]
     out, err = popen.communicate(("\n".join(wanted) + "\n").encode())
     if popen.returncode != 0:
@@ -142,7 +167,7 @@ def resolve_commits(g: git.Git, names: Iterable[str], *, path: str) -> dict[str,
     wanted = list(dict.fromkeys(names))
     if not wanted:
         return {}
-    proc = g.execute(["git", "cat-file", "--batch-check"], as_process=True, istream=subprocess.PIPE)
+    proc = g.execute([*GIT, "cat-file", "--batch-check"], as_process=True, istream=subprocess.PIPE)
     popen: subprocess.Popen[bytes] = proc.proc  # type: ignore[attr-defined]
     out, _ = popen.communicate(("\n".join(f"{n}^{{commit}}" for n in wanted) + "\n").encode())
     result: dict[str, str | None] = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import git
 
 from ..errors import ActionError, DetachedHeadError, DirtyTreeError, PushRejectedError, RevertConflictError
+from .gitio import GIT
 
 __all__ = ["WorkTree"]
 
@@ -48,12 +49,12 @@ class WorkTree:
         try:
             self._git.revert("--no-commit", *(["-m", "1"] if merge else []), sha)
         except git.GitCommandError as e:
-            self._git.execute(["git", "revert", "--abort"], with_exceptions=False)
+            self._git.execute([*GIT, "revert", "--abort"], with_exceptions=False)
             raise RevertConflictError(
                 f"reverting {sha[:10]} does not apply cleanly (later commits changed the same lines); "
                 f"nothing was changed. Resolve by hand: git revert {sha[:10]}"
             ) from e
-        self._git.execute(["git", "commit", "-q", "-m", message])
+        self._git.execute([*GIT, "commit", "-q", "-m", message])
         return self.head()
 
     def head(self) -> str:
@@ -67,19 +68,19 @@ class WorkTree:
         sha, last = self.head(), ""
         for attempt in range(1, _MAX_PUSH_TRIES + 1):
             status, _, err = self._git.execute(
-                ["git", "push", remote, f"HEAD:refs/heads/{branch}"], with_extended_output=True, with_exceptions=False
+                [*GIT, "push", remote, f"HEAD:refs/heads/{branch}"], with_extended_output=True, with_exceptions=False
             )
             if status == 0:
                 return self.head(), (f"pushed after {attempt - 1} rebase(s)" if attempt > 1 else "pushed")
             last = err.strip()
             if "non-fast-forward" not in err and "fetch first" not in err and "rejected" not in err:
                 break
-            self._git.execute(["git", "fetch", "-q", remote, branch])
+            self._git.execute([*GIT, "fetch", "-q", remote, branch])
             status, _, rerr = self._git.execute(
-                ["git", "rebase", "-q", f"{remote}/{branch}"], with_extended_output=True, with_exceptions=False
+                [*GIT, "rebase", "-q", f"{remote}/{branch}"], with_extended_output=True, with_exceptions=False
             )
             if status != 0:
-                self._git.execute(["git", "rebase", "--abort"], with_exceptions=False)
+                self._git.execute([*GIT, "rebase", "--abort"], with_exceptions=False)
                 raise PushRejectedError(
                     f"the revert {sha[:10]} is committed locally but does not rebase onto {remote}/{branch} "
                     f"(someone changed the same lines): {rerr.strip()}. Resolve the rebase by hand, then push"
