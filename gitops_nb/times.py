@@ -62,6 +62,11 @@ def parse_at(at: str | datetime | pd.Timestamp | None, *, now: pd.Timestamp | No
                 f"cannot read the time {at!r}: give ISO-8601 with a zone "
                 "(e.g. '2026-03-18T14:32:00Z'), 'now', or a relative time like '-30m'"
             ) from e
+    elif isinstance(at, int | float) and not isinstance(at, bool):
+        raise TimeParseError(
+            f"the time {at!r} is a bare number, which is ambiguous (seconds? nanoseconds?): give ISO-8601 with "
+            f"a zone, or pd.Timestamp({at!r}, unit='s', tz='UTC') for a Unix time in seconds"
+        )
     else:
         try:
             ts = pd.Timestamp(at)
@@ -82,8 +87,14 @@ def parse_at(at: str | datetime | pd.Timestamp | None, *, now: pd.Timestamp | No
 def parse_window(window: str | pd.Timedelta | float | int, *, name: str = "window") -> pd.Timedelta:
     """Parse a positive duration such as ``2h``, ``30m``, ``1d`` or ``90s``.
 
-    A bare number means minutes. Zero or negative durations are refused.
+    A bare number means minutes. Zero or negative durations are refused, and so is ``1M``
+    (minutes or months?).
     """
+    if isinstance(window, str) and re.fullmatch(r"\s*\d+(?:\.\d+)?\s*M\s*", window):
+        raise TimeParseError(
+            f"the {name} {window!r} is ambiguous: 'M' could mean minutes or months. "
+            "Write minutes as 'm' (e.g. '30m') and longer spans in days (e.g. '30d')"
+        )
     try:
         if isinstance(window, int | float) and not isinstance(window, bool):
             td = pd.Timedelta(minutes=float(window))

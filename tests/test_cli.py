@@ -51,3 +51,33 @@ def test_demo_refuses_a_foreign_repo(tmp_path: Path) -> None:
     res = _run("demo", "--git-only", "--workdir", str(tmp_path), "--no-run")
     assert res.returncode == 2 and "not a gitops-nb demo repo" in res.stderr
     assert not (target / "apps").exists()
+
+
+def test_relative_at_as_the_help_suggests(demo_repo: DemoRepo) -> None:
+    """`--at -30m` used to be taken by argparse for an unknown option."""
+    res = _run("what-changed", str(demo_repo.path), "--at", "-30m", "--window", "1h")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("T = ")
+
+
+def test_ambiguous_window_and_unwritable_out_are_clear_errors(demo_repo: DemoRepo, tmp_path: Path) -> None:
+    res = _run("what-changed", str(demo_repo.path), "--window", "1M")
+    assert res.returncode == 2 and "ambiguous" in res.stderr and "Traceback" not in res.stderr
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    res = _run(
+        "what-changed", str(demo_repo.path), "--at", demo_repo.incident_at.isoformat(), "--out", str(blocker / "res")
+    )
+    assert res.returncode == 2 and "cannot write" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_a_bare_number_is_not_taken_as_a_time() -> None:
+    import pytest
+
+    from gitops_nb import TimeParseError, parse_at, parse_window
+
+    with pytest.raises(TimeParseError, match="bare number"):
+        parse_at(1773842400)
+    with pytest.raises(TimeParseError, match="ambiguous"):
+        parse_window("1M")
+    assert parse_window("1m").total_seconds() == 60

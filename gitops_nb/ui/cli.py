@@ -247,9 +247,23 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``gitops-nb`` and ``python -m gitops_nb``."""
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(_relative_times(list(sys.argv[1:] if argv is None else argv)))
     try:
         return int(args.func(args))
     except GitOpsNbError as e:
         print(f"gitops-nb: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # an unwritable --out or workdir: say which path, not a traceback
+        print(f"gitops-nb: error: cannot write {e.filename or 'a file'}: {e.strerror or e}", file=sys.stderr)
+        return 2
+
+
+def _relative_times(argv: list[str]) -> list[str]:
+    """``--at -30m`` as the help suggests: argparse would take ``-30m`` for an option, so join it."""
+    out: list[str] = []
+    for i, a in enumerate(argv):
+        if i and argv[i - 1] in ("--at", "--window") and a.startswith("-") and out and out[-1] == argv[i - 1]:
+            out[-1] = f"{out[-1]}={a}"
+        else:
+            out.append(a)
+    return out
