@@ -16,6 +16,7 @@ import pandas as pd
 
 __all__ = [
     "ACTION_RECORDS",
+    "AFFECTED_APPS",
     "APPS",
     "COMMITS",
     "CULPRITS",
@@ -87,6 +88,9 @@ APPS: Schema = {
     "dirs": "object",  # list[str]: every kustomization directory it builds from
     "remote": "object",  # list[str]: remote resources (URLs), not followed
 }
+
+#: The roots one commit reaches (``DeployRepo.affected_apps``): :data:`APPS` plus the files it changed.
+AFFECTED_APPS: Schema = {**APPS, "matched": "object"}  # list[str]: the changed files the root is built from
 
 
 #: The merged timeline (``what_changed``), newest first.

@@ -81,3 +81,11 @@ def test_a_bare_number_is_not_taken_as_a_time() -> None:
     with pytest.raises(TimeParseError, match="ambiguous"):
         parse_window("1M")
     assert parse_window("1m").total_seconds() == 60
+
+
+def test_an_empty_window_says_why(demo_repo: DemoRepo) -> None:
+    at = demo_repo.incident_at + __import__("pandas").Timedelta("100d")
+    res = _run("what-changed", str(demo_repo.path), "--at", at.isoformat(), "--window", "1h")
+    assert res.returncode == 0, res.stderr
+    assert "no commit in the 1h before T: the newest before T is" in res.stdout
+    assert "100d" in res.stdout and "Widen the window" in res.stdout

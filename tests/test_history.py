@@ -20,6 +20,7 @@ from gitops_nb import (
     schema,
 )
 from gitops_nb.git.manifests import REDACTED
+from gitops_nb.sandbox.demo import RepoWriter
 
 from .conftest import PLANTED_SECRET_NEW, PLANTED_SECRET_OLD, T0, FixtureRepo, git, tree_state
 
@@ -342,3 +343,35 @@ def test_a_hostile_user_gitconfig_does_not_change_the_answers(
     got = (hostile.commits(), hostile.file_changes(), hostile.manifest_changes(), hostile.apps())
     for a, b in zip(want, got, strict=True):
         pd.testing.assert_frame_equal(a, b)
+
+
+def test_revisions_that_name_something_else_say_what(repo_copy: FixtureRepo, tmp_path: Path) -> None:
+    """An ambiguous short sha lists its candidates; a tree sha says it is a tree (both said 'not in repo')."""
+    p = repo_copy.path
+    blobs = tmp_path / "blobs"
+    blobs.mkdir()
+    for i in range(600):  # enough objects that some 4-digit prefix is shared (deterministic content)
+        (blobs / f"{i}.txt").write_text(f"object {i}\n")
+    listing = "\n".join(str(f) for f in sorted(blobs.iterdir()))
+    subprocess.run(["git", "hash-object", "-w", "--stdin-paths"], cwd=p, input=listing, text=True, check=True)
+    objects = git(p, "cat-file", "--batch-all-objects", "--batch-check=%(objectname)").split()
+    seen: dict[str, str] = {}
+    prefix = next(o[:4] for o in objects if seen.setdefault(o[:4], o) != o)
+    r = DeployRepo(p)
+    with pytest.raises(UnknownRevisionError, match=f"short sha '{prefix}' is ambiguous") as err:
+        r.resolve(prefix)
+    assert sum(o.startswith(prefix) for o in objects) >= 2 and all(
+        o[:12] in str(err.value) for o in objects if o.startswith(prefix)
+    )
+    tree = git(p, "rev-parse", "HEAD^{tree}").strip()
+    with pytest.raises(UnknownRevisionError, match="is a tree .* not a commit"):
+        r.resolve(tree)
+
+
+def test_affected_apps_keeps_its_columns_when_no_app_is_reached(tmp_path: Path) -> None:
+    w = RepoWriter(tmp_path / "r")
+    w.commit("one", files={"notes/a.yaml": "x: 1\n"}, when=T0)
+    sha = w.commit("two", files={"notes/a.yaml": "x: 2\n"}, when=T0 + pd.Timedelta("1m"))
+    got = DeployRepo(tmp_path / "r").affected_apps(sha)
+    assert got.empty and list(got.columns) == list(schema.AFFECTED_APPS)
+    assert got["app"].tolist() == []

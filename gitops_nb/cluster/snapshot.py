@@ -130,12 +130,19 @@ def _restore(name: str, df: pd.DataFrame) -> pd.DataFrame:
     return schema.frame(sch, records)
 
 
-def snapshot(cluster: EvidenceSource, path: str | Path, *, namespaces: Sequence[str] | None = None) -> Path:
+def snapshot(
+    cluster: EvidenceSource,
+    path: str | Path,
+    *,
+    namespaces: Sequence[str] | None = None,
+    formats: tuple[str, ...] = ("parquet", "csv"),
+) -> Path:
     """Save the cluster's evidence under ``path``: applications, deploy history, operations,
     resources, events, rollouts and field edits (Parquet + CSV + ``summary.json``).
 
     ``namespaces`` defaults to every Application's destination namespace plus Argo CD's.
     Read it back with :class:`Snapshot`; :func:`what_changed` accepts it as ``cluster``.
+    ``formats`` as in :func:`~gitops_nb.results.save_results` (``("json",)`` for a text fixture).
     """
     from ..results import save_results
 
@@ -167,4 +174,4 @@ def snapshot(cluster: EvidenceSource, path: str | Path, *, namespaces: Sequence[
         "taken_at": now_utc(),
         "namespaces": nss,
     }
-    return save_results(path, frames, summary)
+    return save_results(path, frames, summary, formats=formats)

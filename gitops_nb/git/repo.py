@@ -43,6 +43,7 @@ _SIMPLE = frozenset("AMDT")
 _MANIFEST_FORMAT = "--format=%x1e%H%x1f%an%x1f%ct%x1f"
 _CACHE_SIZE = 8
 _FULL_SHA = re.compile(r"[0-9a-f]{40}")
+_HEX = re.compile(r"[0-9a-fA-F]{4,40}")
 
 
 def _epoch_bounds(since: TimeBound, until: TimeBound) -> tuple[int | None, int | None]:
@@ -168,11 +169,32 @@ class DeployRepo:
         _, any_ref, _ = run(self._git, ["rev-list", "-n", "1", "--all"], path=self.path, check=False)
         if not any_ref.strip():
             raise EmptyRepoError(f"{self.path} has no commits yet: push or fetch some history first", path=self.path)
+        self._explain_bad_rev(rev)
         raise UnknownRevisionError(
             f"revision {rev!r} is not in {self.path}: check the name, or `git fetch` if it is on the remote",
             path=self.path,
             rev=rev,
         )
+
+    def _explain_bad_rev(self, rev: str) -> None:
+        """A rev that names something, but not one commit: say what (ambiguous prefix, a tree or blob)."""
+        if _HEX.fullmatch(rev) and len(rev) < 40:
+            _, out, _ = run(self._git, ["rev-parse", f"--disambiguate={rev}"], path=self.path, check=False)
+            cands = out.decode().split()
+            if len(cands) > 1:
+                raise UnknownRevisionError(
+                    f"the short sha {rev!r} is ambiguous in {self.path}: it starts {len(cands)} objects "
+                    f"({', '.join(c[:12] for c in cands[:10])}{' …' if len(cands) > 10 else ''}). Give more digits",
+                    path=self.path,
+                    rev=rev,
+                )
+        status, kind, _ = run(self._git, ["cat-file", "-t", rev], path=self.path, check=False)
+        if status == 0 and kind.strip() and kind.strip() != b"commit":
+            raise UnknownRevisionError(
+                f"{rev!r} is a {kind.decode().strip()} in {self.path}, not a commit: give a commit's sha, a branch or a tag",
+                path=self.path,
+                rev=rev,
+            )
 
     def _check_rev(self, rev: object) -> None:
         if not isinstance(rev, str) or not rev or rev.startswith("-") or "\0" in rev:
@@ -486,6 +508,5 @@ class DeployRepo:
         if parents:
             frames.append(self.apps(parents[0]))
         apps = pd.concat(frames).drop_duplicates("app", keep="first")
-        matched = [sorted(touched & set(files)) for files in apps["files"]]
-        apps = apps.assign(matched=matched)
-        return apps[apps["matched"].map(bool)].reset_index(drop=True)
+        rows = [{**row, "matched": m} for row in apps.to_dict("records") if (m := sorted(touched & set(row["files"])))]
+        return schema.frame(schema.AFFECTED_APPS, rows)  # its columns even when no app is reached

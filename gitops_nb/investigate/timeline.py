@@ -16,11 +16,11 @@ from ..cluster.evidence import EvidenceSource
 from ..errors import InputError
 from ..git.repo import DeployRepo
 from ..schema import RowKind
-from ..times import parse_at, parse_window
+from ..times import describe_time, parse_at, parse_window
 from .evidence_rows import cluster_rows
 from .scoring import DEFAULT_WEIGHTS, CommitFacts, Weights, commit_score, edit_score, rank
 
-__all__ = ["Investigation", "culprits", "investigate", "what_changed"]
+__all__ = ["Investigation", "culprits", "explain_empty", "investigate", "what_changed"]
 
 _MAX_DETAIL = 6
 _Deploy = tuple[pd.Timestamp, str, str]  # (deployed at, Kustomize root, Argo CD app)
@@ -261,6 +261,29 @@ def what_changed(
     if extra is not None and len(extra):
         extra = _score_evidence(extra, q.at, weights)
     return _merge_and_rank(q, rows, extra)
+
+
+def _span(td: pd.Timedelta) -> str:
+    secs = int(td.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if secs % size == 0:
+            return f"{secs // size}{unit}"
+    return f"{secs}s"
+
+
+def explain_empty(repo: DeployRepo, at: pd.Timestamp, window: pd.Timedelta, rev: str = "HEAD") -> str:
+    """Why a window holds no commit, in words a person acts on (the newest commit before T, and how far)."""
+    before = repo.commits(until=at, rev=rev).head(1)
+    if before.empty:
+        first = repo.commits(rev=rev).tail(1)
+        return f"no commit on {rev} before T: the first one is {describe_time(first['committed_at'].iloc[0])}"
+    t = before["committed_at"].iloc[0]
+    gap = at - t
+    return (
+        f"no commit in the {_span(window)} before T: the newest before T is {before['short_sha'].iloc[0]} "
+        f"{before['subject'].iloc[0]!r}, {gap.days}d {gap.seconds // 3600}h before T ({describe_time(t)}). "
+        f"Widen the window (e.g. {max(1, gap.days + 1)}d) or check T"
+    )
 
 
 def culprits(timeline: pd.DataFrame, n: int = 5) -> pd.DataFrame:

@@ -90,6 +90,10 @@ def _cmd_what_changed(args: argparse.Namespace) -> int:
             .assign(sha=inv.timeline["sha"].str[:10])
             .to_string(index=False)
         )
+        if inv.commits.empty:
+            from ..investigate.timeline import explain_empty
+
+            print(f"\n{explain_empty(inv.repo, inv.at, inv.window)}")
         print("\nlikely culprits:")
         print(inv.culprits[["rank", "time", "summary", "score", "why"]].to_string(index=False))
     if args.out:
