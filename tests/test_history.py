@@ -364,7 +364,7 @@ def test_revisions_that_name_something_else_say_what(repo_copy: FixtureRepo, tmp
         o[:12] in str(err.value) for o in objects if o.startswith(prefix)
     )
     tree = git(p, "rev-parse", "HEAD^{tree}").strip()
-    with pytest.raises(UnknownRevisionError, match="is a tree .* not a commit"):
+    with pytest.raises(UnknownRevisionError, match=r"is a tree .* not a commit"):
         r.resolve(tree)
 
 
