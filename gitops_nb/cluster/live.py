@@ -4,6 +4,7 @@ rollouts and field edits, on the official ``kubernetes`` client (imported lazily
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -158,7 +159,7 @@ class Cluster:
         token = None
         while True:
             resp = self.call(
-                verb, resource, lambda token=token: lister(limit=PAGE, _continue=token, _preload_content=False, **kw)
+                verb, resource, functools.partial(lister, limit=PAGE, _continue=token, _preload_content=False, **kw)
             )
             page = json.loads(resp.data)
             yield from page.get("items") or []
@@ -357,7 +358,7 @@ class Cluster:
             items = self._pages("list", "events", core.list_event_for_all_namespaces)
         lo = parse_at(since) if since is not None else None
         hi = parse_at(until) if until is not None else None
-        rows = []
+        rows: list[dict[str, Any]] = []
         for e in items:
             meta, series, obj = e.get("metadata") or {}, e.get("series") or {}, e.get("involvedObject") or {}
             last = _ts(
@@ -485,7 +486,7 @@ class Cluster:
             "Ingress": (net, "ingress", "ingresses.networking.k8s.io"),
             "HorizontalPodAutoscaler": (auto, "horizontal_pod_autoscaler", "horizontalpodautoscalers.autoscaling"),
         }
-        return {k: (lambda a=a, m=m, r=r: self._list(a, m, r, namespace)) for k, (a, m, r) in table.items()}
+        return {k: functools.partial(self._list, a, m, r, namespace) for k, (a, m, r) in table.items()}
 
 
 def _in_cluster() -> bool:

@@ -112,7 +112,12 @@ class IncidentConsole:
             (self.cancel_button, self.cancel),
         ):
             button.on_click(handler)
-        self.change.observe(lambda _c: (self._unreview(), self._highlight()), names="value")
+
+        def on_change(_change: Any) -> None:
+            self._unreview()
+            self._highlight()
+
+        self.change.observe(on_change, names="value")
         self.widget = w.VBox(
             [
                 w.HBox([self.repo_path, self.kubeconfig, self.output_dir]),
