@@ -50,7 +50,7 @@ def application_manifest(
 def apply_application(api_client: ApiClient, manifest: dict[str, Any]) -> dict[str, Any]:
     """Create the Application, or update its spec and labels if it exists."""
     from kubernetes import client
-    from kubernetes.client.rest import ApiException
+    from kubernetes.client.exceptions import ApiException
 
     custom = client.CustomObjectsApi(api_client)
     ns, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]

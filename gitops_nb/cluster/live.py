@@ -8,7 +8,7 @@ import functools
 import json
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -23,6 +23,10 @@ from ..errors import (
 )
 from ..times import parse_at
 from .argocd import GROUP, PLURAL, VERSION, refresh_app
+
+if TYPE_CHECKING:
+    from kubernetes.client import CustomObjectsApi
+    from kubernetes.client.exceptions import ApiException
 
 __all__ = ["GITOPS_MANAGERS", "Cluster", "flatten_fields"]
 
@@ -109,7 +113,7 @@ class Cluster:
 
     def call(self, verb: str, resource: str, fn: Callable[[], Any]) -> Any:
         """Run one API call; the client's errors become this package's typed :class:`ClusterError` tree."""
-        from kubernetes.client.rest import ApiException
+        from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
         try:
@@ -126,7 +130,7 @@ class Cluster:
                 verb=verb,
             ) from e
 
-    def _translate(self, verb: str, resource: str, e: Any) -> ClusterError:
+    def _translate(self, verb: str, resource: str, e: ApiException) -> ClusterError:
         """The typed error for an ``ApiException`` (returned, for the caller to raise ``from e``)."""
         where = f"{verb} {resource} in context {self.context!r}"
         kw: dict[str, Any] = {"context": self.context, "resource": resource, "verb": verb, "status": e.status}
@@ -167,7 +171,7 @@ class Cluster:
             if not token:
                 return
 
-    def _custom(self) -> Any:
+    def _custom(self) -> CustomObjectsApi:
         return self._client.CustomObjectsApi(self.api)
 
     #: a live source: what it reads is gone later, so investigations keep a snapshot of it
@@ -199,7 +203,7 @@ class Cluster:
         ``timeout_seconds``. A dropped watch (410 Gone, a restarting API server) simply ends the stream:
         the caller reads the object again and watches anew."""
         from kubernetes import watch
-        from kubernetes.client.rest import ApiException
+        from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
         w = watch.Watch()

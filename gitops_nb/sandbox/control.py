@@ -813,7 +813,7 @@ class Sandbox:
 
     @staticmethod
     def _ensure_gone(delete: Callable[[], Any]) -> None:
-        from kubernetes.client.rest import ApiException
+        from kubernetes.client.exceptions import ApiException
 
         try:
             delete()
@@ -824,7 +824,7 @@ class Sandbox:
     @staticmethod
     def _ensure(create: Callable[[], Any]) -> None:
         """Create an object; an existing one is fine (idempotent ``up``)."""
-        from kubernetes.client.rest import ApiException
+        from kubernetes.client.exceptions import ApiException
 
         try:
             create()
