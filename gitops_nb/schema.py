@@ -8,7 +8,7 @@ same whether a query finds rows or not.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,9 @@ __all__ = [
 UTC = "datetime64[ns, UTC]"
 
 Schema = Mapping[str, str]
+
+#: One column's values for :func:`frame`: a list, a numpy array, or (timestamps) a DatetimeIndex.
+Column = list[Any] | np.ndarray | pd.DatetimeIndex
 
 #: One row per commit (``DeployRepo.commits``).
 COMMITS: Schema = {
@@ -140,7 +143,10 @@ CULPRITS: Schema = {
 }
 
 
-def frame(schema: Schema, rows: Iterable[Mapping[str, Any]] | Mapping[str, list[Any]] = ()) -> pd.DataFrame:
+def frame(
+    schema: Schema,
+    rows: Iterable[Mapping[str, Any] | Mapping[Hashable, Any]] | Mapping[str, Column] = (),
+) -> pd.DataFrame:
     """Build a frame with exactly ``schema``'s columns and dtypes.
 
     ``rows`` is either an iterable of row dicts or a dict of column lists.
@@ -166,12 +172,15 @@ def frame(schema: Schema, rows: Iterable[Mapping[str, Any]] | Mapping[str, list[
             )
             arrays.append(ts.tz_convert("UTC").as_unit("ns") if n else pd.DatetimeIndex([], tz="UTC").as_unit("ns"))
         elif dtype[0].isupper():
-            arrays.append(pd.array(values, dtype=dtype))
+            arrays.append(pd.array(values, dtype=dtype))  # type: ignore[arg-type]  # pandas-stubs wants a literal dtype
         else:
             arrays.append(np.asarray(values, dtype=dtype))
     columns = pd.Index(list(schema), dtype=object)
     try:  # the fast path: no per-column inference (frames are built on every query)
-        return pd.DataFrame._from_arrays(arrays, columns=columns, index=pd.RangeIndex(n), verify_integrity=False)
+        fast: pd.DataFrame = pd.DataFrame._from_arrays(  # type: ignore[attr-defined]  # private: not in pandas-stubs
+            arrays, columns=columns, index=pd.RangeIndex(n), verify_integrity=False
+        )
+        return fast
     except (AttributeError, TypeError):  # pragma: no cover - a pandas without the private constructor
         return pd.DataFrame({c: pd.Series(a, dtype=schema[c]) for c, a in zip(schema, arrays, strict=True)})
 

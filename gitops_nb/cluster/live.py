@@ -4,10 +4,11 @@ rollouts and field edits, on the official ``kubernetes`` client (imported lazily
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -22,6 +23,10 @@ from ..errors import (
 )
 from ..times import parse_at
 from .argocd import GROUP, PLURAL, VERSION, refresh_app
+
+if TYPE_CHECKING:
+    from kubernetes.client import CustomObjectsApi
+    from kubernetes.client.exceptions import ApiException
 
 __all__ = ["GITOPS_MANAGERS", "Cluster", "flatten_fields"]
 
@@ -108,7 +113,7 @@ class Cluster:
 
     def call(self, verb: str, resource: str, fn: Callable[[], Any]) -> Any:
         """Run one API call; the client's errors become this package's typed :class:`ClusterError` tree."""
-        from kubernetes.client.rest import ApiException
+        from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
         try:
@@ -125,7 +130,7 @@ class Cluster:
                 verb=verb,
             ) from e
 
-    def _translate(self, verb: str, resource: str, e: Any) -> ClusterError:
+    def _translate(self, verb: str, resource: str, e: ApiException) -> ClusterError:
         """The typed error for an ``ApiException`` (returned, for the caller to raise ``from e``)."""
         where = f"{verb} {resource} in context {self.context!r}"
         kw: dict[str, Any] = {"context": self.context, "resource": resource, "verb": verb, "status": e.status}
@@ -158,7 +163,7 @@ class Cluster:
         token = None
         while True:
             resp = self.call(
-                verb, resource, lambda token=token: lister(limit=PAGE, _continue=token, _preload_content=False, **kw)
+                verb, resource, functools.partial(lister, limit=PAGE, _continue=token, _preload_content=False, **kw)
             )
             page = json.loads(resp.data)
             yield from page.get("items") or []
@@ -166,7 +171,7 @@ class Cluster:
             if not token:
                 return
 
-    def _custom(self) -> Any:
+    def _custom(self) -> CustomObjectsApi:
         return self._client.CustomObjectsApi(self.api)
 
     #: a live source: what it reads is gone later, so investigations keep a snapshot of it
@@ -198,7 +203,7 @@ class Cluster:
         ``timeout_seconds``. A dropped watch (410 Gone, a restarting API server) simply ends the stream:
         the caller reads the object again and watches anew."""
         from kubernetes import watch
-        from kubernetes.client.rest import ApiException
+        from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
         w = watch.Watch()
@@ -357,7 +362,7 @@ class Cluster:
             items = self._pages("list", "events", core.list_event_for_all_namespaces)
         lo = parse_at(since) if since is not None else None
         hi = parse_at(until) if until is not None else None
-        rows = []
+        rows: list[dict[str, Any]] = []
         for e in items:
             meta, series, obj = e.get("metadata") or {}, e.get("series") or {}, e.get("involvedObject") or {}
             last = _ts(
@@ -485,7 +490,7 @@ class Cluster:
             "Ingress": (net, "ingress", "ingresses.networking.k8s.io"),
             "HorizontalPodAutoscaler": (auto, "horizontal_pod_autoscaler", "horizontalpodautoscalers.autoscaling"),
         }
-        return {k: (lambda a=a, m=m, r=r: self._list(a, m, r, namespace)) for k, (a, m, r) in table.items()}
+        return {k: functools.partial(self._list, a, m, r, namespace) for k, (a, m, r) in table.items()}
 
 
 def _in_cluster() -> bool:

@@ -8,8 +8,8 @@ and the one-hour events are gone.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -72,7 +72,12 @@ class Snapshot:
     def argocd_frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         return self.applications(), self.history(), self.operations()
 
-    def events(self, namespace: str | None = None, since: Any = None, until: Any = None) -> pd.DataFrame:
+    def events(
+        self,
+        namespace: str | None = None,
+        since: str | datetime | pd.Timestamp | None = None,
+        until: str | datetime | pd.Timestamp | None = None,
+    ) -> pd.DataFrame:
         e = self.frames["events"]
         if namespace:
             e = e[e["namespace"] == namespace]

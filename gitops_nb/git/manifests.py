@@ -274,7 +274,7 @@ def diff_documents(path: str, old_docs: list[Any] | None, new_docs: list[Any] | 
             continue
         if key[0] == "Kustomization":
             name = (n if isinstance(n, dict) else o if isinstance(o, dict) else {}).get("metadata", {})
-            label = name.get("name") if isinstance(name, dict) and name.get("name") else key[1]
+            label = name["name"] if isinstance(name, dict) and name.get("name") else key[1]
             rows.extend(_diff_kustomization(None if o is _ABSENT else o, None if n is _ABSENT else n, doc, label))
         elif key[0] == "json6902":
             rows.extend(_diff_patch(o, n, {}, doc, "ops"))

@@ -324,9 +324,8 @@ class DeployRepo:
         c["reverts"] = self._reverts(c["subject"], c["body"])
         c["authored_at"] = _utc(c["authored_at"])
         c["committed_at"] = _utc(c["committed_at"])
-        f["committed_at"] = _utc(f["committed_at"])
         commits = schema.frame(schema.COMMITS, c)
-        changes = schema.frame(schema.FILE_CHANGES, f)
+        changes = schema.frame(schema.FILE_CHANGES, f | {"committed_at": _utc(f["committed_at"])})
         self._walks[key] = (commits, changes)
         if len(self._walks) > _CACHE_SIZE:
             self._walks.popitem(last=False)
@@ -445,27 +444,27 @@ class DeployRepo:
                         f"blob {blob[:10]} is missing from the object store "
                         "(partial or damaged clone?): run `git fetch` or re-clone",
                     )
-                elif b"\0" in raw[:8000]:  # type: ignore[index]
+                elif b"\0" in raw[:8000]:
                     parsed[blob] = ([], "binary")
                 else:
                     try:
-                        parsed[blob] = (load_documents(raw.decode("utf-8", "replace")), None)  # type: ignore[union-attr]
+                        parsed[blob] = (load_documents(raw.decode("utf-8", "replace")), None)
                     except yaml.YAMLError as e:
                         parsed[blob] = (None, f"not valid YAML: {str(e).splitlines()[0]}")
             return parsed[blob]
 
         rows: list[dict[str, Any]] = []
-        for h, an, ct, path, old_blob, new_blob, _status in entries:
+        for h, an, when, path, old_blob, new_blob, _status in entries:
             (old, oerr), (new, nerr) = docs(old_blob), docs(new_blob)
             if "binary" in (oerr, nerr):
                 continue
-            base = {"sha": h, "committed_at": ct, "author": an, "path": path}
+            base = {"sha": h, "committed_at": when, "author": an, "path": path}
             if oerr or nerr:
                 rows.append({**base, "change": "unreadable", "via": "yaml", "unreadable": True, "error": oerr or nerr})
                 continue
             for r in diff_documents(path, old, new):
                 rows.append({**base, **r, "unreadable": False, "error": None})
-        cols = {k: [r.get(k) for r in rows] for k in schema.MANIFEST_CHANGES}
+        cols: dict[str, schema.Column] = {k: [r.get(k) for r in rows] for k in schema.MANIFEST_CHANGES}
         cols["committed_at"] = _utc([int(t) for t in cols["committed_at"]])
         return schema.frame(schema.MANIFEST_CHANGES, cols)
 

@@ -68,7 +68,7 @@ def _ask(
 ) -> _Window:
     """Step 1: parse and check the question."""
     r = repo if isinstance(repo, DeployRepo) else DeployRepo(repo)
-    a = pd.Timedelta(0) if after in (None, 0, "0", "") else parse_window(after, name="after")  # type: ignore[arg-type]
+    a = pd.Timedelta(0) if after is None or after in (0, "0", "") else parse_window(after, name="after")
     wanted = [apps] if isinstance(apps, str) else list(apps or [])
     return _Window(r, parse_at(at), parse_window(window), a, wanted, rev)
 
@@ -123,6 +123,7 @@ def _deploys(repo: DeployRepo, cluster_rows: pd.DataFrame, since: pd.Timestamp) 
     out: dict[str, list[_Deploy]] = defaultdict(list)
     deploys = cluster_rows[cluster_rows["kind"] == RowKind.DEPLOY]
     contained: dict[str, set[str]] = {}
+    d: Any  # an itertuples() row: pandas-stubs types every field as any scalar
     for d in deploys.itertuples(index=False):
         if not isinstance(d.sha, str) or not d.sha:
             continue
@@ -148,6 +149,7 @@ def _commit_rows(
         if sha is not None and when <= q.at
     }
     rows: list[dict[str, Any]] = []
+    c: Any  # an itertuples() row: pandas-stubs types every field as any scalar
     for c in commits.itertuples(index=False):
         touched = sorted({app for f in c.files for app in index.get(f, [])})
         if q.wanted and not any(_match_app(x, q.wanted) for x in touched):

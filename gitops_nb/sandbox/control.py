@@ -13,6 +13,7 @@ The admin token and keys are written with mode 0600 and never printed or logged.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import secrets
@@ -708,16 +709,16 @@ class Sandbox:
             raise SandboxStartError(f"no Argo CD CRDs in {self.bin.parent / 'crds'}: rerun `gitops-nb sandbox build`")
         for f in crds:
             body = yaml.safe_load(f.read_text())
-            self._ensure(lambda body=body: ext.create_custom_resource_definition(body))
-        for name in ("applications.argoproj.io", "appprojects.argoproj.io"):
-            _wait(
-                lambda name=name: any(
-                    c.type == "Established" and c.status == "True"
-                    for c in ext.read_custom_resource_definition(name).status.conditions or []
-                ),
-                timeout,
-                f"CRD {name}",
+            self._ensure(functools.partial(ext.create_custom_resource_definition, body))
+
+        def established(name: str) -> bool:
+            status = ext.read_custom_resource_definition(name).status
+            return status is not None and any(
+                c.type == "Established" and c.status == "True" for c in status.conditions or []
             )
+
+        for name in ("applications.argoproj.io", "appprojects.argoproj.io"):
+            _wait(functools.partial(established, name), timeout, f"CRD {name}")
         self._ensure(
             lambda: core.create_namespaced_config_map(
                 ARGOCD_NS,
@@ -762,7 +763,8 @@ class Sandbox:
         )
         for i in range(2):
             self._ensure(
-                lambda i=i: core.create_node(
+                functools.partial(
+                    core.create_node,
                     client.V1Node(
                         metadata=client.V1ObjectMeta(
                             name=f"kwok-node-{i}",
@@ -778,7 +780,7 @@ class Sandbox:
                             allocatable={"cpu": "64", "memory": "256Gi", "pods": "250"},
                             capacity={"cpu": "64", "memory": "256Gi", "pods": "250"},
                         ),
-                    )
+                    ),
                 )
             )
 
@@ -800,15 +802,18 @@ class Sandbox:
         ]
         for p in stale:
             self._ensure_gone(
-                lambda p=p: core.delete_namespaced_pod(
-                    p.metadata.name, p.metadata.namespace, body=client.V1DeleteOptions(grace_period_seconds=0)
+                functools.partial(
+                    core.delete_namespaced_pod,
+                    p.metadata.name,
+                    p.metadata.namespace,
+                    body=client.V1DeleteOptions(grace_period_seconds=0),
                 )
             )
         return len(stale)
 
     @staticmethod
     def _ensure_gone(delete: Callable[[], Any]) -> None:
-        from kubernetes.client.rest import ApiException
+        from kubernetes.client.exceptions import ApiException
 
         try:
             delete()
@@ -819,13 +824,15 @@ class Sandbox:
     @staticmethod
     def _ensure(create: Callable[[], Any]) -> None:
         """Create an object; an existing one is fine (idempotent ``up``)."""
-        from kubernetes.client.rest import ApiException
+        from kubernetes.client.exceptions import ApiException
 
         try:
             create()
         except ApiException as e:
             if e.status != 409:
-                raise SandboxStartError(f"sandbox bootstrap failed: {e.status} {e.reason}: {e.body[:300]!r}") from e
+                raise SandboxStartError(
+                    f"sandbox bootstrap failed: {e.status} {e.reason}: {(e.body or '')[:300]!r}"
+                ) from e
 
 
 def _rss_mb(pid: int) -> float | None:

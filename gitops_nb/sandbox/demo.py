@@ -15,13 +15,17 @@ from __future__ import annotations
 import copy
 import os
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from ..errors import InputError
+
+if TYPE_CHECKING:
+    from .control import Sandbox
 
 __all__ = ["DemoDeployment", "DemoRepo", "RepoWriter", "bump_tag", "deploy_demo", "make_demo_repo", "remake_demo_repo"]
 
@@ -290,7 +294,9 @@ def app_name(root: str) -> str:
     return f"{parts[1]}-{parts[3]}"
 
 
-def deploy_demo(sandbox: Any, workdir: str | Path, *, timeout: float = 180, progress: Any = None) -> DemoDeployment:
+def deploy_demo(
+    sandbox: Sandbox, workdir: str | Path, *, timeout: float = 180, progress: Callable[[str], None] | None = None
+) -> DemoDeployment:
     """Build the demo repo under ``workdir`` and let the sandbox's Argo CD deploy it, then play an incident.
 
     One Application per overlay (automated sync, prune, self-heal). Then, live: a CI tag
