@@ -393,6 +393,8 @@ def _flux_repo(path: Path) -> tuple[Path, dict[str, str]]:
             files={
                 "clusters/prod/shop.yaml": _flux_kustomization("shop", "./workloads/shop"),
                 "clusters/prod/oci.yaml": _flux_kustomization("oci", "./workloads/oci", source="OCIRepository"),
+                # a tenant's Kustomization: path ./ of the tenant's own GitRepository, another repo
+                "tenants/dev/sync.yaml": _flux_kustomization("dev", "./").replace("name: flux-system", "name: dev"),
                 "clusters/prod/releases.yaml": web_release,
                 # a Flux Kustomization in a file named like a kustomization file
                 "clusters/prod/edge/kustomization.yaml": _flux_kustomization("edge", "./workloads/edge"),
@@ -465,6 +467,7 @@ def test_flux_kustomizations_and_helm_releases_are_apps(tmp_path: Path) -> None:
         "charts/web/values.yaml",
     ]
     assert "workloads/oci" not in apps.index  # its source is an OCI artifact, not this tree
+    assert "." not in apps.index  # the tenant's ./ is in the tenant's repo
     assert not any("redis" in a for a in apps.index if a.startswith("charts"))  # a Helm repository chart
     hit = repo.affected_apps(shas["scale"])
     assert list(hit["app"]) == ["workloads/shop"] and list(hit["matched"]) == [["workloads/shop/deployment.yaml"]]

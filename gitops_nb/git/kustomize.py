@@ -17,6 +17,8 @@ __all__ = ["FLUX_APIS", "Kustomization", "build_apps", "flux_apps", "parse_kusto
 
 #: apiVersion prefixes of the Flux objects that deploy from the tree (what ``DeployRepo.apps`` greps for)
 FLUX_APIS = ("kustomize.toolkit.fluxcd.io", "helm.toolkit.fluxcd.io")
+#: the GitRepository ``flux bootstrap`` creates for the repository it commits to
+THIS_REPO_SOURCE = "flux-system"
 
 _DIR_FIELDS = ("resources", "bases", "components")
 _FILE_LIST_FIELDS = ("crds", "configurations", "transformers", "generators", "validators")
@@ -99,8 +101,10 @@ def flux_apps(objects: Iterable[tuple[str, Any]]) -> list[dict[str, Any]]:
 
     Returns ``{"file", "kind", "name", "namespace", "dir", "extra"}`` for a Flux ``Kustomization``
     (``dir`` = its ``spec.path``) and for a ``HelmRelease`` whose chart is a path in a
-    ``GitRepository`` (``dir`` = the chart's directory; ``extra`` = its ``valuesFiles``). Objects
-    whose source is an OCI repository, a bucket or a Helm repository deploy nothing from the tree.
+    ``GitRepository`` (``dir`` = the chart's directory; ``extra`` = its ``valuesFiles``). Only the
+    ``flux-system`` GitRepository (what ``flux bootstrap`` makes of this repo) counts as this tree:
+    a tenant's GitRepository is another repo. Objects whose source is an OCI repository, a bucket,
+    a Helm repository or another git repository deploy nothing from the tree.
     """
     out = []
     for file, doc in objects:
@@ -111,7 +115,7 @@ def flux_apps(objects: Iterable[tuple[str, Any]]) -> list[dict[str, Any]]:
         base = {"file": file, "kind": kind, "name": meta.get("name"), "namespace": spec.get("targetNamespace")}
         if api.startswith(FLUX_APIS[0]) and kind == "Kustomization":
             src = spec.get("sourceRef") if isinstance(spec.get("sourceRef"), dict) else {}
-            if src.get("kind", "GitRepository") != "GitRepository" or not isinstance(spec.get("path", ""), str):
+            if not _this_repo(src) or not isinstance(spec.get("path", ""), str):
                 continue
             if (d := _norm("", spec.get("path") or ".")) is not None:
                 out.append({**base, "dir": d, "extra": []})
@@ -120,13 +124,17 @@ def flux_apps(objects: Iterable[tuple[str, Any]]) -> list[dict[str, Any]]:
             if not isinstance(chart, dict) or not isinstance(chart.get("chart"), str):
                 continue
             src = chart.get("sourceRef") if isinstance(chart.get("sourceRef"), dict) else {}
-            if src.get("kind") != "GitRepository":
+            if not _this_repo(src):
                 continue
             values = [v for v in chart.get("valuesFiles") or [] if isinstance(v, str)]
             if (d := _norm("", chart["chart"])) is not None:
                 extra = [n for v in values if (n := _norm("", v)) is not None]
                 out.append({**base, "dir": d, "extra": extra})
     return out
+
+
+def _this_repo(source_ref: Mapping[str, Any]) -> bool:
+    return source_ref.get("kind", "GitRepository") == "GitRepository" and source_ref.get("name") == THIS_REPO_SOURCE
 
 
 def build_apps(
