@@ -16,16 +16,20 @@ from typing import Any
 import yaml
 
 __all__ = [
+    "FLUX_KUSTOMIZE_API",
     "KUSTOMIZATION_FILES",
     "REDACTED",
     "YAML_SUFFIXES",
     "diff_documents",
+    "is_flux_kustomization",
     "is_manifest_path",
     "load_documents",
     "render",
 ]
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+KUSTOMIZE_API = "kustomize.config.k8s.io"  # a kustomization file (what `kustomize build` reads)
+FLUX_KUSTOMIZE_API = "kustomize.toolkit.fluxcd.io"  # a Flux Kustomization object (what Flux applies)
 YAML_SUFFIXES = (".yaml", ".yml")
 REDACTED = "<redacted>"
 
@@ -60,17 +64,28 @@ def render(value: Any) -> str | None:
     return text if len(text) <= _MAX_VALUE else text[: _MAX_VALUE - 1] + "…"
 
 
+def is_flux_kustomization(doc: Any) -> bool:
+    """True for a Flux ``Kustomization`` object (``kustomize.toolkit.fluxcd.io``), whatever its file is named."""
+    return isinstance(doc, dict) and str(doc.get("apiVersion", "")).startswith(FLUX_KUSTOMIZE_API)
+
+
 def _is_kustomization(path: str, doc: Any) -> bool:
+    """A kustomization file: told from a Flux Kustomization object by its apiVersion, not its kind."""
+    if is_flux_kustomization(doc):
+        return False
     return posixpath.basename(path) in KUSTOMIZATION_FILES or (
         isinstance(doc, dict)
         and doc.get("kind") in ("Kustomization", "Component")
-        and str(doc.get("apiVersion", "")).startswith("kustomize.config.k8s.io")
+        and str(doc.get("apiVersion", "")).startswith(KUSTOMIZE_API)
     )
+
+
+_KFILE = "kustomization-file"  # the document key of a kustomization file (a Flux object's key is its kind)
 
 
 def _doc_key(path: str, doc: Any, index: int) -> tuple[Any, ...]:
     if _is_kustomization(path, doc):
-        return ("Kustomization", posixpath.dirname(path))
+        return (_KFILE, posixpath.dirname(path))
     if isinstance(doc, dict) and "kind" in doc:
         meta = doc.get("metadata") or {}
         if isinstance(meta, dict) and meta.get("name"):
@@ -272,7 +287,7 @@ def diff_documents(path: str, old_docs: list[Any] | None, new_docs: list[Any] | 
         assert doc is not None
         if o == n:
             continue
-        if key[0] == "Kustomization":
+        if key[0] == _KFILE:
             name = (n if isinstance(n, dict) else o if isinstance(o, dict) else {}).get("metadata", {})
             label = name["name"] if isinstance(name, dict) and name.get("name") else key[1]
             rows.extend(_diff_kustomization(None if o is _ABSENT else o, None if n is _ABSENT else n, doc, label))

@@ -26,7 +26,7 @@ from ..errors import (
 )
 from ..times import parse_at
 from .gitio import MISSING, batch_read, read_blocks, resolve_commits, run, stream_records
-from .kustomize import build_apps, kustomization_paths
+from .kustomize import FLUX_APIS, build_apps, flux_apps, kustomization_paths
 from .manifests import diff_documents, is_manifest_path, load_documents
 
 __all__ = ["DeployRepo"]
@@ -471,11 +471,14 @@ class DeployRepo:
     # -- Kustomize roots ------------------------------------------------------
 
     def apps(self, rev: str = "HEAD") -> pd.DataFrame:
-        """One row per Kustomize root at ``rev`` (schema: :data:`schema.APPS`).
+        """One row per Kustomize root, Flux Kustomization and in-repo HelmRelease chart at ``rev``
+        (schema: :data:`schema.APPS`).
 
         ``files`` lists every file the root's build reads through ``resources``,
         ``bases``, ``components``, patches and generators, so a change to a base
-        maps to every overlay built from it.
+        maps to every overlay built from it. A Flux Kustomization is built from
+        its ``spec.path``, a HelmRelease with a ``GitRepository`` chart from the
+        chart's directory (see :func:`~gitops_nb.git.kustomize.build_apps`).
         """
         sha = self.resolve(rev)
         if sha not in self._apps:
@@ -484,8 +487,27 @@ class DeployRepo:
             kpaths = kustomization_paths(paths)
             content = batch_read(self._git, [f"{sha}:{p}" for p in kpaths], path=self.path)
             texts = {p: c.decode("utf-8", "replace") for p in kpaths if isinstance(c := content[f"{sha}:{p}"], bytes)}
-            self._apps[sha] = schema.frame(schema.APPS, build_apps(paths, texts))
+            self._apps[sha] = schema.frame(schema.APPS, build_apps(paths, texts, flux_apps(self._flux_objects(sha))))
         return self._apps[sha].copy()
+
+    def _flux_objects(self, sha: str) -> list[tuple[str, Any]]:
+        """(file, document) of every YAML document at ``sha`` in a file that names a Flux deploying API."""
+        args = ["grep", "-l", "-z", "-F", *(a for api in FLUX_APIS for a in ("-e", api)), sha, "--", "*.yaml", "*.yml"]
+        status, out, _ = run(self._git, args, path=self.path, check=False)
+        if status != 0:  # 1: no match
+            return []
+        found = [p.split(":", 1)[1] for p in out.decode("utf-8", "replace").split("\0") if p]
+        content = batch_read(self._git, [f"{sha}:{p}" for p in found], path=self.path)
+        objects: list[tuple[str, Any]] = []
+        for p in found:
+            raw = content.get(f"{sha}:{p}")
+            if not isinstance(raw, bytes):
+                continue
+            try:
+                objects.extend((p, d) for d in load_documents(raw.decode("utf-8", "replace")))
+            except yaml.YAMLError:
+                continue  # manifest_changes reports it as unreadable
+        return objects
 
     def ancestors(self, rev: str, since: TimeBound = None) -> set[str]:
         """The shas reachable from ``rev`` (committed at or after ``since``); empty if ``rev`` is unknown."""

@@ -18,6 +18,7 @@ from ..git.repo import DeployRepo
 from ..schema import RowKind
 from ..times import describe_time, parse_at, parse_window
 from .evidence_rows import cluster_rows
+from .fields import FieldRef
 from .scoring import DEFAULT_WEIGHTS, CommitFacts, Weights, commit_score, edit_score, rank
 
 __all__ = ["Investigation", "culprits", "explain_empty", "investigate", "what_changed"]
@@ -96,25 +97,28 @@ def _resolve_wanted(q: _Window, roots: pd.DataFrame, cluster: EvidenceSource | N
         )
 
 
-def _details(changes: pd.DataFrame, index: dict[str, list[str]]) -> dict[str, list[tuple[str, str]]]:
-    """Step 4: each commit's semantic changes as (field, one line a person reads)."""
-    by_sha: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for sha, path, fld, old, new, change in zip(
+def _details(changes: pd.DataFrame, index: dict[str, list[str]]) -> dict[str, list[tuple[FieldRef, str]]]:
+    """Step 4: each commit's semantic changes as (the field with its row's context, one line a person reads)."""
+    by_sha: dict[str, list[tuple[FieldRef, str]]] = defaultdict(list)
+    for sha, path, kind, fld, old, new, change, via in zip(
         changes["sha"],
         changes["path"],
+        changes["kind"],
         changes["field"],
         changes["old"],
         changes["new"],
         changes["change"],
+        changes["via"],
         strict=True,
     ):
         label = _short_app(index[path][0]) if index.get(path) else path
+        ref = FieldRef(fld or "", kind, via, path, new if new is not None else old, deployed=bool(index.get(path)))
         if change == "modified":
-            by_sha[sha].append((fld, f"{label}: {fld} {old} → {new}"))
+            by_sha[sha].append((ref, f"{label}: {fld} {old} → {new}"))
         elif change == "unreadable":
-            by_sha[sha].append(("", f"{label}: unreadable"))
+            by_sha[sha].append((FieldRef("", deployed=ref.deployed), f"{label}: unreadable"))
         else:
-            by_sha[sha].append((fld, f"{label}: {fld or '(object)'} {change}"))
+            by_sha[sha].append((ref, f"{label}: {fld or '(object)'} {change}"))
     return by_sha
 
 
@@ -138,7 +142,7 @@ def _commit_rows(
     q: _Window,
     commits: pd.DataFrame,
     index: dict[str, list[str]],
-    details: dict[str, list[tuple[str, str]]],
+    details: dict[str, list[tuple[FieldRef, str]]],
     deployed: dict[str, list[_Deploy]] | None,
     weights: Weights,
 ) -> list[dict[str, Any]]:
@@ -189,6 +193,7 @@ def _commit_rows(
                     deployed_at=first[0] if first is not None and deployed_before else None,
                     deployed_to=first[2] if first is not None else None,
                     cluster_known=deployed is not None,
+                    files=list(c.files),
                 ),
                 weights,
             )
