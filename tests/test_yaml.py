@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from gitops_nb import DeployRepo
+from gitops_nb import DeployRepo, what_changed
 from gitops_nb.sandbox.demo import RepoWriter
 
-from .conftest import T0
+from .conftest import T0, git
 
 KUST = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- deployment.yaml\n"
 
@@ -215,3 +215,54 @@ def test_alias_expansion_is_capped_where_yaml_v3_would_still_read_it(tmp_path: P
     merged = mc[(mc["sha"] == sha) & (mc["path"] == "app/merge.yaml")].set_index("field")
     assert not merged["unreadable"].any() and len(merged) == 2 + 150  # ordinary anchors and merge keys read
     assert merged.loc["s49.memory", "new"] == "64Mi"
+
+
+# -- 3. invalid YAML says so, and where -----------------------------------------------------
+
+BROKEN = textwrap.dedent("""\
+    apiVersion: apps/v1
+    kind: Deployment
+    metadata: {name: web}
+    spec:
+      replicas: 2
+      template:
+        image: web: 1.2
+    """)
+
+
+def test_invalid_yaml_gives_its_line_and_the_fix_says_was(tmp_path: Path) -> None:
+    w = start(tmp_path)
+    bad = w.commit("typo", when=at(1), files={"app/deployment.yaml": BROKEN})
+    fix = w.commit(
+        "fix typo",
+        when=at(2),
+        files={"app/deployment.yaml": BROKEN.replace("image: web: 1.2", 'image: "web:1.2"')},
+    )
+    mc = DeployRepo(tmp_path).manifest_changes()
+    broke, fixed = mc[mc["sha"] == bad], mc[mc["sha"] == fix]
+    assert len(broke) == 1 and len(fixed) == 1
+    assert broke["change"].iloc[0] == "unreadable" and bool(broke["unreadable"].iloc[0])
+    assert broke["error"].iloc[0] == "invalid YAML at line 7, column 15: mapping values are not allowed here"
+    assert fixed["error"].iloc[0] == (
+        "before this commit: invalid YAML at line 7, column 15: mapping values are not allowed here"
+    )
+    tl = what_changed(tmp_path, at(3), "1h").set_index("sha")
+    assert tl.loc[bad, "detail"] == "app: invalid YAML (line 7)"
+    assert tl.loc[fix, "detail"] == "app: was invalid YAML (line 7)"
+
+
+def test_a_missing_new_blob_is_reported_not_the_old_blobs_yaml_error(tmp_path: Path) -> None:
+    w = start(tmp_path)
+    w.commit("typo", when=at(1), files={"app/deployment.yaml": BROKEN})
+    fixed = BROKEN.replace("image: web: 1.2", 'image: "web:1.2-unique-5c1e"')
+    fix = w.commit("fix typo", when=at(2), files={"app/deployment.yaml": fixed})
+    blob = git(tmp_path, "rev-parse", f"{fix}:app/deployment.yaml").strip()
+    (tmp_path / ".git" / "objects" / blob[:2] / blob[2:]).unlink()
+    mc = DeployRepo(tmp_path).manifest_changes()
+    row = mc[mc["sha"] == fix]
+    assert len(row) == 1 and bool(row["unreadable"].iloc[0])
+    error = row["error"].iloc[0]
+    assert error.startswith(f"blob {blob[:10]} is missing from the object store"), error
+    assert "YAML" not in error
+    tl = what_changed(tmp_path, at(3), "1h").set_index("sha")
+    assert tl.loc[fix, "detail"] == "app: unreadable (blob missing)"

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -48,6 +49,7 @@ __all__ = [
     "is_manifest_path",
     "load_documents",
     "render",
+    "unreadable_label",
 ]
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -230,6 +232,29 @@ def load_documents(text: str) -> list[Any]:
         raise
     except (yaml.YAMLError, RecursionError) as e:
         raise InvalidYAML.from_error(e) from None
+
+
+def unreadable_label(error: str | None) -> str:
+    """A short label for an unreadable row's ``error``: ``invalid YAML (line 7)``, ``unreadable (blob missing)``.
+
+    An error about the version before the commit (it fixed or deleted a broken file) reads
+    ``was invalid YAML (line 7)``.
+    """
+    text = error or ""
+    before = text.startswith(BEFORE)
+    text = text.removeprefix(BEFORE)
+    m = re.match(r"(invalid YAML|YAML refused)(?: at line (\d+))?", text)
+    if m:
+        what = "excessive aliasing" if "excessive aliasing" in text else m.group(1)
+        where = f"line {m.group(2)}" if m.group(2) else ""
+        return ("was " if before else "") + what + (f" ({where})" if where else "")
+    if "missing" in text:
+        return "unreadable (previous blob missing)" if before else "unreadable (blob missing)"
+    return "unreadable"
+
+
+#: how an error about the version before the commit starts
+BEFORE = "before this commit: "
 
 
 def render(value: Any) -> str | None:

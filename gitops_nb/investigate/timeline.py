@@ -14,6 +14,7 @@ import pandas as pd
 from .. import schema
 from ..cluster.evidence import EvidenceSource
 from ..errors import InputError
+from ..git.manifests import unreadable_label
 from ..git.repo import DeployRepo
 from ..schema import RowKind
 from ..times import parse_at, parse_window
@@ -99,20 +100,21 @@ def _resolve_wanted(q: _Window, roots: pd.DataFrame, cluster: EvidenceSource | N
 def _details(changes: pd.DataFrame, index: dict[str, list[str]]) -> dict[str, list[tuple[str, str]]]:
     """Step 4: each commit's semantic changes as (field, one line a person reads)."""
     by_sha: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for sha, path, fld, old, new, change in zip(
+    for sha, path, fld, old, new, change, error in zip(
         changes["sha"],
         changes["path"],
         changes["field"],
         changes["old"],
         changes["new"],
         changes["change"],
+        changes["error"],
         strict=True,
     ):
         label = _short_app(index[path][0]) if index.get(path) else path
         if change == "modified":
             by_sha[sha].append((fld, f"{label}: {fld} {old} → {new}"))
         elif change == "unreadable":
-            by_sha[sha].append(("", f"{label}: unreadable"))
+            by_sha[sha].append(("", f"{label}: {unreadable_label(error)}"))
         else:
             by_sha[sha].append((fld, f"{label}: {fld or '(object)'} {change}"))
     return by_sha
