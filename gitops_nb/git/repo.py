@@ -13,7 +13,6 @@ from typing import Any
 import git
 import numpy as np
 import pandas as pd
-import yaml
 
 from .. import schema
 from ..errors import (
@@ -27,7 +26,7 @@ from ..errors import (
 from ..times import parse_at
 from .gitio import MISSING, batch_read, read_blocks, resolve_commits, run, stream_records
 from .kustomize import FLUX_APIS, build_apps, flux_apps, kustomization_paths
-from .manifests import diff_documents, is_manifest_path, load_documents
+from .manifests import BEFORE, InvalidYAML, diff_documents, is_manifest_path, load_documents
 
 __all__ = ["DeployRepo"]
 
@@ -391,7 +390,11 @@ class DeployRepo:
         merge and JSON 6902), multi-document files, and any other YAML change as a
         generic field path. Non-YAML files are skipped. A blob missing from the
         object store, or a file that is not valid YAML, gives a row with
-        ``unreadable=True`` and the reason in ``error``.
+        ``change="unreadable"``, ``unreadable=True`` and the reason in ``error``:
+        ``invalid YAML at line 7, column 3: ...`` or ``blob ... is missing ...`` for the
+        commit's version, the same prefixed with ``before this commit: `` when only
+        the version before it is unreadable (a commit that fixes the file). YAML is
+        read as Argo CD, Kustomize and Flux read it (see :mod:`gitops_nb.git.manifests`).
         """
         self._check_rev(rev)
         sha = self._fast_resolve(rev) or self.resolve(rev)
@@ -449,8 +452,8 @@ class DeployRepo:
                 else:
                     try:
                         parsed[blob] = (load_documents(raw.decode("utf-8", "replace")), None)
-                    except yaml.YAMLError as e:
-                        parsed[blob] = (None, f"not valid YAML: {str(e).splitlines()[0]}")
+                    except InvalidYAML as e:
+                        parsed[blob] = (None, str(e))
             return parsed[blob]
 
         rows: list[dict[str, Any]] = []
@@ -460,7 +463,9 @@ class DeployRepo:
                 continue
             base = {"sha": h, "committed_at": when, "author": an, "path": path}
             if oerr or nerr:
-                rows.append({**base, "change": "unreadable", "via": "yaml", "unreadable": True, "error": oerr or nerr})
+                # the commit's own version first: a missing or broken new blob is what the commit did
+                error = nerr or f"{BEFORE}{oerr}"
+                rows.append({**base, "change": "unreadable", "via": "yaml", "unreadable": True, "error": error})
                 continue
             for r in diff_documents(path, old, new):
                 rows.append({**base, **r, "unreadable": False, "error": None})
@@ -505,7 +510,7 @@ class DeployRepo:
                 continue
             try:
                 objects.extend((p, d) for d in load_documents(raw.decode("utf-8", "replace")))
-            except yaml.YAMLError:
+            except InvalidYAML:
                 continue  # manifest_changes reports it as unreadable
         return objects
 

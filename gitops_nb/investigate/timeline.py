@@ -14,6 +14,7 @@ import pandas as pd
 from .. import schema
 from ..cluster.evidence import EvidenceSource
 from ..errors import InputError
+from ..git.manifests import unreadable_label
 from ..git.repo import DeployRepo
 from ..schema import RowKind
 from ..times import describe_time, parse_at, parse_window
@@ -100,7 +101,7 @@ def _resolve_wanted(q: _Window, roots: pd.DataFrame, cluster: EvidenceSource | N
 def _details(changes: pd.DataFrame, index: dict[str, list[str]]) -> dict[str, list[tuple[FieldRef, str]]]:
     """Step 4: each commit's semantic changes as (the field with its row's context, one line a person reads)."""
     by_sha: dict[str, list[tuple[FieldRef, str]]] = defaultdict(list)
-    for sha, path, kind, fld, old, new, change, via in zip(
+    for sha, path, kind, fld, old, new, change, via, error in zip(
         changes["sha"],
         changes["path"],
         changes["kind"],
@@ -109,6 +110,7 @@ def _details(changes: pd.DataFrame, index: dict[str, list[str]]) -> dict[str, li
         changes["new"],
         changes["change"],
         changes["via"],
+        changes["error"],
         strict=True,
     ):
         label = _short_app(index[path][0]) if index.get(path) else path
@@ -116,7 +118,7 @@ def _details(changes: pd.DataFrame, index: dict[str, list[str]]) -> dict[str, li
         if change == "modified":
             by_sha[sha].append((ref, f"{label}: {fld} {old} → {new}"))
         elif change == "unreadable":
-            by_sha[sha].append((FieldRef("", deployed=ref.deployed), f"{label}: unreadable"))
+            by_sha[sha].append((FieldRef("", deployed=ref.deployed), f"{label}: {unreadable_label(error)}"))
         else:
             by_sha[sha].append((ref, f"{label}: {fld or '(object)'} {change}"))
     return by_sha
