@@ -504,3 +504,28 @@ def test_flux_kustomizations_and_helm_releases_are_apps(tmp_path: Path) -> None:
     assert not any("redis" in a for a in apps.index if a.startswith("charts"))  # a Helm repository chart
     hit = repo.affected_apps(shas["scale"])
     assert list(hit["app"]) == ["workloads/shop"] and list(hit["matched"]) == [["workloads/shop/deployment.yaml"]]
+
+
+def test_the_string_form_of_kustomize_patches_is_followed(tmp_path: Path) -> None:
+    """`patches: [file.yaml]` (Kustomize's short form) was not followed: its file reached no app."""
+    w = RepoWriter(tmp_path / "r")
+    root = "apps/web"
+    w.commit(
+        "web",
+        files={
+            f"{root}/kustomization.yaml": "resources:\n- deployment.yaml\npatches:\n- replicas-patch.yaml\n",
+            f"{root}/deployment.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n",
+            f"{root}/replicas-patch.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n",
+        },
+        when=T0,
+    )
+    sha = w.commit(
+        "more replicas",
+        files={
+            f"{root}/replicas-patch.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 5\n"
+        },
+        when=T0 + pd.Timedelta("5m"),
+    )
+    r = DeployRepo(tmp_path / "r")
+    assert f"{root}/replicas-patch.yaml" in r.apps().set_index("app").loc[root, "files"]
+    assert list(r.affected_apps(sha)["app"]) == [root]

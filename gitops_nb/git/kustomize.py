@@ -70,6 +70,8 @@ def parse_kustomization(path: str, text: str) -> Kustomization:
     for p in doc.get("patches") or []:
         if isinstance(p, dict) and isinstance(p.get("path"), str):
             raw.append(p["path"])
+        elif isinstance(p, str) and "\n" not in p:  # the string form: `patches: [file.yaml]`
+            raw.append(p)
     for p in doc.get("patchesJson6902") or []:
         if isinstance(p, dict) and isinstance(p.get("path"), str):
             raw.append(p["path"])
