@@ -107,9 +107,7 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     sb = Sandbox()
     action = args.action
     if action == "build":
-        t = time.monotonic()
-        print(sb.build())
-        main_progress(f"build: {time.monotonic() - t:.0f}s")
+        print(sb.build())  # progress on stderr (one "up to date" line when cached); stdout: the bin dir
     elif action == "up":
         t = time.monotonic()
         sb.up(progress=main_progress)
