@@ -197,6 +197,7 @@ APPLICATIONS: Schema = {
     "target_revision": "object",
     "sources": "object",  # list[dict]: repo_url, path, target_revision, chart, ref of every source
     "dest_server": "object",
+    "dest_name": "object",  # the destination cluster's name (``destination.name``), when given by name
     "dest_namespace": "object",
     "sync_status": "object",  # Synced, OutOfSync, Unknown
     "sync_revision": "object",  # the revision compared (first source's for multi-source)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from kubernetes.client import CustomObjectsApi
     from kubernetes.client.exceptions import ApiException
 
-__all__ = ["GITOPS_MANAGERS", "Cluster", "flatten_fields"]
+__all__ = ["GITOPS_MANAGERS", "Cluster", "did_you_mean", "flatten_fields"]
 
 PAGE = 500
 #: field managers that are Argo CD itself (or Kubernetes controllers acting for it)
@@ -86,6 +86,7 @@ class Cluster:
 
         self.argocd_namespace = argocd_namespace
         self.kubeconfig = kubeconfig
+        _check_kubeconfig(kubeconfig, context)
         try:
             if kubeconfig is None and context is None and _in_cluster():
                 config.load_incluster_config()
@@ -268,10 +269,10 @@ class Cluster:
         except ClusterError as e:
             if e.status != 404 or isinstance(e, ArgoCDNotFoundError):
                 raise
-            known = ", ".join(sorted(a["metadata"]["name"] for a in self.raw_applications())[:20])
+            names = sorted(a["metadata"]["name"] for a in self.raw_applications())
             raise UnknownAppError(
                 f"no Application {app!r} in namespace {self.argocd_namespace!r} of context {self.context!r}. "
-                f"Known: {known or 'none'}",
+                + did_you_mean(app, names),
                 context=self.context,
                 resource=resource,
                 verb="get",
@@ -493,6 +494,48 @@ class Cluster:
         return {k: functools.partial(self._list, a, m, r, namespace) for k, (a, m, r) in table.items()}
 
 
+def did_you_mean(name: str, known: Sequence[str], *, shown: int = 20) -> str:
+    """``Did you mean …?`` with the closest names, then the known ones (counted when there are more)."""
+    import difflib
+
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    head = f"Did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    listed = ", ".join(known[:shown]) + (f" … and {len(known) - shown} more" if len(known) > shown else "")
+    return f"{head}Known ({len(known)}): {listed or 'none'}"
+
+
+def _check_kubeconfig(path: str | None, context: str | None) -> None:
+    """A missing or unreadable kubeconfig is named as such (the client says only "no configuration")."""
+    import os
+
+    import yaml
+
+    env = os.environ.get("KUBECONFIG", "")
+    files = [path] if path else ([env] if env and os.pathsep not in env else [])  # a list may name missing files
+    for f in files:
+        if not os.path.exists(f):
+            raise UnknownContextError(
+                f"the kubeconfig {f} does not exist: give the path of an existing kubeconfig "
+                "(kubeconfig=..., or $KUBECONFIG), or leave it empty for ~/.kube/config",
+                context=context,
+            )
+        try:
+            with open(f) as fh:
+                doc = yaml.safe_load(fh)
+        except (OSError, yaml.YAMLError) as e:
+            where = getattr(e, "problem_mark", None)
+            at = f" at line {where.line + 1}" if where is not None else ""
+            raise UnknownContextError(
+                f"the kubeconfig {f} cannot be read as YAML{at}: {str(e).splitlines()[0]}. Fix or replace the file",
+                context=context,
+            ) from e
+        if not isinstance(doc, dict):
+            raise UnknownContextError(
+                f"the kubeconfig {f} is not a kubeconfig (a YAML mapping with contexts, clusters and users)",
+                context=context,
+            )
+
+
 def _in_cluster() -> bool:
     import os
 
@@ -540,6 +583,7 @@ def _app_row(a: dict[str, Any]) -> dict[str, Any]:
         "target_revision": first["target_revision"],
         "sources": sources,
         "dest_server": (spec.get("destination") or {}).get("server"),
+        "dest_name": (spec.get("destination") or {}).get("name"),
         "dest_namespace": (spec.get("destination") or {}).get("namespace"),
         "sync_status": sync.get("status"),
         "sync_revision": sync.get("revision") or next(iter(sync.get("revisions") or []), None),

@@ -99,8 +99,11 @@ class Snapshot:
 
     def _known(self, app: str) -> None:
         if app not in set(self.frames["applications"]["name"]):
+            from .live import did_you_mean
+
             raise UnknownAppError(
-                f"no Application {app!r} in snapshot {self.path}",
+                f"no Application {app!r} in snapshot {self.path}. "
+                + did_you_mean(app, sorted(self.frames["applications"]["name"])),
                 context=self.context,
                 resource=f"applications.argoproj.io/{app}",
                 verb="get",

@@ -82,7 +82,18 @@ def _cmd_what_changed(args: argparse.Namespace) -> int:
 
     from ..investigate.timeline import investigate
 
-    inv = investigate(args.repo, args.at, args.window, [a for a in args.apps.split(",") if a] or None)
+    if args.context and args.snapshot:
+        raise InputError("give --context (a live cluster) or --snapshot (saved evidence), not both")
+    inv = investigate(
+        args.repo,
+        args.at,
+        args.window,
+        [a for a in args.apps.split(",") if a] or None,
+        kube_context=args.context or None,
+        kubeconfig=args.kubeconfig or None,
+        argocd_namespace=args.argocd_namespace,
+        snapshot_dir=args.snapshot or None,
+    )
     with pd.option_context("display.width", 200, "display.max_colwidth", 70, "display.max_columns", 20):
         print(f"T = {inv.at.isoformat()}  window = {inv.window}  repo = {inv.repo.path}")
         print(
@@ -208,6 +219,14 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--window", default="2h", help="how far before T to look (default: 2h)")
     w.add_argument("--apps", default="", help="comma-separated apps (paths or path parts) to keep")
     w.add_argument("--out", default=None, help="also save the frames (parquet, csv, summary.json) here")
+    w.add_argument(
+        "--context", default="", help="add the cluster side from this kube context (Argo CD deploys, events ...)"
+    )
+    w.add_argument(
+        "--kubeconfig", default="", help="kubeconfig file for --context (default: $KUBECONFIG or ~/.kube/config)"
+    )
+    w.add_argument("--argocd-namespace", default="argocd", help="namespace of Argo CD's Applications (default: argocd)")
+    w.add_argument("--snapshot", default="", help="add the cluster side from a saved snapshot directory instead")
     w.set_defaults(func=_cmd_what_changed)
 
     s = sub.add_parser("sandbox", help="the local Kubernetes + Argo CD sandbox (build, up, down, status, env, demo)")
