@@ -573,3 +573,27 @@ def test_a_values_image_tag_bump_weighs_like_a_kustomize_new_tag_bump(monorepo: 
     tl = what_changed(path.parent / "weights", at=when + pd.Timedelta("10m"), window="1h").set_index("sha")
     assert tl.loc[helm, "apps"] == ["api"] and tl.loc[kust, "apps"] == ["checkout"]
     assert tl.loc[helm, "score"] == pytest.approx(tl.loc[kust, "score"])
+
+
+def test_a_plugin_over_a_kustomization_dir_is_the_plugin_app(tmp_path: Path) -> None:
+    """Found on argoproj/argocd-example-apps: plugins/kustomized-helm holds a kustomization.yaml that only
+    the plugin reads, and its overlays are files no kustomization lists; the image commit of 7 apps
+    touched plugins/kustomized-helm/overlays/guestbook-deployment.yaml."""
+    w = RepoWriter(tmp_path / "r")
+    w.commit(
+        "plugin",
+        when=T0,
+        files={
+            "plugins/kh/kustomization.yaml": "resources:\n- all.yaml\n",
+            "plugins/kh/overlays/guestbook-deployment.yaml": deploy("guestbook", "1"),
+            "bootstrap/kh.yaml": application("kh", src("plugins/kh", plugin="name: kustomized-helm")),
+        },
+    )
+    sha = w.commit(
+        "image",
+        when=T0 + pd.Timedelta("1h"),
+        files={"plugins/kh/overlays/guestbook-deployment.yaml": deploy("guestbook", "2")},
+    )
+    repo = DeployRepo(tmp_path / "r")
+    assert list(repo.apps()["app"]) == ["kh"]
+    assert list(repo.affected_apps(sha)["app"]) == ["kh"]
