@@ -18,6 +18,7 @@ __all__ = [
     "ACTION_RECORDS",
     "AFFECTED_APPS",
     "APPS",
+    "APP_CHANGES",
     "COMMITS",
     "CULPRITS",
     "FILE_CHANGES",
@@ -82,18 +83,29 @@ MANIFEST_CHANGES: Schema = {
     "error": "object",  # why the row is unreadable, else None
 }
 
-#: One row per Kustomize root (``DeployRepo.apps``).
+#: One row per app: Kustomize root, Flux object, Argo CD Application (``DeployRepo.apps``).
 APPS: Schema = {
-    "app": "object",  # the root's directory, e.g. apps/checkout-api/overlays/production
-    "kustomization": "object",  # path of its kustomization file
-    "namespace": "object",  # the kustomization's namespace, if set
+    "app": "object",  # the root's directory (apps/checkout-api/overlays/production), or the Application's name
+    "kustomization": "object",  # its kustomization file, the Flux object's file, or the file defining the Application
+    "namespace": "object",  # the kustomization's namespace, or the Application's destination namespace
     "files": "object",  # list[str]: every repo file the build reads
-    "dirs": "object",  # list[str]: every kustomization directory it builds from
-    "remote": "object",  # list[str]: remote resources (URLs), not followed
+    "dirs": "object",  # list[str]: every kustomization directory (or source path, chart) it builds from
+    "remote": "object",  # list[str]: remote resources (URLs, charts, other repos), not followed
+    "source_type": "object",  # kustomize, flux, or the Application's: helm, helm-repo, directory, jsonnet, plugin, ... (+ joined)
+    "error": "object",  # what could not be read (broken chart, values not YAML, missing value file, ...), else None
 }
 
 #: The roots one commit reaches (``DeployRepo.affected_apps``): :data:`APPS` plus the files it changed.
 AFFECTED_APPS: Schema = {**APPS, "matched": "object"}  # list[str]: the changed files the root is built from
+
+#: The apps one commit adds, removes or changes (``DeployRepo.app_changes``).
+APP_CHANGES: Schema = {
+    "app": "object",
+    "change": "object",  # added, removed, changed
+    "source_type": "object",  # as in APPS
+    "matched": "object",  # list[str]: the changed files the app is built from
+    "error": "object",  # as in APPS
+}
 
 
 #: The merged timeline (``what_changed``), newest first.
@@ -195,7 +207,7 @@ APPLICATIONS: Schema = {
     "repo_url": "object",  # the first source's (see ``sources`` for multi-source apps)
     "path": "object",
     "target_revision": "object",
-    "sources": "object",  # list[dict]: repo_url, path, target_revision, chart, ref of every source
+    "sources": "object",  # list[dict]: repo_url, path, target_revision, chart, ref (+ helm, kustomize, directory, plugin when set)
     "dest_server": "object",
     "dest_name": "object",  # the destination cluster's name (``destination.name``), when given by name
     "dest_namespace": "object",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import posixpath
 import re
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -26,7 +27,8 @@ from ..errors import (
 from ..times import parse_at
 from .gitio import MISSING, batch_read, read_blocks, resolve_commits, run, stream_records
 from .kustomize import FLUX_APIS, build_apps, flux_apps, kustomization_paths
-from .manifests import BEFORE, InvalidYAML, diff_documents, is_manifest_path, load_documents
+from .manifests import BEFORE, KUSTOMIZATION_FILES, InvalidYAML, diff_documents, is_manifest_path, load_documents
+from .sources import Tree, app_rows, applications_in_tree, combine, normalize_repo_url, specs_from, template_change
 
 __all__ = ["DeployRepo"]
 
@@ -151,6 +153,7 @@ class DeployRepo:
         self._walks: OrderedDict[tuple[Any, ...], tuple[pd.DataFrame, pd.DataFrame]] = OrderedDict()
         self._apps: dict[str, pd.DataFrame] = {}
         self._manifest: dict[tuple[str, ...], pd.DataFrame] = {}
+        self._remotes: set[str] | None = None
 
     def __repr__(self) -> str:
         return f"DeployRepo({self.path!r})"
@@ -429,7 +432,7 @@ class DeployRepo:
                     path, i = toks[i + 2], i + 3
                 else:
                     path, i = toks[i + 1], i + 2
-                if is_manifest_path(path) and meta[0] != ":160000" and meta[1] != "160000":
+                if (is_manifest_path(path) or path.endswith(".tpl")) and meta[0] != ":160000" and meta[1] != "160000":
                     entries.append((h, an, int(ct), path, meta[2], meta[3], status[:1]))
         self._check_shallow([e[0] for e in entries], [e[2] for e in entries])
 
@@ -458,6 +461,10 @@ class DeployRepo:
 
         rows: list[dict[str, Any]] = []
         for h, an, when, path, old_blob, new_blob, _status in entries:
+            tpl = template_change(path, _text(blobs, old_blob), _text(blobs, new_blob))
+            if tpl is not None:  # a Helm template is no YAML: one row, not a parse
+                rows.append({"sha": h, "committed_at": when, "author": an, "path": path, **tpl, "unreadable": False})
+                continue
             (old, oerr), (new, nerr) = docs(old_blob), docs(new_blob)
             if "binary" in (oerr, nerr):
                 continue
@@ -475,25 +482,64 @@ class DeployRepo:
 
     # -- Kustomize roots ------------------------------------------------------
 
-    def apps(self, rev: str = "HEAD") -> pd.DataFrame:
-        """One row per Kustomize root, Flux Kustomization and in-repo HelmRelease chart at ``rev``
-        (schema: :data:`schema.APPS`).
+    def apps(self, rev: str = "HEAD", applications: Any = None) -> pd.DataFrame:
+        """One row per app at ``rev`` (schema: :data:`schema.APPS`): Kustomize roots, Flux
+        Kustomizations and in-repo HelmRelease charts, and Argo CD Applications.
 
-        ``files`` lists every file the root's build reads through ``resources``,
-        ``bases``, ``components``, patches and generators, so a change to a base
-        maps to every overlay built from it. A Flux Kustomization is built from
-        its ``spec.path``, a HelmRelease with a ``GitRepository`` chart from the
-        chart's directory (see :func:`~gitops_nb.git.kustomize.build_apps`).
+        ``files`` lists every file the app is built from, so a change to a base maps to every
+        overlay built from it (see :func:`~gitops_nb.git.kustomize.build_apps`). Applications are
+        the ones the repo defines (plain manifests, app-of-apps chart templates, ApplicationSets'
+        git and list generators), or, given ``applications`` (``Cluster.applications()`` rows or raw
+        Application objects), those; each is built from its sources' files, for every source type
+        (Helm, Kustomize, directory, jsonnet, plugin; see :mod:`~gitops_nb.git.sources`). A Kustomize
+        root an Application builds is listed once, as the Application. ``error`` says what could not
+        be read (a broken chart, a values file that is not YAML, a missing value file, an unknown
+        source type, a templated Application skipped).
         """
         sha = self.resolve(rev)
-        if sha not in self._apps:
-            _, out, _ = run(self._git, ["ls-tree", "-r", "-z", "--name-only", sha], path=self.path)
-            paths = [p for p in out.decode("utf-8", "replace").split("\0") if p]
-            kpaths = kustomization_paths(paths)
-            content = batch_read(self._git, [f"{sha}:{p}" for p in kpaths], path=self.path)
-            texts = {p: c.decode("utf-8", "replace") for p in kpaths if isinstance(c := content[f"{sha}:{p}"], bytes)}
-            self._apps[sha] = schema.frame(schema.APPS, build_apps(paths, texts, flux_apps(self._flux_objects(sha))))
-        return self._apps[sha].copy()
+        if applications is None and sha in self._apps:
+            return self._apps[sha].copy()
+        _, out, _ = run(self._git, ["ls-tree", "-r", "-z", "--name-only", sha], path=self.path)
+        paths = [p for p in out.decode("utf-8", "replace").split("\0") if p]
+        tree = Tree(paths, lambda want: self._read_texts(sha, want))
+        kpaths = kustomization_paths(paths)
+        tree.prefetch(kpaths)
+        texts = {p: t for p in kpaths if (t := tree.read(p)) is not None}
+        base = build_apps(paths, texts, flux_apps(self._flux_objects(sha)))
+        for r in base:
+            kfile = r["kustomization"]
+            plain = posixpath.basename(kfile) in KUSTOMIZATION_FILES and (posixpath.dirname(kfile) or ".") == r["app"]
+            r["source_type"] = "kustomize" if plain else "flux"
+        defined = applications_in_tree(tree, self._argo_files(sha), self._this_repo)
+        specs = defined if applications is None else specs_from(applications)
+        frame = schema.frame(schema.APPS, combine(base, app_rows(specs, tree, self._this_repo, defined)))
+        if applications is None:
+            self._apps[sha] = frame
+        return frame.copy()
+
+    def _read_texts(self, sha: str, want: list[str]) -> dict[str, str | None]:
+        content = batch_read(self._git, [f"{sha}:{p}" for p in want], path=self.path)
+        return {
+            p: c.decode("utf-8", "replace") if isinstance(c := content[f"{sha}:{p}"], bytes) else None for p in want
+        }
+
+    def _argo_files(self, sha: str) -> list[str]:
+        """The YAML files at ``sha`` that name ``argoproj.io`` (where Applications may be defined)."""
+        args = ["grep", "-l", "-z", "-F", "-e", "argoproj.io", sha, "--", "*.yaml", "*.yml"]
+        status, out, _ = run(self._git, args, path=self.path, check=False)
+        return [p.split(":", 1)[1] for p in out.decode("utf-8", "replace").split("\0") if p] if status == 0 else []
+
+    def _this_repo(self, url: str | None) -> bool:
+        """Whether an Application source's ``repoURL`` is this repository (any, when no remote names it)."""
+        if self._remotes is None:
+            _, out, _ = run(self._git, ["config", "--get-regexp", r"^remote\..*\.url$"], path=self.path, check=False)
+            urls = [ln.split(" ", 1)[1] for ln in out.decode("utf-8", "replace").splitlines() if " " in ln]
+            self._remotes = {  # a local path or file:// remote names no host an Application could use
+                normalize_repo_url(u)
+                for u in urls
+                if ("://" in u and not u.startswith("file:")) or re.match(r"[\w.-]+@[\w.-]+:", u)
+            }
+        return url is None or not self._remotes or normalize_repo_url(url) in self._remotes
 
     def _flux_objects(self, sha: str) -> list[tuple[str, Any]]:
         """(file, document) of every YAML document at ``sha`` in a file that names a Flux deploying API."""
@@ -521,18 +567,55 @@ class DeployRepo:
         status, out, _ = run(self._git, args, path=self.path, check=False)
         return set(out.decode().split()) if status == 0 else set()
 
-    def affected_apps(self, sha: str) -> pd.DataFrame:
-        """The Kustomize roots a commit changes, with the ``matched`` files.
-
-        Roots are read at the commit and at its first parent, so deleted files count.
-        """
+    def _commit_apps(self, sha: str, applications: Any) -> tuple[set[str], pd.DataFrame, pd.DataFrame]:
+        """The files a commit touched, the apps at it and at its first parent."""
         full = self.resolve(sha)
         commits, changes = self._walk(None, None, None, full, max_count=1)
         touched = set(changes["path"]) | set(changes["old_path"].dropna())
-        frames = [self.apps(full)]
         parents = commits["parents"].iloc[0] if len(commits) else []
-        if parents:
-            frames.append(self.apps(parents[0]))
-        apps = pd.concat(frames).drop_duplicates("app", keep="first")
+        old = self.apps(parents[0], applications) if parents else schema.frame(schema.APPS)
+        return touched, self.apps(full, applications), old
+
+    def affected_apps(self, sha: str, applications: Any = None) -> pd.DataFrame:
+        """The apps a commit changes, with the ``matched`` files (``applications`` as in :meth:`apps`).
+
+        Apps are read at the commit and at its first parent, so deleted files count.
+        """
+        touched, new, old = self._commit_apps(sha, applications)
+        apps = pd.concat([new, old]).drop_duplicates("app", keep="first")
         rows = [{**row, "matched": m} for row in apps.to_dict("records") if (m := sorted(touched & set(row["files"])))]
         return schema.frame(schema.AFFECTED_APPS, rows)  # its columns even when no app is reached
+
+    def app_changes(self, sha: str, applications: Any = None) -> pd.DataFrame:
+        """Which apps a commit adds, removes or changes (schema: :data:`schema.APP_CHANGES`).
+
+        ``added``/``removed``: the app exists only after/before the commit (an Application manifest,
+        an ApplicationSet's new directory, a new Kustomize root); ``changed``: the commit touches
+        files it is built from (``matched``). ``applications`` as in :meth:`apps`.
+        """
+        touched, new, old = self._commit_apps(sha, applications)
+        olds = {r["app"]: r for r in old.to_dict("records")}
+        news = {r["app"]: r for r in new.to_dict("records")}
+        rows = []
+        for app in sorted(olds.keys() | news.keys()):
+            o, n = olds.get(app), news.get(app)
+            row = n or o
+            assert row is not None
+            matched = sorted(touched & (set(o["files"] if o else []) | set(n["files"] if n else [])))
+            change = "added" if o is None else "removed" if n is None else "changed" if matched else None
+            if change:
+                rows.append(
+                    {
+                        "app": app,
+                        "change": change,
+                        "source_type": row["source_type"],
+                        "matched": matched,
+                        "error": row["error"],
+                    }
+                )
+        return schema.frame(schema.APP_CHANGES, rows)
+
+
+def _text(blobs: dict[str, bytes | Any], blob: str) -> str | None:
+    raw = blobs.get(blob) if blob != _NULL_SHA else None
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else None
