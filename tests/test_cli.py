@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from gitops_nb.sandbox.demo import DemoRepo
 
 
@@ -51,3 +53,22 @@ def test_demo_refuses_a_foreign_repo(tmp_path: Path) -> None:
     res = _run("demo", "--git-only", "--workdir", str(tmp_path), "--no-run")
     assert res.returncode == 2 and "not a gitops-nb demo repo" in res.stderr
     assert not (target / "apps").exists()
+
+
+def test_demo_origin_and_clone_and_a_foreign_origin(tmp_path: Path) -> None:
+    """The sandbox demo's layout: a bare origin and a clone tracking it; a foreign repo in either place is kept."""
+    from gitops_nb.errors import InputError
+    from gitops_nb.sandbox.demo import remake_demo_repo
+
+    clone, origin = tmp_path / "deploy-config", tmp_path / "deploy-config.git"
+    demo = remake_demo_repo(clone, origin=origin)
+    head = subprocess.run(["git", "-C", str(origin), "rev-parse", "main"], capture_output=True, text=True).stdout
+    assert demo.origin == origin and head.strip() == demo.commits["docs"]
+    status = subprocess.run(["git", "-C", str(clone), "status", "-sb"], capture_output=True, text=True).stdout
+    assert status.startswith("## main...origin/main")
+    remake_demo_repo(clone, origin=origin)  # its own earlier demo is replaced
+    other = tmp_path / "other"
+    subprocess.run(["git", "init", "-q", "--bare", str(other / "deploy-config.git")], check=True)
+    with pytest.raises(InputError, match="not a gitops-nb demo repo"):
+        remake_demo_repo(other / "deploy-config", origin=other / "deploy-config.git")
+    assert (other / "deploy-config.git" / "HEAD").exists() and not (other / "deploy-config").exists()
