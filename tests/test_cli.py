@@ -55,6 +55,11 @@ def test_demo_refuses_a_foreign_repo(tmp_path: Path) -> None:
     assert not (target / "apps").exists()
 
 
+def test_demo_reset_needs_the_sandbox(tmp_path: Path) -> None:
+    res = _run("demo", "--git-only", "--reset", "--workdir", str(tmp_path))
+    assert res.returncode == 2 and "--reset puts the sandbox's incident back" in res.stderr
+
+
 def test_demo_origin_and_clone_and_a_foreign_origin(tmp_path: Path) -> None:
     """The sandbox demo's layout: a bare origin and a clone tracking it; a foreign repo in either place is kept."""
     from gitops_nb.errors import InputError
