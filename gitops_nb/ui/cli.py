@@ -65,10 +65,8 @@ def _print_rehearsal(work: Path, clone: Path, sha: str, app: str, kubeconfig: Pa
     )
     print(f"  {cmd}")
     print(f"the report will be: {report}")
-    print(
-        "(without -p confirm=true it is a dry run; `gitops-nb demo --reset` afterwards puts the incident back "
-        "to rehearse again)"
-    )
+    reset = f"{_program()} demo --workdir {shlex.quote(str(work))} --reset"
+    print(f"(without -p confirm=true it is a dry run; afterwards `{reset}` puts the incident back to rehearse again)")
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
