@@ -224,6 +224,11 @@ APPLICATIONS: Schema = {
     "reconciled_at": UTC,
     "parent": "object",  # owning Application or ApplicationSet (kind/name), if any
     "created_at": UTC,
+    "paused_by": "object",  # who paused self-heal with gitops-nb (pause_self_heal), else None
+    "paused_at": UTC,
+    "pause_reason": "object",
+    "pause_expires": UTC,  # the pause's expiry, if one was given
+    "pause_expired": "bool",  # the expiry has passed (as of reading): resume_expired resumes these
 }
 
 #: One row per deploy in ``status.history`` (``Cluster.app_history``), oldest first.

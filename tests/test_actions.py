@@ -402,3 +402,30 @@ def test_rollback_runbook_end_to_end_and_no_secrets_out(live: dict, sandbox, tmp
             for s in forms:
                 assert s.encode() not in data, f"a planted secret leaked into {f}"
     assert all(s not in first.stdout + first.stderr for s in forms)
+
+
+def test_applications_show_who_paused_and_resume_expired_resumes_only_expired_pauses(live: dict) -> None:
+    """applications() shows the pause (who, why, until when, expired); resume_expired is a dry run first."""
+    import time
+
+    from gitops_nb import resume_expired
+
+    c, name = live["cluster"], live["name"]
+    before = c.raw_application(name)["spec"]["syncPolicy"]
+    pause_self_heal(c, name, "INC-9: hot-patch", expires="2s", dry_run=False)
+    row = c.applications().set_index("name").loc[name]
+    assert row["paused_by"] and row["pause_reason"] == "INC-9: hot-patch" and not row["self_heal"]
+    assert row["pause_expires"] > row["paused_at"] and str(row["pause_expires"].tz) == "UTC"
+    time.sleep(3)
+    assert c.applications().set_index("name").loc[name, "pause_expired"]
+    plan = resume_expired(c)
+    mine = plan[plan["target"] == name]
+    assert len(mine) == 1 and mine["dry_run"].iloc[0] and not mine["changed"].iloc[0]
+    assert "expired at" in mine["note"].iloc[0]
+    assert c.raw_application(name)["spec"]["syncPolicy"] != before  # the dry run changed nothing
+    done = resume_expired(c, dry_run=False)
+    assert done[done["target"] == name]["changed"].iloc[0]
+    assert c.raw_application(name)["spec"]["syncPolicy"] == before
+    row = c.applications().set_index("name").loc[name]
+    assert row["paused_by"] is None and not row["pause_expired"] and row["self_heal"]
+    assert (resume_expired(c, dry_run=False)["target"] == name).sum() == 0  # nothing left to resume

@@ -147,8 +147,8 @@ write(
         ),
         params(
             """
-app = ""  # the Argo CD Application
-action = "pause"  # pause or resume
+app = ""  # the Argo CD Application (not needed for resume-expired)
+action = "pause"  # pause, resume, or resume-expired (every pause past its expiry)
 reason = ""  # why, stored with the pause and shown in the report
 mode = "self-heal"  # self-heal turns off selfHeal only; auto-sync turns off automated sync
 expires = ""  # optional expiry noted on the pause, like 2h
@@ -166,11 +166,14 @@ before = cluster.applications().query("name == @app")
 before[["name", "sync_status", "health_status", "automated", "self_heal", "prune"]]"""),
         code("""if action == "pause":
     record = g.pause_self_heal(cluster, app, reason, mode=mode, expires=expires or None, dry_run=not confirm)
+elif action == "resume-expired":
+    record = g.resume_expired(cluster, dry_run=not confirm)
 else:
     record = g.resume_self_heal(cluster, app, dry_run=not confirm)
 record"""),
         code(
-            'cluster.applications().query("name == @app")[["name", "automated", "self_heal", "prune", "sync_status"]]'
+            'cluster.applications().query("name == @app or pause_expired")'
+            '[["name", "automated", "self_heal", "paused_by", "pause_expires", "pause_expired", "sync_status"]]'
         ),
         code('print(g.save_records(output_dir, [record], {"app": app, "action": action, "confirm": confirm}))'),
     ],

@@ -6,7 +6,7 @@ from .converge import wait_converged
 from .records import ActionRecord
 from .revert import revert
 from .rollback import Rollback, rollback
-from .selfheal import pause_self_heal, resume_self_heal
+from .selfheal import pause_self_heal, resume_expired, resume_self_heal
 from .sync import refresh, sync
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "Rollback",
     "pause_self_heal",
     "refresh",
+    "resume_expired",
     "resume_self_heal",
     "revert",
     "rollback",

@@ -8,24 +8,13 @@ from typing import Any
 
 import pandas as pd
 
+from ..cluster.argocd import A_AT, A_BY, A_EXPIRES, A_MODE, A_POLICY, A_REASON, PAUSE_ANNOTATIONS
 from ..cluster.live import Cluster
 from ..errors import ClusterError, InputError
 from ..times import now_utc, parse_window
 from .records import record, who
 
-__all__ = ["PAUSE_ANNOTATIONS", "pause_self_heal", "resume_self_heal"]
-
-ANN = "gitops-nb.io/"
-A_POLICY, A_BY, A_AT, A_REASON, A_EXPIRES, A_MODE = (
-    ANN + "paused-sync-policy",
-    ANN + "paused-by",
-    ANN + "paused-at",
-    ANN + "pause-reason",
-    ANN + "pause-expires",
-    ANN + "pause-mode",
-)
-#: the annotations a pause writes on the Application (and a resume removes)
-PAUSE_ANNOTATIONS = (A_POLICY, A_BY, A_AT, A_REASON, A_EXPIRES, A_MODE)
+__all__ = ["PAUSE_ANNOTATIONS", "pause_self_heal", "resume_expired", "resume_self_heal"]
 
 
 def _esc(key: str) -> str:
@@ -177,3 +166,20 @@ def resume_self_heal(cluster: Cluster, app: str, *, dry_run: bool = True) -> pd.
         changed=True,
         note=f"paused by {anns.get(A_BY)} at {anns.get(A_AT)}: {anns.get(A_REASON)}",
     )
+
+
+def resume_expired(cluster: Cluster, *, dry_run: bool = True) -> pd.DataFrame:
+    """Resume every Application whose gitops-nb pause is past its expiry (a dry run unless ``dry_run=False``).
+
+    One record per expired pause (none when nothing has expired); each resume is :func:`resume_self_heal`.
+    """
+    apps = cluster.applications()
+    expired = apps[apps["pause_expired"]]
+    records = [resume_self_heal(cluster, name, dry_run=dry_run) for name in expired["name"]]
+    for rec, by, until in zip(records, expired["paused_by"], expired["pause_expires"], strict=True):
+        rec["note"] = f"pause by {by} expired at {until.isoformat()}; " + str(rec["note"].iloc[0])
+    if not records:
+        from .. import schema
+
+        return schema.frame(schema.ACTION_RECORDS)
+    return pd.concat(records, ignore_index=True)

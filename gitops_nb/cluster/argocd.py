@@ -10,10 +10,31 @@ from ..errors import SandboxError
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
-__all__ = ["app_state", "application_manifest", "apply_application", "refresh_app", "status_of", "wait_app"]
+__all__ = [
+    "PAUSE_ANNOTATIONS",
+    "app_state",
+    "application_manifest",
+    "apply_application",
+    "refresh_app",
+    "status_of",
+    "wait_app",
+]
 
 GROUP, VERSION, PLURAL = "argoproj.io", "v1alpha1", "applications"
 REFRESH_ANNOTATION = "argocd.argoproj.io/refresh"
+
+#: the annotations a gitops-nb pause writes on an Application (and a resume removes): the exact previous
+#: syncPolicy, who paused, when, why, until when, and the mode
+PAUSE_PREFIX = "gitops-nb.io/"
+A_POLICY, A_BY, A_AT, A_REASON, A_EXPIRES, A_MODE = (
+    PAUSE_PREFIX + "paused-sync-policy",
+    PAUSE_PREFIX + "paused-by",
+    PAUSE_PREFIX + "paused-at",
+    PAUSE_PREFIX + "pause-reason",
+    PAUSE_PREFIX + "pause-expires",
+    PAUSE_PREFIX + "pause-mode",
+)
+PAUSE_ANNOTATIONS = (A_POLICY, A_BY, A_AT, A_REASON, A_EXPIRES, A_MODE)
 
 
 def application_manifest(

@@ -22,7 +22,7 @@ from ..errors import (
     UnknownContextError,
 )
 from ..times import parse_at
-from .argocd import GROUP, PLURAL, VERSION, refresh_app
+from .argocd import A_AT, A_BY, A_EXPIRES, A_POLICY, A_REASON, GROUP, PLURAL, VERSION, refresh_app
 
 if TYPE_CHECKING:
     from kubernetes.client import CustomObjectsApi
@@ -600,6 +600,27 @@ def _app_row(a: dict[str, Any]) -> dict[str, Any]:
         "reconciled_at": _ts(st.get("reconciledAt")),
         "parent": parent,
         "created_at": _ts(meta.get("creationTimestamp")),
+        **_pause(meta.get("annotations") or {}),
+    }
+
+
+def _pause(anns: dict[str, Any]) -> dict[str, Any]:
+    """Who paused the app with gitops-nb, when, why and until when; ``pause_expired`` as of now."""
+    if A_POLICY not in anns:
+        return {
+            "paused_by": None,
+            "paused_at": None,
+            "pause_reason": None,
+            "pause_expires": None,
+            "pause_expired": False,
+        }
+    expires = _ts(anns.get(A_EXPIRES) or None)
+    return {
+        "paused_by": anns.get(A_BY),
+        "paused_at": _ts(anns.get(A_AT) or None),
+        "pause_reason": anns.get(A_REASON),
+        "pause_expires": expires,
+        "pause_expired": expires is not None and expires <= pd.Timestamp.now(tz="UTC"),
     }
 
 
