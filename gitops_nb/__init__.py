@@ -17,6 +17,7 @@ from .act import (
     revert,
     rollback,
     sync,
+    terminate_operation,
     wait_converged,
 )
 from .cluster.evidence import EvidenceSource
@@ -128,6 +129,7 @@ __all__ = [
     "show",
     "snapshot",
     "sync",
+    "terminate_operation",
     "wait_converged",
     "what_changed",
     "with_local_time",

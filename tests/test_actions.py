@@ -429,3 +429,60 @@ def test_applications_show_who_paused_and_resume_expired_resumes_only_expired_pa
     row = c.applications().set_index("name").loc[name]
     assert row["paused_by"] is None and not row["pause_expired"] and row["self_heal"]
     assert (resume_expired(c, dry_run=False)["target"] == name).sum() == 0  # nothing left to resume
+
+
+HOOK = """apiVersion: v1
+kind: Pod
+metadata:
+  name: migrate
+  annotations:
+    argocd.argoproj.io/hook: PreSync
+spec:
+  restartPolicy: Never
+  containers:
+  - name: migrate
+    image: ghcr.io/acme/migrate:1
+"""
+
+
+def test_an_operation_stuck_on_a_hook_can_be_terminated(sandbox, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A PreSync hook Pod that never finishes (kwok keeps it Running) holds the sync; terminate it."""
+    from gitops_nb import terminate_operation
+
+    origin, w = _origin_and_clone(tmp_path)
+    w.commit(
+        "add a migration hook",
+        when=pd.Timestamp.now(tz="UTC"),
+        files={
+            "apps/shop/overlays/production/migrate-hook.yaml": HOOK,
+            OVERLAY: (w.path / OVERLAY).read_text().replace("resources:\n", "resources:\n- migrate-hook.yaml\n"),
+        },
+    )
+    w.git("push", "-q", "origin", "HEAD:main")
+    name, ns = unique("a-hook"), unique("a-ns")
+    api = sandbox.api_client()
+    apply_application(api, application_manifest(name, f"file://{origin}", "apps/shop/overlays/production", ns))
+    c = Cluster(kubeconfig=str(sandbox.kubeconfig))
+    try:
+        refresh(c, name)
+
+        def running() -> bool:
+            op = (c.raw_application(name).get("status") or {}).get("operationState") or {}
+            return op.get("phase") == "Running" and "hook" in (op.get("message") or "")
+
+        assert _eventually(running, 90), c.raw_application(name).get("status", {}).get("operationState")
+        plan = terminate_operation(c, name)
+        assert plan["dry_run"].iloc[0] and not plan["changed"].iloc[0] and "hook" in plan["note"].iloc[0]
+        assert running()  # the dry run changed nothing
+        rec = terminate_operation(c, name, dry_run=False)
+        assert rec["changed"].iloc[0] and rec["after"].iloc[0] == "Terminating"
+
+        def terminated() -> bool:
+            op = (c.raw_application(name).get("status") or {}).get("operationState") or {}
+            return op.get("phase") in ("Failed", "Error") and "terminat" in (op.get("message") or "").lower()
+
+        assert _eventually(terminated, 60), c.raw_application(name).get("status", {}).get("operationState")
+        again = terminate_operation(c, name, dry_run=False)
+        assert not again["changed"].iloc[0] and again["note"].iloc[0] == "no operation is running"
+    finally:
+        remove_app(api, name, ns)

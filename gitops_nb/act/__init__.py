@@ -7,7 +7,7 @@ from .records import ActionRecord
 from .revert import revert
 from .rollback import Rollback, rollback
 from .selfheal import pause_self_heal, resume_expired, resume_self_heal
-from .sync import refresh, sync
+from .sync import refresh, sync, terminate_operation
 
 __all__ = [
     "ActionRecord",
@@ -19,5 +19,6 @@ __all__ = [
     "revert",
     "rollback",
     "sync",
+    "terminate_operation",
     "wait_converged",
 ]

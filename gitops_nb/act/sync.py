@@ -10,7 +10,7 @@ from ..cluster.live import Cluster
 from ..errors import ActionError
 from .records import record, who
 
-__all__ = ["refresh", "sync"]
+__all__ = ["refresh", "sync", "terminate_operation"]
 
 
 def refresh(cluster: Cluster, app: str, *, hard: bool = False, dry_run: bool = False) -> pd.DataFrame:
@@ -56,3 +56,33 @@ def sync(
     return record(
         "sync", app, op.get("syncResult", {}).get("revision"), body["sync"]["revision"], dry_run=dry_run, changed=True
     )
+
+
+def terminate_operation(cluster: Cluster, app: str, *, dry_run: bool = True) -> pd.DataFrame:
+    """Stop the operation ``app`` is running (a sync stuck on a hook, say), as ``argocd app terminate-op`` does.
+
+    Sets the running operation's phase to ``Terminating``; the controller then stops it (hooks are
+    deleted, the phase becomes Failed). Conditional: nothing happens if the operation finished meanwhile.
+    Idempotent: an app with no running operation is left alone. Dry run unless ``dry_run=False``.
+    """
+    raw = cluster.raw_application(app)
+    op = (raw.get("status") or {}).get("operationState") or {}
+    phase = op.get("phase")
+    if phase not in ("Running", "Terminating"):
+        return record(
+            "terminate-operation", app, phase, phase, dry_run=dry_run, changed=False, note="no operation is running"
+        )
+    if phase == "Terminating":
+        return record(
+            "terminate-operation", app, phase, phase, dry_run=dry_run, changed=False, note="already terminating"
+        )
+    note = f"operation started {op.get('startedAt')}: {op.get('message') or 'running'}"
+    if not dry_run:
+        cluster.patch_application(
+            app,
+            [
+                {"op": "test", "path": "/status/operationState/phase", "value": "Running"},
+                {"op": "replace", "path": "/status/operationState/phase", "value": "Terminating"},
+            ],
+        )
+    return record("terminate-operation", app, "Running", "Terminating", dry_run=dry_run, changed=True, note=note)
