@@ -65,7 +65,11 @@ if _TYPE_CHECKING:
     from .investigate.plot import plot_timeline, show
     from .ui.widgets import IncidentConsole
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
+
+from . import _compat as _compat
+
+_compat.install()  # the 0.1 module paths (gitops_nb.widgets, ...), deprecated for one release
 
 __all__ = [
     "ActionError",

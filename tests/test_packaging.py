@@ -59,3 +59,42 @@ def test_console_script_and_module_entry() -> None:
     ):
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         assert "what-changed" in out and "demo" in out
+
+
+OLD_PATHS = {
+    "gitops_nb.widgets": "IncidentConsole",
+    "gitops_nb.cli": "run_notebook",
+    "gitops_nb.history": "DeployRepo",
+    "gitops_nb.timeline": "what_changed",
+    "gitops_nb.actions": "RECORD_COLUMNS",
+    "gitops_nb.runbook": "incident_records",
+    "gitops_nb.evidence": "Snapshot",
+    "gitops_nb.demo": "RepoWriter",
+    "gitops_nb.report": "load_results",
+}
+
+
+def test_the_old_module_paths_still_work_with_a_deprecation_warning() -> None:
+    """0.1's module paths are kept for one release (CHANGELOG), each import warning once."""
+    for old, name in OLD_PATHS.items():
+        code = f"import warnings; warnings.simplefilter('error'); from {old} import {name}"
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert res.returncode != 0 and "DeprecationWarning" in res.stderr and "moved to" in res.stderr, (
+            old,
+            res.stderr,
+        )
+        ok = subprocess.run(
+            [sys.executable, "-W", "ignore::DeprecationWarning", "-c", f"from {old} import {name}; print({name})"],
+            capture_output=True,
+            text=True,
+        )
+        assert ok.returncode == 0 and ok.stdout.strip(), (old, ok.stderr)
+    from gitops_nb import schema
+
+    cols = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", "from gitops_nb.actions import RECORD_COLUMNS; print(RECORD_COLUMNS)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert cols.strip() == str(list(schema.ACTION_RECORDS))
