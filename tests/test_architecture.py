@@ -21,7 +21,7 @@ LAYERS = {
     "act": {"git", "cluster"},
     "incident": {"git", "cluster", "investigate", "act"},
     "ui": {"git", "cluster", "investigate", "act", "incident", "sandbox"},
-    "sandbox": {"git", "cluster"},
+    "sandbox": {"git", "cluster", "act"},  # the demo reset resumes self-heal
 }
 #: private names of other libraries we use on purpose
 ALLOWED_PRIVATE = {
