@@ -67,9 +67,9 @@ if _TYPE_CHECKING:
 
 __version__ = "0.2.0.dev0"
 
-from . import _compat as _compat
+from ._compat import install as _install_compat
 
-_compat.install()  # the 0.1 module paths (gitops_nb.widgets, ...), deprecated for one release
+_install_compat()  # the 0.1 module paths (gitops_nb.widgets, ...), deprecated for one release
 
 __all__ = [
     "ActionError",
