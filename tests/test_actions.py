@@ -486,3 +486,19 @@ def test_an_operation_stuck_on_a_hook_can_be_terminated(sandbox, tmp_path: Path)
         assert not again["changed"].iloc[0] and again["note"].iloc[0] == "no operation is running"
     finally:
         remove_app(api, name, ns)
+
+
+def test_an_unknown_app_under_plain_papermill_ends_in_the_typed_message(sandbox, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The notebook's error is the typed message, not three chained tracebacks with HTTP headers."""
+    import sys
+
+    nb = Path(__file__).resolve().parent.parent / "notebooks" / "pause_self_heal.ipynb"
+    res = subprocess.run(
+        [str(Path(sys.executable).parent / "papermill"), str(nb), str(tmp_path / "out.ipynb"), "-p", "app", "nope-app",
+         "-p", "reason", "x", "-p", "kube_context", "gitops-nb-sandbox", "-p", "kubeconfig", str(sandbox.kubeconfig)],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert "UnknownAppError: no Application 'nope-app'" in out.strip().splitlines()[-1]
+    assert "HTTP response headers" not in out and "direct cause" not in out

@@ -277,7 +277,7 @@ class Cluster:
                 resource=resource,
                 verb="get",
                 status=404,
-            ) from e
+            ) from None  # the 404 adds nothing, and a notebook shows the whole chain
 
     def applications(self, raw: list[dict[str, Any]] | None = None) -> pd.DataFrame:
         """One row per Application (schema :data:`schema.APPLICATIONS`); ``raw`` reuses a list already read."""
