@@ -22,7 +22,7 @@ from ..errors import (
     UnknownContextError,
 )
 from ..times import parse_at
-from .argocd import GROUP, PLURAL, VERSION, refresh_app
+from .argocd import GROUP, PLURAL, VERSION, auto_sync_on, op_revisions, refresh_app
 
 if TYPE_CHECKING:
     from kubernetes.client import CustomObjectsApi
@@ -307,8 +307,8 @@ class Cluster:
                     "app": a["metadata"]["name"],
                     "phase": op.get("phase"),
                     "message": _scrub(op.get("message")),
-                    "revision": (op.get("syncResult") or {}).get("revision")
-                    or ((op.get("operation") or {}).get("sync") or {}).get("revision"),
+                    "revision": next(iter(op_revisions(op)), None),
+                    "revisions": op_revisions(op),
                     "started_at": _ts(op.get("startedAt")),
                     "finished_at": _ts(op.get("finishedAt")),
                     "initiated_by": "automated" if by.get("automated") else by.get("username"),
@@ -334,6 +334,7 @@ class Cluster:
                 "name": r.get("name"),
                 "sync_status": r.get("status"),
                 "health_status": (r.get("health") or {}).get("status"),
+                "health_message": (r.get("health") or {}).get("message") or None,
                 "hook": bool(r.get("hook")),
                 "requires_pruning": bool(r.get("requiresPruning")),
             }
@@ -524,7 +525,8 @@ def _app_row(a: dict[str, Any]) -> dict[str, Any]:
     sources = [_source(s) for s in spec.get("sources") or ([spec["source"]] if spec.get("source") else [])]
     first = sources[0] if sources else _source(None)
     policy = spec.get("syncPolicy") or {}
-    auto = policy.get("automated")
+    on = auto_sync_on(policy)
+    auto = policy.get("automated") if on else None
     op = st.get("operationState") or {}
     sync = st.get("sync") or {}
     owner = next(iter(meta.get("ownerReferences") or []), None)
@@ -545,12 +547,12 @@ def _app_row(a: dict[str, Any]) -> dict[str, Any]:
         "sync_revision": sync.get("revision") or next(iter(sync.get("revisions") or []), None),
         "sync_revisions": list(sync.get("revisions") or []),
         "health_status": (st.get("health") or {}).get("status"),
-        "automated": auto is not None and auto.get("enabled", True) is not False,
+        "automated": on,
         "prune": bool((auto or {}).get("prune")),
         "self_heal": bool((auto or {}).get("selfHeal")),
         "operation_phase": op.get("phase"),
-        "operation_revision": (op.get("syncResult") or {}).get("revision")
-        or ((op.get("operation") or {}).get("sync") or {}).get("revision"),
+        "operation_revision": next(iter(op_revisions(op)), None),
+        "conditions": [_condition(c) for c in st.get("conditions") or []],
         "operation_finished_at": _ts(op.get("finishedAt")),
         "reconciled_at": _ts(st.get("reconciledAt")),
         "parent": parent,
@@ -558,12 +560,17 @@ def _app_row(a: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _condition(c: dict[str, Any]) -> dict[str, Any]:
+    return {"type": c.get("type"), "message": _scrub(c.get("message")), "time": _ts(c.get("lastTransitionTime"))}
+
+
 def _history_rows(a: dict[str, Any]) -> list[dict[str, Any]]:
     name = (a.get("metadata") or {}).get("name")
     rows = []
     for h in (a.get("status") or {}).get("history") or []:
         by = h.get("initiatedBy") or {}
-        src = h.get("source") or next(iter(h.get("sources") or []), None)
+        # a multi-source deploy has ``sources`` and an empty ``source`` ({"repoURL": ""})
+        src = h.get("source") if (h.get("source") or {}).get("repoURL") else next(iter(h.get("sources") or []), None)
         rows.append(
             {
                 "app": name,
