@@ -17,6 +17,7 @@ import pytest
 
 from gitops_nb import (
     ActionError,
+    ArgoCDNotFoundError,
     Cluster,
     ConvergenceError,
     InputError,
@@ -263,3 +264,14 @@ def test_item10_resume_after_the_policy_changed_while_paused(env: Env) -> None:
     pause_self_heal(c, name, "plain", dry_run=False)
     assert "changed while paused" not in resume_self_heal(c, name, dry_run=False)["note"].iloc[0]
     assert _shape(env.policy(name)) == _shape(original)
+
+
+def test_item6_wrong_argocd_namespace_says_so(env: Env, sandbox: Any) -> None:
+    _name, m = env.app("s6")
+    apply_application(env.api, m)  # at least one Application, in namespace argocd
+    wrong = Cluster(kubeconfig=str(sandbox.kubeconfig), argocd_namespace="argo-cd")
+    for read in (wrong.applications, wrong.argocd_frames):
+        with pytest.raises(ArgoCDNotFoundError, match="no Applications in namespace 'argo-cd'") as e:
+            read()
+        assert "argocd" in str(e.value).split("hold some")[0] and "argocd_namespace='argocd'" in str(e.value)
+    assert len(env.cluster.applications())  # the right namespace reads as before

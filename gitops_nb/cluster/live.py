@@ -239,9 +239,13 @@ class Cluster:
     # -- Argo CD ----------------------------------------------------------------------
 
     def raw_applications(self) -> list[dict[str, Any]]:
-        """Every Application object as returned by the API (paged)."""
+        """Every Application object as returned by the API (paged).
+
+        None here while other namespaces hold Applications is a wrong ``argocd_namespace``, not
+        "no drift": :class:`ArgoCDNotFoundError` names the namespaces that do hold them.
+        """
         c = self._custom()
-        return list(
+        items = list(
             self._pages(
                 "list",
                 "applications.argoproj.io",
@@ -252,6 +256,50 @@ class Cluster:
                 plural=PLURAL,
             )
         )
+        if not items:
+            elsewhere = self._application_namespaces()
+            if elsewhere:
+                raise ArgoCDNotFoundError(
+                    f"no Applications in namespace {self.argocd_namespace!r} of context {self.context!r}, but "
+                    f"namespace(s) {', '.join(elsewhere)} hold some: pass argocd_namespace={elsewhere[0]!r} "
+                    "(Cluster(..., argocd_namespace=...), or the notebook's argocd_namespace parameter)",
+                    context=self.context,
+                    resource="applications.argoproj.io",
+                    verb="list",
+                )
+        return items
+
+    def _application_namespaces(self, pages: int = 20) -> list[str]:
+        """Namespaces holding Applications, from a cluster-wide list one item per page (a few pages at most);
+        empty if listing cluster-wide is not allowed."""
+        c, token = self._custom(), None
+        found: list[str] = []
+        for _ in range(pages):
+            try:
+                resp = self.call(
+                    "list",
+                    "applications.argoproj.io",
+                    functools.partial(
+                        c.list_cluster_custom_object,
+                        GROUP,
+                        VERSION,
+                        PLURAL,
+                        limit=1,
+                        _continue=token,
+                        _preload_content=False,
+                    ),
+                )
+            except ForbiddenError:
+                return found
+            page = json.loads(resp.data)
+            for item in page.get("items") or []:
+                ns = (item.get("metadata") or {}).get("namespace")
+                if ns and ns not in found:
+                    found.append(ns)
+            token = (page.get("metadata") or {}).get("continue") or None
+            if not token:
+                break
+        return found
 
     def raw_application(self, app: str) -> dict[str, Any]:
         """One Application object; :class:`UnknownAppError` if there is none."""
