@@ -119,8 +119,9 @@ class RowKind:
     K8S_EVENT = "k8s-event"  # a Kubernetes event in a destination namespace
     ROLLOUT = "rollout"  # a Deployment's ReplicaSet: a rollout began
     FIELD_EDIT = "field-edit"  # a change made outside git (managedFields: kubectl edit, scale, ...)
+    APP_CONDITION = "app-condition"  # an Application condition (ComparisonError, SyncError, ...) standing now
 
-    ALL = (COMMIT, DEPLOY, SYNC_FAILED, APP_EVENT, K8S_EVENT, ROLLOUT, FIELD_EDIT)
+    ALL = (COMMIT, DEPLOY, SYNC_FAILED, APP_EVENT, K8S_EVENT, ROLLOUT, FIELD_EDIT, APP_CONDITION)
 
 
 TIMELINE: Schema = {
@@ -219,9 +220,11 @@ APPLICATIONS: Schema = {
     "prune": "bool",
     "self_heal": "bool",
     "operation_phase": "object",  # Running, Succeeded, Failed, Error, Terminating, or None
-    "operation_revision": "object",
+    "operation_revision": "object",  # the first source's for multi-source apps
     "operation_finished_at": UTC,
     "reconciled_at": UTC,
+    # list[dict]: type, message, time of status.conditions (ComparisonError: manifests could not be made)
+    "conditions": "object",
     "parent": "object",  # owning Application or ApplicationSet (kind/name), if any
     "created_at": UTC,
     "paused_by": "object",  # who paused self-heal with gitops-nb (pause_self_heal), else None
@@ -253,6 +256,7 @@ APP_RESOURCES: Schema = {
     "name": "object",
     "sync_status": "object",
     "health_status": "object",
+    "health_message": "object",  # why it is not Healthy ("exceeded its progress deadline"), else None
     "hook": "bool",
     "requires_pruning": "bool",
 }
@@ -303,7 +307,8 @@ OPERATIONS: Schema = {
     "app": "object",
     "phase": "object",  # Running, Succeeded, Failed, Error, Terminating
     "message": "object",
-    "revision": "object",
+    "revision": "object",  # the first source's for multi-source apps
+    "revisions": "object",  # list[str]: one per source for multi-source apps
     "started_at": UTC,
     "finished_at": UTC,
     "initiated_by": "object",  # a user name, or "automated"

@@ -2,27 +2,78 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from .. import schema
-from ..cluster.argocd import status_of
+from ..cluster.argocd import FAILING_CONDITIONS, status_of
 from ..cluster.live import Cluster
-from ..errors import ClusterUnreachableError, ConvergenceError
+from ..errors import ClusterUnreachableError, ConvergenceError, InputError
+from ..git.repo import DeployRepo
 from ..times import now_utc, parse_window
 
 __all__ = ["wait_converged"]
 
 _STATE_COLUMNS = list(schema.TRANSITIONS)[2:]
+_FULL_SHA = re.compile(r"[0-9a-f]{40}")
+_GRACE = 10.0
 
 
 def _state(raw: dict[str, Any]) -> dict[str, Any]:
     s = status_of(raw)
-    return {k: s[k] for k in _STATE_COLUMNS}
+    return {k: s[k] for k in [*_STATE_COLUMNS, "sync_revisions", "operation_revisions", "conditions"]}
+
+
+def _blockers(raw: dict[str, Any]) -> str:
+    """The resources that are not Healthy, with Argo CD's reason, and the hooks a running sync waits on."""
+    st = raw.get("status") or {}
+    out = []
+    for r in st.get("resources") or []:
+        h = r.get("health") or {}
+        if h.get("status") not in (None, "Healthy"):
+            msg = f": {h['message']}" if h.get("message") else ""
+            out.append(f"{r.get('kind')}/{r.get('name')} {h['status']}{msg}")
+    op = st.get("operationState") or {}
+    if op.get("phase") == "Running":
+        for r in (op.get("syncResult") or {}).get("resources") or []:
+            if r.get("hookType") and r.get("hookPhase") not in ("Succeeded", "Failed", "Error"):
+                out.append(
+                    f"waiting on {r.get('hookType')} hook {r.get('kind')}/{r.get('name')} ({r.get('hookPhase')})"
+                )
+    return "; ".join(out)
+
+
+def _why(raw: dict[str, Any]) -> str:
+    b = _blockers(raw)
+    failing = _failing(_state(raw))
+    return (f". Not healthy: {b}" if b else "") + (f". Conditions: {'; '.join(failing)[:1500]}" if failing else "")
+
+
+def _failing(s: dict[str, Any]) -> list[str]:
+    return [f"{c.get('type')}: {c.get('message')}" for c in s["conditions"] if c.get("type") in FAILING_CONDITIONS]
+
+
+def _resolve(cluster: Cluster, app: str, revision: str, repo: DeployRepo | str | Path | None) -> str:
+    """A full sha for ``revision``: a short sha or a branch resolved in ``repo``; refused at once without it
+    (Argo CD reports full shas: a wait on anything else would wait out its timeout)."""
+    if _FULL_SHA.fullmatch(revision):
+        return revision
+    if repo is not None:
+        return (repo if isinstance(repo, DeployRepo) else DeployRepo(repo)).resolve(revision)
+    spec = cluster.raw_application(app).get("spec") or {}
+    sources = spec.get("sources") or [spec.get("source") or {}]
+    if any(src.get("chart") for src in sources):  # a Helm chart's revision is its version
+        return revision
+    raise InputError(
+        f"wait_converged: {revision!r} is not a full 40-hex commit sha, and Argo CD reports only full shas, so the "
+        f"wait could never match. Pass the full sha, or repo=<the deploy repo> to resolve {revision!r} in it"
+    )
 
 
 def _rollouts_complete(cluster: Cluster, raw: dict[str, Any]) -> bool:
@@ -51,6 +102,7 @@ def wait_converged(
     pushed_at: pd.Timestamp | None = None,
     progress: Callable[[str], None] | None = None,
     cancel: threading.Event | None = None,
+    repo: DeployRepo | str | Path | None = None,
 ) -> pd.DataFrame:
     """Wait until ``app`` is Synced at exactly ``revision``, its operation for that revision
     Succeeded, health is Healthy and every Deployment's rollout is complete.
@@ -58,10 +110,16 @@ def wait_converged(
     Reads the current state first (an app already converged returns at once), then watches;
     a dropped watch or an API server restart is survived by reading again and re-watching.
     Fails fast with :class:`ConvergenceError` on Degraded health or a failed operation for the
-    revision. Returns the status transitions with timestamps (pushed, detected, synced, healthy,
-    converged), oldest first. ``cancel`` (a ``threading.Event``) stops the wait with a
-    :class:`ConvergenceError` saying so; nothing is undone.
+    revision, or on a ComparisonError / SyncError condition (manifests that cannot be generated),
+    quoting Argo CD; every failure and timeout names the resources that are not Healthy, with
+    their reason, and a hook a running sync waits on. A multi-source app converges when
+    ``revision`` is one of its sources' revisions. ``revision`` must be a full sha, unless
+    ``repo`` (the deploy repo) is given to resolve a short sha or a branch in; otherwise it is
+    refused at once with :class:`InputError`. Returns the status transitions with timestamps
+    (pushed, detected, synced, healthy, converged), oldest first. ``cancel`` (a
+    ``threading.Event``) stops the wait with a :class:`ConvergenceError` saying so; nothing is undone.
     """
+    revision = _resolve(cluster, app, revision, repo)
     seconds = timeout if isinstance(timeout, int | float) else parse_window(timeout, name="timeout").total_seconds()
     deadline = time.monotonic() + seconds
     rows: list[dict[str, Any]] = []
@@ -89,13 +147,24 @@ def wait_converged(
 
     def check(raw: dict[str, Any]) -> bool:
         s = _state(raw)
-        at_rev = s["sync_revision"] == revision
-        if s["operation_revision"] == revision or at_rev:
+        at_rev = revision in s["sync_revisions"]
+        op_at_rev = revision in s["operation_revisions"]
+        if op_at_rev or at_rev:
             note("detected", s)
-        if s["operation_revision"] == revision and s["operation_phase"] in ("Failed", "Error"):
+        failing = _failing(s)
+        # a condition left from an earlier revision clears on the next comparison: a short grace for it
+        if failing and (at_rev or op_at_rev or time.monotonic() - start > _GRACE):
             note("failed", s)
             raise ConvergenceError(
-                f"{app}: the sync to {revision[:10]} {s['operation_phase']}: {s['message']}",
+                f"{app}: Argo CD cannot deploy it at {revision[:10]}{_why(raw)}",
+                app=app,
+                revision=revision,
+                transitions=frame(),
+            )
+        if op_at_rev and s["operation_phase"] in ("Failed", "Error"):
+            note("failed", s)
+            raise ConvergenceError(
+                f"{app}: the sync to {revision[:10]} {s['operation_phase']}: {s['message']}{_why(raw)}",
                 app=app,
                 revision=revision,
                 transitions=frame(),
@@ -105,7 +174,7 @@ def wait_converged(
             if s["health_status"] == "Degraded":
                 note("degraded", s)
                 raise ConvergenceError(
-                    f"{app} is Degraded at {revision[:10]}: {s['message']}",
+                    f"{app} is Degraded at {revision[:10]}: {s['message']}{_why(raw)}",
                     app=app,
                     revision=revision,
                     transitions=frame(),
@@ -153,7 +222,8 @@ def wait_converged(
             s = _state(raw)
             raise ConvergenceError(
                 f"{app} did not converge at {revision[:10]} within {seconds:.0f}s: sync {s['sync_status']} at "
-                f"{str(s['sync_revision'])[:10]}, health {s['health_status']}, operation {s['operation_phase']}",
+                f"{str(s['sync_revision'])[:10]}, health {s['health_status']}, operation {s['operation_phase']}"
+                + _why(raw),
                 app=app,
                 revision=revision,
                 transitions=frame(),

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 
-from ..cluster.argocd import A_AT, A_BY, A_EXPIRES, A_MODE, A_POLICY, A_REASON, PAUSE_ANNOTATIONS
+from ..cluster.argocd import A_AT, A_BY, A_EXPIRES, A_MODE, A_POLICY, A_REASON, PAUSE_ANNOTATIONS, auto_sync_on
 from ..cluster.live import Cluster
-from ..errors import ClusterError, InputError
+from ..errors import ActionError, ClusterError, InputError
 from ..times import now_utc, parse_window
 from .records import record, who
 
@@ -50,6 +51,31 @@ def _parents(cluster: Cluster, raw: dict[str, Any]) -> list[str]:
     return notes
 
 
+def _as_argocd_keeps(v: Any, key: str = "") -> Any:
+    """``v`` as Argo CD writes it back: its own updates of the Application (setting an operation) go
+    through Go types that omit false, zero and empty values (``selfHeal: false`` disappears), so
+    policies are compared in that form. Empty objects (``automated: {}``) and ``enabled`` stay."""
+    if isinstance(v, dict):
+        return {
+            k: _as_argocd_keeps(x, k)
+            for k, x in v.items()
+            if not (x is None or x == [] or (x in (False, "", 0) and not isinstance(x, dict) and k != "enabled"))
+        }
+    if isinstance(v, list):
+        return [_as_argocd_keeps(x) for x in v]
+    return v
+
+
+def _paused(policy: dict[str, Any], mode: str) -> dict[str, Any]:
+    """The ``syncPolicy`` a pause in ``mode`` writes over ``policy``."""
+    after = copy.deepcopy(policy)
+    if mode == "self-heal":
+        after["automated"]["selfHeal"] = False
+    else:
+        after.pop("automated", None)
+    return after
+
+
 def pause_self_heal(
     cluster: Cluster,
     app: str,
@@ -71,6 +97,12 @@ def pause_self_heal(
         raise InputError(f"mode must be 'self-heal' or 'auto-sync', got {mode!r}")
     if not reason or not reason.strip():
         raise InputError("give a reason for the pause (it is stored with it and shown in the report)")
+    return _retrying(lambda: _pause(cluster, app, reason, mode, expires, dry_run))
+
+
+def _pause(
+    cluster: Cluster, app: str, reason: str, mode: str, expires: str | pd.Timedelta | None, dry_run: bool
+) -> pd.DataFrame:
     raw = cluster.raw_application(app)
     spec, meta = raw.get("spec") or {}, raw.get("metadata") or {}
     policy = spec.get("syncPolicy") or {}
@@ -88,7 +120,10 @@ def pause_self_heal(
             + ("; " + "; ".join(warnings) if warnings else ""),
         )
     auto = policy.get("automated")
-    if not auto or (mode == "self-heal" and not auto.get("selfHeal")):
+    # Argo CD's rule: the key's presence turns auto-sync on (``automated: {}`` too), ``enabled: false`` off
+    if not auto_sync_on(policy) or (mode == "self-heal" and not (auto or {}).get("selfHeal")):
+        off = "automated sync" if mode == "auto-sync" or not auto_sync_on(policy) else "self-heal"
+        disabled = isinstance(auto, dict) and auto.get("enabled") is False
         return record(
             "pause-self-heal",
             app,
@@ -96,13 +131,9 @@ def pause_self_heal(
             policy,
             dry_run=dry_run,
             changed=False,
-            note=f"nothing to pause: {'automated sync' if mode == 'auto-sync' else 'self-heal'} is off",
+            note=f"nothing to pause: {off} is off" + (" (automated.enabled: false)" if disabled else ""),
         )
-    after = copy.deepcopy(policy)
-    if mode == "self-heal":
-        after["automated"]["selfHeal"] = False
-    else:
-        after.pop("automated")
+    after = _paused(policy, mode)
     until = (now_utc() + parse_window(expires, name="expires")).isoformat() if expires is not None else ""
     if not dry_run:
         ops: list[dict[str, Any]] = (
@@ -131,11 +162,34 @@ def pause_self_heal(
     )
 
 
-def resume_self_heal(cluster: Cluster, app: str, *, dry_run: bool = True) -> pd.DataFrame:
+def resume_self_heal(cluster: Cluster, app: str, *, on_conflict: str = "error", dry_run: bool = True) -> pd.DataFrame:
     """Restore the exact ``syncPolicy`` :func:`pause_self_heal` stored, and drop its annotations.
 
+    If someone changed the ``syncPolicy`` while it was paused (it is no longer what the pause
+    wrote), ``on_conflict`` decides: ``"error"`` (default) raises :class:`ActionError` naming
+    both policies and changes nothing; ``"keep-current"`` keeps their policy as it is and only
+    drops the pause's annotations; ``"restore"`` restores the policy from before the pause,
+    dropping their change. The record's note says which happened.
     Idempotent: resuming an app that is not paused changes nothing.
     """
+    if on_conflict not in ("error", "keep-current", "restore"):
+        raise InputError(f"on_conflict must be 'error', 'keep-current' or 'restore', got {on_conflict!r}")
+    return _retrying(lambda: _resume(cluster, app, on_conflict, dry_run))
+
+
+def _retrying(fn: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """Run ``fn`` again (reading anew) when its patch's ``test`` op failed: the Application changed between
+    the read and the patch (Argo CD rewrites it when it starts an auto-sync)."""
+    for attempt in range(3):
+        try:
+            return fn()
+        except ClusterError as e:
+            if e.status != 422 or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _resume(cluster: Cluster, app: str, on_conflict: str, dry_run: bool) -> pd.DataFrame:
     raw = cluster.raw_application(app)
     spec, meta = raw.get("spec") or {}, raw.get("metadata") or {}
     policy = spec.get("syncPolicy") or {}
@@ -151,21 +205,38 @@ def resume_self_heal(cluster: Cluster, app: str, *, dry_run: bool = True) -> pd.
             note="not paused by gitops-nb: nothing to resume",
         )
     before_pause = json.loads(anns[A_POLICY])
+    mode = anns.get(A_MODE) or "self-heal"
+    wrote = _paused(before_pause, mode) if mode in ("self-heal", "auto-sync") else policy
+    note = f"paused by {anns.get(A_BY)} at {anns.get(A_AT)}: {anns.get(A_REASON)}"
+    target = before_pause
+    if _as_argocd_keeps(policy) != _as_argocd_keeps(wrote):
+        both = (
+            f"syncPolicy now {json.dumps(policy, sort_keys=True)}; the pause wrote {json.dumps(wrote, sort_keys=True)}; "
+            f"before the pause it was {json.dumps(before_pause, sort_keys=True)}"
+        )
+        if on_conflict == "error":
+            raise ActionError(
+                f"{app}: its syncPolicy was changed while paused ({both}). Nothing was changed. Call "
+                "resume_self_heal(..., on_conflict='keep-current') to keep the current policy, or "
+                "on_conflict='restore' to restore the one from before the pause"
+            )
+        if on_conflict == "keep-current":
+            target = policy
+            note += f"; syncPolicy changed while paused: kept the current one ({both})"
+        else:
+            note += f"; syncPolicy changed while paused: restored the one from before the pause ({both})"
     if not dry_run:
-        ops: list[dict[str, Any]] = [
-            {"op": "replace" if "syncPolicy" in spec else "add", "path": "/spec/syncPolicy", "value": before_pause}
-        ]
+        # nobody changed the policy since it was read here (a test op: the patch fails rather than overwrite)
+        ops: list[dict[str, Any]] = (
+            [{"op": "test", "path": "/spec/syncPolicy", "value": policy}] if "syncPolicy" in spec else []
+        )
+        if target is not policy:
+            ops.append(
+                {"op": "replace" if "syncPolicy" in spec else "add", "path": "/spec/syncPolicy", "value": target}
+            )
         ops += [{"op": "remove", "path": f"/metadata/annotations/{_esc(k)}"} for k in PAUSE_ANNOTATIONS if k in anns]
         cluster.patch_application(app, ops)
-    return record(
-        "resume-self-heal",
-        app,
-        policy,
-        before_pause,
-        dry_run=dry_run,
-        changed=True,
-        note=f"paused by {anns.get(A_BY)} at {anns.get(A_AT)}: {anns.get(A_REASON)}",
-    )
+    return record("resume-self-heal", app, policy, target, dry_run=dry_run, changed=True, note=note)
 
 
 def resume_expired(cluster: Cluster, *, dry_run: bool = True) -> pd.DataFrame:

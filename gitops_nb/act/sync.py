@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
 from ..cluster.live import Cluster
-from ..errors import ActionError
+from ..errors import ActionError, InputError
 from .records import record, who
 
 __all__ = ["refresh", "sync", "terminate_operation"]
@@ -26,35 +27,76 @@ def refresh(cluster: Cluster, app: str, *, hard: bool = False, dry_run: bool = F
 
 
 def sync(
-    cluster: Cluster, app: str, revision: str | None = None, *, prune: bool = False, dry_run: bool = True
+    cluster: Cluster,
+    app: str,
+    revision: str | None = None,
+    *,
+    prune: bool = False,
+    source_positions: Sequence[int] | None = None,
+    dry_run: bool = True,
 ) -> pd.DataFrame:
     """Start a sync of ``app`` (to ``revision``, default its target) through the Application's ``operation`` field.
 
+    As Argo CD's UI and CLI do, the sync carries the app's own ``syncOptions`` (``CreateNamespace=true``,
+    ``ServerSideApply=true``, ...) and ``retry``. A multi-source app gets one revision per source
+    (``revisions``): ``revision`` for the sources at ``source_positions`` (1-based, as
+    ``argocd app sync --source-positions``; default: the sources of the first git source's repo),
+    every other source its own ``targetRevision``.
     Refuses while another operation runs (Argo CD would reject it too). Idempotent: an app
     already Synced at exactly ``revision`` (a full sha) is left alone.
     """
     raw = cluster.raw_application(app)
+    spec = raw.get("spec") or {}
     status = raw.get("status") or {}
     op = status.get("operationState") or {}
     if raw.get("operation") or op.get("phase") == "Running":
         raise ActionError(f"{app} has an operation running ({op.get('phase')}): wait for it, then sync")
     synced = status.get("sync") or {}
-    if revision and synced.get("status") == "Synced" and synced.get("revision") == revision:
+    sources: list[dict[str, Any]] = spec.get("sources") or []
+    positions: list[int] = []
+    if sources:
+        if source_positions is not None:
+            positions = list(source_positions)
+        elif revision:
+            git = [i for i, src in enumerate(sources, 1) if not src.get("chart")]
+            repo = sources[git[0] - 1].get("repoURL") if git else None
+            positions = [i for i in git if sources[i - 1].get("repoURL") == repo]
+        if any(not 1 <= p <= len(sources) for p in positions):
+            raise InputError(f"source_positions {positions} out of range: {app} has {len(sources)} sources")
+        revisions = [
+            revision if revision and i in positions else (src.get("targetRevision") or "HEAD")
+            for i, src in enumerate(sources, 1)
+        ]
+        done = list(synced.get("revisions") or []) == revisions
+    elif source_positions is not None:
+        raise InputError(f"{app} has a single source: source_positions is for multi-source apps")
+    else:
+        done = synced.get("revision") == revision
+    if revision and synced.get("status") == "Synced" and done:
         return record(
             "sync", app, revision, revision, dry_run=dry_run, changed=False, note=f"already Synced at {revision[:10]}"
         )
-    body: dict[str, Any] = {
-        "sync": {
-            "revision": revision or ((raw.get("spec") or {}).get("source") or {}).get("targetRevision", "HEAD"),
-            "prune": prune,
-            "syncStrategy": {"hook": {}},
-        },
-        "initiatedBy": {"username": who()},
-    }
+    policy = spec.get("syncPolicy") or {}
+    sync_op: dict[str, Any] = {"prune": prune, "syncStrategy": {"hook": {}}}
+    if sources:
+        sync_op["revisions"] = revisions
+    else:
+        sync_op["revision"] = revision or (spec.get("source") or {}).get("targetRevision") or "HEAD"
+    if policy.get("syncOptions"):
+        sync_op["syncOptions"] = list(policy["syncOptions"])
+    body: dict[str, Any] = {"sync": sync_op, "initiatedBy": {"username": who()}}
+    if policy.get("retry"):
+        body["retry"] = policy["retry"]
     if not dry_run:
         cluster.patch_application(app, [{"op": "add", "path": "/operation", "value": body}])
+    last = op.get("syncResult") or {}
     return record(
-        "sync", app, op.get("syncResult", {}).get("revision"), body["sync"]["revision"], dry_run=dry_run, changed=True
+        "sync",
+        app,
+        last.get("revision") or last.get("revisions"),
+        sync_op.get("revision") or sync_op.get("revisions"),
+        dry_run=dry_run,
+        changed=True,
     )
 
 

@@ -11,10 +11,13 @@ if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
 __all__ = [
+    "FAILING_CONDITIONS",
     "PAUSE_ANNOTATIONS",
     "app_state",
     "application_manifest",
     "apply_application",
+    "auto_sync_on",
+    "op_revisions",
     "refresh_app",
     "status_of",
     "wait_app",
@@ -22,6 +25,28 @@ __all__ = [
 
 GROUP, VERSION, PLURAL = "argoproj.io", "v1alpha1", "applications"
 REFRESH_ANNOTATION = "argocd.argoproj.io/refresh"
+#: Application conditions that mean Argo CD cannot deploy the app as it is (manifests, sync)
+FAILING_CONDITIONS = ("ComparisonError", "SyncError")
+
+
+def auto_sync_on(policy: dict[str, Any] | None) -> bool:
+    """Whether Argo CD auto-syncs under ``policy`` (a ``spec.syncPolicy``), as Argo CD decides it:
+    the ``automated`` key being there (``automated: {}`` counts), unless ``automated.enabled`` is false."""
+    auto = (policy or {}).get("automated")
+    return isinstance(auto, dict) and auto.get("enabled", True) is not False
+
+
+def op_revisions(op: dict[str, Any] | None) -> list[str]:
+    """The revisions of an ``operationState`` (its result's, else the requested ones): one for a
+    single-source app, one per source for a multi-source app (where ``revision`` is empty)."""
+    op = op or {}
+    for part in ((op.get("syncResult") or {}), ((op.get("operation") or {}).get("sync") or {})):
+        if part.get("revision"):
+            return [part["revision"]]
+        if part.get("revisions"):
+            return [r for r in part["revisions"] if r]
+    return []
+
 
 #: the annotations a gitops-nb pause writes on an Application (and a resume removes): the exact previous
 #: syncPolicy, who paused, when, why, until when, and the mode
@@ -104,13 +129,17 @@ def status_of(app: dict[str, Any]) -> dict[str, Any]:
     """The fields of an Application object's status that say whether it converged."""
     st = app.get("status") or {}
     op = st.get("operationState") or {}
+    sync = st.get("sync") or {}
+    sync_revisions = [sync["revision"]] if sync.get("revision") else [r for r in sync.get("revisions") or [] if r]
+    op_revs = op_revisions(op)
     return {
-        "sync_status": (st.get("sync") or {}).get("status"),
-        "sync_revision": (st.get("sync") or {}).get("revision"),
+        "sync_status": sync.get("status"),
+        "sync_revision": next(iter(sync_revisions), None),
+        "sync_revisions": sync_revisions,  # one per source for a multi-source app
         "health_status": (st.get("health") or {}).get("status"),
         "operation_phase": op.get("phase"),
-        "operation_revision": (op.get("syncResult") or {}).get("revision")
-        or ((op.get("operation") or {}).get("sync") or {}).get("revision"),
+        "operation_revision": next(iter(op_revs), None),
+        "operation_revisions": op_revs,
         "message": op.get("message") or (st.get("health") or {}).get("message"),
         "history": st.get("history") or [],
         "conditions": st.get("conditions") or [],

@@ -22,7 +22,19 @@ from ..errors import (
     UnknownContextError,
 )
 from ..times import parse_at
-from .argocd import A_AT, A_BY, A_EXPIRES, A_POLICY, A_REASON, GROUP, PLURAL, VERSION, refresh_app
+from .argocd import (
+    A_AT,
+    A_BY,
+    A_EXPIRES,
+    A_POLICY,
+    A_REASON,
+    GROUP,
+    PLURAL,
+    VERSION,
+    auto_sync_on,
+    op_revisions,
+    refresh_app,
+)
 
 if TYPE_CHECKING:
     from kubernetes.client import CustomObjectsApi
@@ -240,9 +252,13 @@ class Cluster:
     # -- Argo CD ----------------------------------------------------------------------
 
     def raw_applications(self) -> list[dict[str, Any]]:
-        """Every Application object as returned by the API (paged)."""
+        """Every Application object as returned by the API (paged).
+
+        None here while other namespaces hold Applications is a wrong ``argocd_namespace``, not
+        "no drift": :class:`ArgoCDNotFoundError` names the namespaces that do hold them.
+        """
         c = self._custom()
-        return list(
+        items = list(
             self._pages(
                 "list",
                 "applications.argoproj.io",
@@ -253,6 +269,50 @@ class Cluster:
                 plural=PLURAL,
             )
         )
+        if not items:
+            elsewhere = self._application_namespaces()
+            if elsewhere:
+                raise ArgoCDNotFoundError(
+                    f"no Applications in namespace {self.argocd_namespace!r} of context {self.context!r}, but "
+                    f"namespace(s) {', '.join(elsewhere)} hold some: pass argocd_namespace={elsewhere[0]!r} "
+                    "(Cluster(..., argocd_namespace=...), or the notebook's argocd_namespace parameter)",
+                    context=self.context,
+                    resource="applications.argoproj.io",
+                    verb="list",
+                )
+        return items
+
+    def _application_namespaces(self, pages: int = 20) -> list[str]:
+        """Namespaces holding Applications, from a cluster-wide list one item per page (a few pages at most);
+        empty if listing cluster-wide is not allowed."""
+        c, token = self._custom(), None
+        found: list[str] = []
+        for _ in range(pages):
+            try:
+                resp = self.call(
+                    "list",
+                    "applications.argoproj.io",
+                    functools.partial(
+                        c.list_cluster_custom_object,
+                        GROUP,
+                        VERSION,
+                        PLURAL,
+                        limit=1,
+                        _continue=token,
+                        _preload_content=False,
+                    ),
+                )
+            except ForbiddenError:
+                return found
+            page = json.loads(resp.data)
+            for item in page.get("items") or []:
+                ns = (item.get("metadata") or {}).get("namespace")
+                if ns and ns not in found:
+                    found.append(ns)
+            token = (page.get("metadata") or {}).get("continue") or None
+            if not token:
+                break
+        return found
 
     def raw_application(self, app: str) -> dict[str, Any]:
         """One Application object; :class:`UnknownAppError` if there is none."""
@@ -308,8 +368,8 @@ class Cluster:
                     "app": a["metadata"]["name"],
                     "phase": op.get("phase"),
                     "message": _scrub(op.get("message")),
-                    "revision": (op.get("syncResult") or {}).get("revision")
-                    or ((op.get("operation") or {}).get("sync") or {}).get("revision"),
+                    "revision": next(iter(op_revisions(op)), None),
+                    "revisions": op_revisions(op),
                     "started_at": _ts(op.get("startedAt")),
                     "finished_at": _ts(op.get("finishedAt")),
                     "initiated_by": "automated" if by.get("automated") else by.get("username"),
@@ -335,6 +395,7 @@ class Cluster:
                 "name": r.get("name"),
                 "sync_status": r.get("status"),
                 "health_status": (r.get("health") or {}).get("status"),
+                "health_message": (r.get("health") or {}).get("message") or None,
                 "hook": bool(r.get("hook")),
                 "requires_pruning": bool(r.get("requiresPruning")),
             }
@@ -568,7 +629,8 @@ def _app_row(a: dict[str, Any]) -> dict[str, Any]:
     sources = [_source(s) for s in spec.get("sources") or ([spec["source"]] if spec.get("source") else [])]
     first = sources[0] if sources else _source(None)
     policy = spec.get("syncPolicy") or {}
-    auto = policy.get("automated")
+    on = auto_sync_on(policy)
+    auto = policy.get("automated") if on else None
     op = st.get("operationState") or {}
     sync = st.get("sync") or {}
     owner = next(iter(meta.get("ownerReferences") or []), None)
@@ -590,12 +652,12 @@ def _app_row(a: dict[str, Any]) -> dict[str, Any]:
         "sync_revision": sync.get("revision") or next(iter(sync.get("revisions") or []), None),
         "sync_revisions": list(sync.get("revisions") or []),
         "health_status": (st.get("health") or {}).get("status"),
-        "automated": auto is not None and auto.get("enabled", True) is not False,
+        "automated": on,
         "prune": bool((auto or {}).get("prune")),
         "self_heal": bool((auto or {}).get("selfHeal")),
         "operation_phase": op.get("phase"),
-        "operation_revision": (op.get("syncResult") or {}).get("revision")
-        or ((op.get("operation") or {}).get("sync") or {}).get("revision"),
+        "operation_revision": next(iter(op_revisions(op)), None),
+        "conditions": [_condition(c) for c in st.get("conditions") or []],
         "operation_finished_at": _ts(op.get("finishedAt")),
         "reconciled_at": _ts(st.get("reconciledAt")),
         "parent": parent,
@@ -624,12 +686,17 @@ def _pause(anns: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _condition(c: dict[str, Any]) -> dict[str, Any]:
+    return {"type": c.get("type"), "message": _scrub(c.get("message")), "time": _ts(c.get("lastTransitionTime"))}
+
+
 def _history_rows(a: dict[str, Any]) -> list[dict[str, Any]]:
     name = (a.get("metadata") or {}).get("name")
     rows = []
     for h in (a.get("status") or {}).get("history") or []:
         by = h.get("initiatedBy") or {}
-        src = h.get("source") or next(iter(h.get("sources") or []), None)
+        # a multi-source deploy has ``sources`` and an empty ``source`` ({"repoURL": ""})
+        src = h.get("source") if (h.get("source") or {}).get("repoURL") else next(iter(h.get("sources") or []), None)
         rows.append(
             {
                 "app": name,

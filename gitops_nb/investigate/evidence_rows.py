@@ -99,6 +99,20 @@ def cluster_rows(
             author=o.initiated_by,
             detail=o.message,
         )
+    # an Application's conditions: a ComparisonError (manifests that cannot be made) deploys nothing at all
+    for name, reconciled, conds in zip(apps_df["name"], apps_df["reconciled_at"], apps_df["conditions"], strict=True):
+        for c in conds if isinstance(conds, list) else []:
+            at = c.get("time") if c.get("time") is not None else reconciled
+            if at is None or pd.isna(at) or not lo <= at <= hi:
+                continue
+            row(
+                at,
+                RowKind.APP_CONDITION,
+                "argocd",
+                name,
+                f"{c.get('type')} on {name}: {str(c.get('message') or '')[:200]}",
+                detail=c.get("message"),
+            )
     for e in source.events(source.argocd_namespace, lo, hi).itertuples(index=False):
         if e.object_kind == "Application" and e.object_name in path_of:
             row(e.time, RowKind.APP_EVENT, "argocd-event", e.object_name, f"{e.reason}: {e.message}", author=e.source)
