@@ -516,6 +516,7 @@ def _source(src: dict[str, Any] | None) -> dict[str, Any]:
         "target_revision": src.get("targetRevision"),
         "chart": src.get("chart"),
         "ref": src.get("ref"),
+        **({"helm": src["helm"]} if src.get("helm") else {}),  # valueFiles, releaseName, ... (rendered_diff reads it)
     }
 
 
