@@ -745,8 +745,10 @@ class Sandbox:
         crds = sorted((self.bin.parent / "crds").glob("*-crd.yaml"))
         if not crds:
             raise SandboxStartError(f"no Argo CD CRDs in {self.bin.parent / 'crds'}: rerun `gitops-nb sandbox build`")
+        # libyaml's loader when there is one: the ApplicationSet CRD is 1 MB, 5 s with the pure-Python loader
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
         for f in crds:
-            body = yaml.safe_load(f.read_text())
+            body = yaml.load(f.read_text(), Loader=loader)
             self._ensure(functools.partial(ext.create_custom_resource_definition, body))
 
         def established(name: str) -> bool:
