@@ -194,16 +194,17 @@ class _Trees:
                 self._tmp = tempfile.TemporaryDirectory(prefix="gitops-nb-render-")
             dest = Path(self._tmp.name) / rev
             dest.mkdir()
-            proc = subprocess.Popen(
+            with subprocess.Popen(
                 [*GIT, "-C", self.repo.path, "archive", "--format=tar", rev],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-            )
-            assert proc.stdout is not None
-            with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
-                tar.extractall(dest, filter="data")
-            err = proc.stderr.read() if proc.stderr else b""
-            if proc.wait() != 0:
+            ) as proc:
+                assert proc.stdout is not None and proc.stderr is not None
+                with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
+                    tar.extractall(dest, filter="data")
+                err = proc.stderr.read()  # small: read after the archive, no deadlock
+                status = proc.wait()
+            if status != 0:
                 raise RepoError(
                     f"git archive {rev} failed: {err.decode(errors='replace').strip()}", path=self.repo.path
                 )
