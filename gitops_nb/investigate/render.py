@@ -64,7 +64,8 @@ _ERROR_LINES = 6
 _MEMO_SIZE = 1024
 _TOOL_ENV = {"kustomize": "GITOPS_NB_KUSTOMIZE", "helm": "GITOPS_NB_HELM"}
 _lock = threading.Lock()
-_memo: collections.OrderedDict[str, RenderResult] = collections.OrderedDict()
+#: renders in memory, by (disk cache dir, key): a hit never skips writing another cache dir
+_memo: collections.OrderedDict[tuple[str, str], RenderResult] = collections.OrderedDict()
 
 
 @dataclass(frozen=True)
@@ -171,28 +172,59 @@ class _Trees:
         self.repo = repo
         self._files: dict[str, frozenset[str]] = {}
         self._dirs: dict[str, str] = {}
+        self._trees: dict[str, dict[str, str]] = {}
+        self._apps: dict[str, pd.DataFrame] = {}
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     def files(self, rev: str) -> frozenset[str]:
-        if rev not in self._files:
-            out = _git(self.repo.path, "ls-tree", "-r", "-z", "--name-only", rev)
-            self._files[rev] = frozenset(p for p in out.decode("utf-8", "replace").split("\0") if p)
+        """Every file path at ``rev``."""
+        self._read(rev)
         return self._files[rev]
 
-    def tree_shas(self, rev: str, dirs: Sequence[str]) -> list[str]:
-        names = [f"{rev}:{d}" for d in dirs]
-        out = _git(self.repo.path, "rev-parse", *names).decode().split()
-        return out
+    def tree_sha(self, rev: str, d: str) -> str | None:
+        """The sha of directory ``d`` ("" = the root) at ``rev``; None if there is no such directory."""
+        self._read(rev)
+        return self._trees[rev].get(d)
+
+    def _read(self, rev: str) -> None:
+        """One ``git ls-tree -r -t`` per commit: its files, and the sha of every tree."""
+        if rev in self._files:
+            return
+        out = _git(self.repo.path, "ls-tree", "-r", "-t", "-z", rev)
+        files, trees = set(), {"": _git(self.repo.path, "rev-parse", f"{rev}^{{tree}}").decode().strip()}
+        for entry in out.decode("utf-8", "replace").split("\0"):
+            if not entry:
+                continue
+            meta, _, path = entry.partition("\t")
+            _, kind, sha = meta.split()
+            if kind == "tree":
+                trees[path] = sha
+            else:
+                files.add(path)
+        with self._lock:
+            self._trees[rev] = trees
+            self._files[rev] = frozenset(files)
+
+    def scratch(self) -> Path:
+        """This call's temporary directory (values files, the tools' HOME)."""
+        with self._lock:
+            if self._tmp is None:
+                self._tmp = tempfile.TemporaryDirectory(prefix="gitops-nb-render-")
+            return Path(self._tmp.name)
+
+    def apps(self, rev: str) -> pd.DataFrame:
+        """``DeployRepo.apps(rev)``, read once per call."""
+        if rev not in self._apps:
+            self._apps[rev] = self.repo.apps(rev)
+        return self._apps[rev]
 
     def root(self, rev: str) -> Path:
         """A copy of the tree at ``rev`` (``git archive``), made once per call."""
         with self._lock:
             if rev in self._dirs:
                 return Path(self._dirs[rev])
-            if self._tmp is None:
-                self._tmp = tempfile.TemporaryDirectory(prefix="gitops-nb-render-")
-            dest = Path(self._tmp.name) / rev
+            dest = self.scratch() / rev
             dest.mkdir()
             with subprocess.Popen(
                 [*GIT, "-C", self.repo.path, "archive", "--format=tar", rev],
@@ -308,9 +340,9 @@ def _digest_secrets(docs: list[Any], key: bytes) -> list[Any]:
 
 def _cache_get(key: str, cache_dir: Path | None) -> RenderResult | None:
     with _lock:
-        if key in _memo:
-            _memo.move_to_end(key)
-            return _memo[key]
+        if (memo := (str(cache_dir), key)) in _memo:
+            _memo.move_to_end(memo)
+            return _memo[memo]
     if cache_dir is None:
         return None
     try:
@@ -318,11 +350,11 @@ def _cache_get(key: str, cache_dir: Path | None) -> RenderResult | None:
         result = RenderResult(tool=data["tool"], docs=data["docs"], error=data["error"])
     except (OSError, ValueError, KeyError):
         return None
-    _memo_put(key, result)
+    _memo_put((str(cache_dir), key), result)
     return result
 
 
-def _memo_put(key: str, result: RenderResult) -> None:
+def _memo_put(key: tuple[str, str], result: RenderResult) -> None:
     with _lock:
         _memo[key] = result
         while len(_memo) > _MEMO_SIZE:
@@ -330,7 +362,7 @@ def _memo_put(key: str, result: RenderResult) -> None:
 
 
 def _cache_put(key: str, result: RenderResult, cache_dir: Path | None) -> None:
-    _memo_put(key, result)
+    _memo_put((str(cache_dir), key), result)
     if cache_dir is None:
         return
     d = cache_dir / key[:2]
@@ -374,7 +406,7 @@ def _helm_args(app: _App, values_file: Path | None) -> list[str] | str:
 def _inputs(repo: DeployRepo, trees: _Trees, app: _App, rev: str, tool: str) -> str:
     """The directory holding every input of the render (the tree sha of which keys the cache)."""
     if tool == "kustomize":
-        roots = repo.apps(rev)
+        roots = trees.apps(rev)
         row = roots[roots["app"] == app.path]
         if len(row):
             paths = [app.path, *row["files"].iloc[0], *row["dirs"].iloc[0]]
@@ -441,48 +473,49 @@ def _render(
             tool=tool,
             error=f"{tool} not found: run `gitops-nb sandbox build`, set ${_TOOL_ENV[tool]}, or put {tool} on PATH",
         )
-    with tempfile.TemporaryDirectory(prefix="gitops-nb-values-") as tmp:
-        values_file = None
-        if tool == "helm" and app.values:
-            values_file = Path(tmp) / "values.yaml"
-            values_file.write_text(app.values)
-        args = ["build", app.path or "."] if tool == "kustomize" else _helm_args(app, values_file)
-        if isinstance(args, str):
-            return RenderResult(tool=tool, error=args)
-        inputs = _inputs(repo, trees, app, rev, tool)
-        (tree,) = trees.tree_shas(rev, [inputs])
-        key_args = [a if a != str(values_file) else f"values:{app.values}" for a in args]
-        key = hashlib.sha256(json.dumps([tool, _tool_id(binary), inputs, tree, key_args]).encode()).hexdigest()
-        if use and (hit := _cache_get(key, cache_dir)) is not None:
-            return hit
-        root = trees.root(rev)
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": tmp,
-            "HELM_CACHE_HOME": f"{tmp}/helm/cache",
-            "HELM_CONFIG_HOME": f"{tmp}/helm/config",
-            "HELM_DATA_HOME": f"{tmp}/helm/data",
-            "LANG": "C.UTF-8",
-        }
-        with _lock:
-            tool_runs[tool] += 1
+    values_file = None
+    if tool == "helm" and app.values:  # written only if the tool runs
+        values_file = trees.scratch() / f"values-{hashlib.sha256(app.values.encode()).hexdigest()[:16]}.yaml"
+    args = ["build", app.path or "."] if tool == "kustomize" else _helm_args(app, values_file)
+    if isinstance(args, str):
+        return RenderResult(tool=tool, error=args)
+    inputs = _inputs(repo, trees, app, rev, tool)
+    tree = trees.tree_sha(rev, inputs) or trees.tree_sha(rev, "")
+    key_args = [a if a != str(values_file) else f"values:{app.values}" for a in args]
+    key = hashlib.sha256(json.dumps([tool, _tool_id(binary), inputs, tree, key_args]).encode()).hexdigest()
+    if use and (hit := _cache_get(key, cache_dir)) is not None:
+        return hit
+    if values_file is not None and app.values is not None:
+        values_file.write_text(app.values)
+    root = trees.root(rev)
+    home = trees.scratch() / "home"
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "HELM_CACHE_HOME": f"{home}/helm/cache",
+        "HELM_CONFIG_HOME": f"{home}/helm/config",
+        "HELM_DATA_HOME": f"{home}/helm/data",
+        "LANG": "C.UTF-8",
+    }
+    with _lock:
+        tool_runs[tool] += 1
+    try:
+        proc = subprocess.run(
+            [str(binary), *args], cwd=root, env=env, capture_output=True, timeout=_TIMEOUT, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:  # not cached: may pass next time
+        return RenderResult(tool=tool, error=f"{tool} could not run: {e}")
+    if proc.returncode != 0:
+        result = RenderResult(tool=tool, error=_first_lines(proc.stderr.decode("utf-8", "replace")))
+    else:
         try:
-            proc = subprocess.run(
-                [str(binary), *args], cwd=root, env=env, capture_output=True, timeout=_TIMEOUT, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired) as e:  # not cached: may pass next time
-            return RenderResult(tool=tool, error=f"{tool} could not run: {e}")
-        if proc.returncode != 0:
-            result = RenderResult(tool=tool, error=_first_lines(proc.stderr.decode("utf-8", "replace")))
-        else:
-            try:
-                parsed = load_documents(proc.stdout.decode("utf-8", "replace"))
-                result = RenderResult(tool=tool, docs=_digest_secrets(_plain(parsed), _secret_key(cache_dir)))
-            except yaml.YAMLError as e:
-                result = RenderResult(tool=tool, error=f"{tool} output is not YAML: {_first_lines(str(e))}")
-        if use:
-            _cache_put(key, result, cache_dir)
-        return result
+            parsed = load_documents(proc.stdout.decode("utf-8", "replace"))
+            result = RenderResult(tool=tool, docs=_digest_secrets(_plain(parsed), _secret_key(cache_dir)))
+        except yaml.YAMLError as e:
+            result = RenderResult(tool=tool, error=f"{tool} output is not YAML: {_first_lines(str(e))}")
+    if use:
+        _cache_put(key, result, cache_dir)
+    return result
 
 
 def _plain(docs: list[Any]) -> list[Any]:
@@ -598,10 +631,11 @@ def rendered_diff(
     parent = parents[0] if parents else None
     apps = _apps_of(r, full, app)
     cache_dir, use = _cache_dir(cache), cache is not False
+    trees = _Trees(r)
     for rev in (parent, full):  # read once here, not in each worker
         if rev:
-            r.apps(rev)
-    trees = _Trees(r)
+            trees.files(rev)
+            trees.apps(rev)
     try:
 
         def both(a: _App) -> list[dict[str, Any]]:
