@@ -55,6 +55,7 @@ from .incident.folder import IncidentFolder, incident_records, incident_summary,
 from .incident.notebooks import copy_notebooks
 from .incident.runbook import run_runbook
 from .investigate.drift import drift, manual_edits
+from .investigate.render import rendered_diff
 from .investigate.scoring import Weights
 from .investigate.timeline import Investigation, culprits, investigate, what_changed
 from .results import load_results, save_results
@@ -123,6 +124,7 @@ __all__ = [
     "pause_self_heal",
     "plot_timeline",
     "refresh",
+    "rendered_diff",
     "resume_expired",
     "resume_self_heal",
     "revert",

@@ -23,6 +23,7 @@ __all__ = [
     "CULPRITS",
     "FILE_CHANGES",
     "MANIFEST_CHANGES",
+    "RENDERED_DIFF",
     "TIMELINE",
     "TRANSITIONS",
     "UTC",
@@ -81,6 +82,24 @@ MANIFEST_CHANGES: Schema = {
     "doc": "Int64",  # index of the YAML document in the file
     "unreadable": "bool",  # True when a blob could not be read or parsed
     "error": "object",  # why the row is unreadable, else None
+}
+
+#: One row per changed field of a rendered resource (``rendered_diff``): what ``kustomize build`` /
+#: ``helm template`` output at a commit differs in from its first parent's.
+RENDERED_DIFF: Schema = {
+    "app": "object",  # the Application's name, or the path given
+    "path": "object",  # the Kustomize root / chart directory in the repo
+    "sha": "object",
+    "parent": "object",  # the commit's first parent (None for a root commit: everything is added)
+    "tool": "object",  # kustomize, helm, directory (plain YAML files)
+    "kind": "object",
+    "namespace": "object",  # metadata.namespace as rendered (None when the tool leaves it to Argo CD)
+    "name": "object",
+    "field": "object",  # dotted path, list items keyed by name: spec.template.spec.containers[web].image; "" = whole object
+    "old": "object",  # rendered as text; None when added; Secret values are <redacted>
+    "new": "object",
+    "change": "object",  # added, removed, modified, render-error
+    "error": "object",  # render-error rows: which side failed and the tool's first lines of stderr
 }
 
 #: One row per app: Kustomize root, Flux object, Argo CD Application (``DeployRepo.apps``).

@@ -20,6 +20,7 @@ from ..schema import RowKind
 from ..times import describe_time, parse_at, parse_window
 from .evidence_rows import cluster_rows
 from .fields import FieldRef
+from .render import RENDER_ERROR, rendered_diff
 from .scoring import DEFAULT_WEIGHTS, CommitFacts, Weights, commit_score, edit_score, rank
 
 __all__ = ["Investigation", "culprits", "explain_empty", "investigate", "what_changed"]
@@ -238,6 +239,7 @@ def what_changed(
     after: str | pd.Timedelta | None = "15m",
     rev: str = "HEAD",
     weights: Weights = DEFAULT_WEIGHTS,
+    rendered: int = 0,
 ) -> pd.DataFrame:
     """What changed around time ``at``: a timeline (schema :data:`schema.TIMELINE`), newest first.
 
@@ -253,6 +255,9 @@ def what_changed(
         after: how far after ``at`` to keep showing rows (never ranked as culprits).
         rev: the branch or sha whose history is read.
         weights: the ranking's constants (:class:`~gitops_nb.investigate.scoring.Weights`).
+        rendered: the best ``rendered`` ranked commits get what they change in the rendered
+            manifests appended to ``detail`` (``rendered: ...``, from :func:`rendered_diff` with the
+            sandbox's or ``PATH``'s kustomize and helm); 0 (the default) renders nothing.
 
     Rows at or before ``at`` that could be culprits (commits, manual edits) get a ``score``
     and a ``rank`` (1 = most likely); ``why`` says how (see :mod:`gitops_nb.investigate.scoring`).
@@ -269,7 +274,27 @@ def what_changed(
     rows = _commit_rows(q, commits, index, details, deployed, weights)
     if extra is not None and len(extra):
         extra = _score_evidence(extra, q.at, weights)
-    return _merge_and_rank(q, rows, extra)
+    out = _merge_and_rank(q, rows, extra)
+    return _add_rendered(q.repo, out, rendered) if rendered else out
+
+
+def _add_rendered(repo: DeployRepo, tl: pd.DataFrame, n: int) -> pd.DataFrame:
+    """Append the rendered diff of the ``n`` best-ranked commits to their ``detail``."""
+    top = tl[(tl["kind"] == RowKind.COMMIT) & tl["rank"].notna()].sort_values("rank").head(n)
+    for idx, sha in top["sha"].items():
+        d = rendered_diff(repo, sha)
+        parts = [
+            f"{r['app']}: render error: {str(r['error']).splitlines()[0]}"
+            if r["change"] == RENDER_ERROR
+            else f"{r['kind']}/{r['name']} {r['field'] or '(object)'} {r['change']}"
+            + (f" {r['old']} → {r['new']}" if r["change"] == "modified" else "")
+            for r in d.to_dict("records")
+        ]
+        more = f" (+{len(parts) - _MAX_DETAIL} more)" if len(parts) > _MAX_DETAIL else ""
+        text = "rendered: " + ("; ".join(parts[:_MAX_DETAIL]) + more if parts else "no change")
+        detail = str(tl.at[idx, "detail"] or "")
+        tl.at[idx, "detail"] = f"{detail} | {text}" if detail else text
+    return tl
 
 
 def _span(td: pd.Timedelta) -> str:

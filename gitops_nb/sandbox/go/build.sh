@@ -20,6 +20,10 @@ cache=${GITOPS_NB_CACHE:-$HOME/.cache/gitops-nb}
 # are pinned by k8s/go.mod (k8s.io/kubernetes, etcd) and argocd/go.mod.
 KWOK_VERSION=v0.7.0
 KUSTOMIZE_VERSION=v5.7.1
+# Helm: the v3.18 line, as in Argo CD v3.2's own image (hack/tool-versions.sh
+# pins helm 3.18.4); v3.18.6 is its newest patch, and its go.mod has no
+# replace directives, so a plain `go install` builds it.
+HELM_VERSION=v3.18.6
 
 start=$SECONDS
 log() { printf '[sandbox %4ds] %s\n' "$((SECONDS - start))" "$*" >&2; }
@@ -72,8 +76,8 @@ bin=$root/bin
 stamp=$root/stamp
 
 binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler argocd
-    argocd-application-controller argocd-repo-server argocd-git-ask-pass
-    kwok kustomize)
+    argocd-application-controller argocd-applicationset-controller
+    argocd-repo-server argocd-git-ask-pass kwok kustomize helm)
 
 crds=$root/crds
 
@@ -82,7 +86,7 @@ all_present() {
     for b in "${binaries[@]}"; do
         [[ -x $bin/$b ]] || return 1
     done
-    [[ -f $crds/application-crd.yaml && -f $crds/appproject-crd.yaml ]]
+    [[ -f $crds/application-crd.yaml && -f $crds/appproject-crd.yaml && -f $crds/applicationset-crd.yaml ]]
 }
 
 if [[ -f $stamp ]] && all_present; then
@@ -139,12 +143,13 @@ for c in kube-apiserver kube-controller-manager kube-scheduler; do
     step "$c" go_build k8s "$c" "./cmd/$c" "$k8s_ld"
 done
 
-# --- Argo CD application controller + repo server (module sandbox/argocd).
+# --- Argo CD application controller, ApplicationSet controller, repo server
+# (module sandbox/argocd).
 argocd_version=$(cd "$here/argocd" && "$GO" list -mod=readonly -m -f '{{.Version}}' github.com/argoproj/argo-cd/v3)
 # The module carries no commit hash, so `argocd version` reports vX.Y.Z+unknown.
 argocd_ld="$ldflags_common -X github.com/argoproj/argo-cd/v3/common.version=${argocd_version#v}"
 step argocd go_build argocd argocd . "$argocd_ld"
-for c in argocd-application-controller argocd-repo-server argocd-git-ask-pass; do
+for c in argocd-application-controller argocd-applicationset-controller argocd-repo-server argocd-git-ask-pass; do
     ln -sfn argocd "$bin/$c"
 done
 
@@ -157,12 +162,16 @@ if [[ ! -f $crds/application-crd.yaml ]]; then
     log "Argo CD CRDs copied to $crds"
 fi
 
-# --- kwok and kustomize: plain `go install pkg@version`.
+# --- kwok, kustomize and helm: plain `go install pkg@version` (the repo
+# server runs kustomize and helm from its PATH, which starts with $bin).
+# go_install PKG@VERSION [EXTRA_LDFLAGS]
 go_install() {
-    GOBIN=$bin "$GO" install -trimpath -ldflags "$ldflags_common" "$1"
+    GOBIN=$bin "$GO" install -trimpath -ldflags "$ldflags_common ${2:-}" "$1"
 }
 step kwok go_install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
 step kustomize go_install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
+# As helm's Makefile does, stamp the full version (the module's default is "v3.18").
+step helm go_install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
 
 all_present || { echo "sandbox/build.sh: some binaries are missing in $bin" >&2; exit 1; }
 {
@@ -172,6 +181,7 @@ all_present || { echo "sandbox/build.sh: some binaries are missing in $bin" >&2;
     echo "argocd=$argocd_version"
     echo "kwok=$KWOK_VERSION"
     echo "kustomize=$KUSTOMIZE_VERSION"
+    echo "helm=$HELM_VERSION"
 } >"$stamp"
 log "all binaries built in $((SECONDS - start))s"
 echo "$bin"

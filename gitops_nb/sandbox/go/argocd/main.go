@@ -1,6 +1,7 @@
 // Command argocd is a trimmed multi-call Argo CD binary for the local sandbox:
-// only the application controller, the repo server and the git ask-pass
-// helper, built from the published github.com/argoproj/argo-cd/v3 module.
+// only the application controller, the repo server, the ApplicationSet
+// controller and the git ask-pass helper, built from the published
+// github.com/argoproj/argo-cd/v3 module.
 //
 // The component is chosen like upstream's cmd/main.go does — by the
 // ARGOCD_BINARY_NAME environment variable, else by the program name
@@ -9,6 +10,7 @@
 //
 //	argocd application-controller [flags]
 //	argocd repo-server [flags]
+//	argocd applicationset-controller [flags]
 //	argocd git-ask-pass
 //	argocd version
 //
@@ -27,6 +29,7 @@ import (
 	"k8s.io/klog/v2"
 
 	appcontroller "github.com/argoproj/argo-cd/v3/cmd/argocd-application-controller/commands"
+	appsetcontroller "github.com/argoproj/argo-cd/v3/cmd/argocd-applicationset-controller/commands"
 	gitaskpass "github.com/argoproj/argo-cd/v3/cmd/argocd-git-ask-pass/commands"
 	reposerver "github.com/argoproj/argo-cd/v3/cmd/argocd-repo-server/commands"
 	"github.com/argoproj/argo-cd/v3/common"
@@ -36,9 +39,10 @@ import (
 const binaryNameEnv = "ARGOCD_BINARY_NAME"
 
 var components = map[string]func() *cobra.Command{
-	"application-controller": appcontroller.NewCommand,
-	"repo-server":            reposerver.NewCommand,
-	"git-ask-pass":           gitaskpass.NewCommand,
+	"application-controller":    appcontroller.NewCommand,
+	"applicationset-controller": appsetcontroller.NewCommand,
+	"repo-server":               reposerver.NewCommand,
+	"git-ask-pass":              gitaskpass.NewCommand,
 }
 
 func init() {
@@ -47,7 +51,7 @@ func init() {
 }
 
 func usage() {
-	fmt.Fprintf(os.Stderr, "usage: %s {application-controller|repo-server|git-ask-pass|version} [flags]\n", filepath.Base(os.Args[0]))
+	fmt.Fprintf(os.Stderr, "usage: %s {application-controller|applicationset-controller|repo-server|git-ask-pass|version} [flags]\n", filepath.Base(os.Args[0]))
 }
 
 func main() {
