@@ -179,10 +179,22 @@ def test_paging_with_limit_and_continue(deployed: dict, monkeypatch: pytest.Monk
 
 
 def test_unknown_app_and_context(sandbox: Sandbox, deployed: dict) -> None:
-    with pytest.raises(UnknownAppError, match=rf"no Application 'nope'.*Known: .*{deployed['name']}"):
+    with pytest.raises(UnknownAppError, match=rf"no Application 'nope'.*Known \(\d+\): .*{deployed['name']}"):
         deployed["cluster"].app_history("nope")
+    typo = deployed["name"][:-1] + ("x" if deployed["name"][-1] != "x" else "y")
+    with pytest.raises(UnknownAppError, match=rf"Did you mean '{deployed['name']}'\?"):
+        deployed["cluster"].app_history(typo)
     with pytest.raises(UnknownContextError, match="gitops-nb-sandbox"):
         Cluster("prod-eu", kubeconfig=str(sandbox.kubeconfig))
+
+
+def test_a_missing_or_broken_kubeconfig_is_named(tmp_path: Path) -> None:
+    with pytest.raises(UnknownContextError, match=r"kubeconfig .*missing-config does not exist"):
+        Cluster(kubeconfig=str(tmp_path / "missing-config"))
+    bad = tmp_path / "bad-config"
+    bad.write_text("apiVersion: v1\nclusters: [\n  - name: x\n  bad: : :\n")
+    with pytest.raises(UnknownContextError, match=r"cannot be read as YAML at line \d+"):
+        Cluster(kubeconfig=str(bad))
 
 
 def test_unreachable_api(tmp_path: Path, sandbox: Sandbox) -> None:
