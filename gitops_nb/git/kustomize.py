@@ -9,7 +9,7 @@ from typing import Any
 
 from .manifests import KUSTOMIZATION_FILES, load_documents
 
-__all__ = ["Kustomization", "build_apps", "parse_kustomization"]
+__all__ = ["Kustomization", "Layout", "build_apps", "kustomization_from_docs", "parse_kustomization"]
 
 _DIR_FIELDS = ("resources", "bases", "components")
 _FILE_LIST_FIELDS = ("crds", "configurations", "transformers", "generators", "validators")
@@ -38,12 +38,19 @@ def _norm(base: str, ref: str) -> str | None:
 
 def parse_kustomization(path: str, text: str) -> Kustomization:
     """Parse one kustomization file; a broken file yields an entry with ``error`` set."""
-    base = posixpath.dirname(path)
-    k = Kustomization(dir=base, file=path)
     try:
         docs = load_documents(text)
     except Exception as e:  # yaml errors of every kind: report, do not raise
-        k.error = f"cannot parse {path}: {e}"
+        return kustomization_from_docs(path, e)
+    return kustomization_from_docs(path, docs)
+
+
+def kustomization_from_docs(path: str, docs: list[Any] | Exception) -> Kustomization:
+    """:func:`parse_kustomization` from the file's loaded YAML documents (or the error loading them)."""
+    base = posixpath.dirname(path)
+    k = Kustomization(dir=base, file=path)
+    if isinstance(docs, Exception):
+        k.error = f"cannot parse {path}: {docs}"
         return k
     doc: Any = docs[0] if docs else {}
     if not isinstance(doc, dict):
@@ -83,6 +90,92 @@ def parse_kustomization(path: str, text: str) -> Kustomization:
     return k
 
 
+class Layout:
+    """Which Kustomize roots a tree has and which files each is built from, from its kustomizations alone.
+
+    A layout depends only on the kustomization files (their references), not on the rest of the
+    tree, so one layout serves every commit with the same kustomization references: a CI tag bump
+    changes a kustomization's text but not its layout. :meth:`apps` lists each root's files in a
+    tree; :meth:`match` says which roots a path of that tree belongs to. Both agree by construction.
+    """
+
+    def __init__(self, kustomizations: Iterable[Kustomization]) -> None:
+        kusts: dict[str, Kustomization] = {}
+        for k in sorted(kustomizations, key=lambda k: k.file):
+            kusts.setdefault(k.dir, k)  # kustomization.yaml wins over .yml (sorted order)
+        used_as_base: set[str] = set()
+        for k in kusts.values():
+            used_as_base.update(r for r in k.refs if r in kusts and r != k.dir)
+        memo: dict[str, tuple[set[str], set[str], set[str], set[str]]] = {}
+
+        def closure(d: str, stack: tuple[str, ...] = ()) -> tuple[set[str], set[str], set[str], set[str]]:
+            if d in memo:
+                return memo[d]
+            k = kusts[d]
+            kfiles, refs, dirs, remote = {k.file}, set(), {d}, set(k.remote)
+            for r in k.refs:
+                if r in kusts:
+                    if r in stack or r == d:
+                        continue
+                    f2, r2, d2, rem2 = closure(r, (*stack, d))
+                    kfiles |= f2
+                    refs |= r2
+                    dirs |= d2
+                    remote |= rem2
+                else:  # a file, a directory of plain manifests, or a missing file
+                    refs.add(r)
+            memo[d] = (kfiles, refs, dirs, remote)
+            return memo[d]
+
+        self.roots: list[dict[str, Any]] = []
+        self._by_file: dict[str, list[str]] = {}  # kustomization file -> apps built from it
+        self._by_ref: dict[str, list[str]] = {}  # referenced file or directory -> apps
+        for d in sorted(kusts):
+            if d in used_as_base:
+                continue
+            kfiles, refs, dirs, remote = closure(d)
+            app = d or "."
+            self.roots.append(
+                {
+                    "app": app,
+                    "kustomization": kusts[d].file,
+                    "namespace": kusts[d].namespace,
+                    "dirs": sorted(dirs),
+                    "remote": sorted(remote),
+                    "kfiles": kfiles,
+                }
+            )
+            for f in kfiles:
+                self._by_file.setdefault(f, []).append(app)
+            for r in refs:
+                if r:  # the repo root as a plain directory reference matches nothing (as kustomize reads it)
+                    self._by_ref.setdefault(r, []).append(app)
+
+    @property
+    def names(self) -> list[str]:
+        """The roots' names (their directories), sorted."""
+        return [r["app"] for r in self.roots]
+
+    def match(self, path: str) -> list[str]:
+        """The roots built from ``path``, a file of the tree this layout belongs to."""
+        found = list(self._by_file.get(path, ()))
+        found += self._by_ref.get(path, ())
+        cut = path.rfind("/")
+        while cut > 0:
+            found += self._by_ref.get(path[:cut], ())
+            cut = path.rfind("/", 0, cut)
+        return sorted(set(found)) if len(found) > 1 else found
+
+    def apps(self, paths: Iterable[str]) -> list[dict[str, Any]]:
+        """One row per root, with ``files``: every path of ``paths`` (the tree) its build reads."""
+        files: dict[str, set[str]] = {r["app"]: set(r["kfiles"]) for r in self.roots}
+        if self._by_ref:
+            for p in paths:
+                for app in self.match(p):
+                    files[app].add(p)
+        return [{k: v for k, v in r.items() if k != "kfiles"} | {"files": sorted(files[r["app"]])} for r in self.roots]
+
+
 def build_apps(paths: Iterable[str], read: Mapping[str, str]) -> list[dict[str, Any]]:
     """Find Kustomize roots and the files each depends on.
 
@@ -90,54 +183,7 @@ def build_apps(paths: Iterable[str], read: Mapping[str, str]) -> list[dict[str, 
     to their text. A root is a kustomization directory no other kustomization uses
     through ``resources``, ``bases`` or ``components``.
     """
-    all_paths = set(paths)
-    kusts: dict[str, Kustomization] = {}
-    for p in sorted(read):
-        k = parse_kustomization(p, read[p])
-        kusts.setdefault(k.dir, k)  # kustomization.yaml wins over .yml (sorted order)
-    used_as_base: set[str] = set()
-    for k in kusts.values():
-        used_as_base.update(r for r in k.refs if r in kusts and r != k.dir)
-
-    memo: dict[str, tuple[set[str], set[str], set[str]]] = {}
-
-    def closure(d: str, stack: tuple[str, ...] = ()) -> tuple[set[str], set[str], set[str]]:
-        if d in memo:
-            return memo[d]
-        k = kusts[d]
-        files, dirs, remote = {k.file}, {d}, set(k.remote)
-        for r in k.refs:
-            if r in kusts:
-                if r in stack or r == d:
-                    continue
-                f2, d2, r2 = closure(r, (*stack, d))
-                files |= f2
-                dirs |= d2
-                remote |= r2
-            elif r in all_paths:
-                files.add(r)
-            else:  # a directory of plain manifests, or a missing file: take what is under it
-                prefix = r + "/"
-                files.update(p for p in all_paths if p.startswith(prefix))
-        memo[d] = (files, dirs, remote)
-        return memo[d]
-
-    rows = []
-    for d in sorted(kusts):
-        if d in used_as_base:
-            continue
-        files, dirs, remote = closure(d)
-        rows.append(
-            {
-                "app": d or ".",
-                "kustomization": kusts[d].file,
-                "namespace": kusts[d].namespace,
-                "files": sorted(files),
-                "dirs": sorted(dirs),
-                "remote": sorted(remote),
-            }
-        )
-    return rows
+    return Layout(parse_kustomization(p, read[p]) for p in read).apps(paths)
 
 
 def kustomization_paths(paths: Iterable[str]) -> list[str]:
