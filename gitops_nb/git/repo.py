@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+import posixpath
 import re
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -26,8 +27,8 @@ from ..errors import (
 )
 from ..times import parse_at
 from .gitio import MISSING, batch_read, read_blocks, resolve_commits, run, stream_records
-from .kustomize import build_apps, kustomization_paths
-from .manifests import diff_documents, is_manifest_path, load_documents
+from .kustomize import Kustomization, Layout, kustomization_from_docs
+from .manifests import KUSTOMIZATION_FILES, diff_documents, is_manifest_path, load_documents
 
 __all__ = ["DeployRepo"]
 
@@ -151,6 +152,10 @@ class DeployRepo:
         self._walks: OrderedDict[tuple[Any, ...], tuple[pd.DataFrame, pd.DataFrame]] = OrderedDict()
         self._apps: dict[str, pd.DataFrame] = {}
         self._manifest: dict[tuple[str, ...], pd.DataFrame] = {}
+        self._landed: dict[tuple[str, ...], pd.DataFrame] = {}
+        self._kparsed: dict[tuple[str, str], Kustomization] = {}
+        self._layouts: dict[tuple[Any, ...], Layout] = {}
+        self._docs: dict[bytes, list[Any] | yaml.YAMLError] = {}
 
     def __repr__(self) -> str:
         return f"DeployRepo({self.path!r})"
@@ -267,20 +272,30 @@ class DeployRepo:
         paths: Sequence[str] | str | None,
         rev: str,
         max_count: int | None = None,
+        first_parent: bool = False,
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
         self._check_rev(rev)
         sha = self._fast_resolve(rev) or self.resolve(rev)
         args = self._log_args(sha, since, until, paths)
         if max_count is not None:
             args.insert(0, f"--max-count={max_count}")
+        if first_parent:  # merges show their diff against the first parent: what they brought to the branch
+            args[:0] = ["--first-parent", "-m"]
         key = tuple(args)
         if key in self._walks:
             self._walks.move_to_end(key)
             return self._walks[key]
+        commits, changes = self._read_log(["-M", "--name-status", *args], rev)
+        self._walks[key] = (commits, changes)
+        if len(self._walks) > _CACHE_SIZE:
+            self._walks.popitem(last=False)
+        return commits, changes
 
+    def _read_log(self, args: list[str], rev: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """One streamed ``git log -z <args>`` in our format, as (commits, file changes) frames."""
         col: list[list[str]] = [[] for _ in range(_NTOK)]
         try:
-            for block in read_blocks(self._git, ["log", "-z", "-M", "--name-status", _FORMAT, *args], path=self.path):
+            for block in read_blocks(self._git, ["log", "-z", _FORMAT, *args], path=self.path):
                 _split_block(block, col)
         except RepoError:
             self.resolve(rev)  # raises the precise error for a rev that does not resolve
@@ -303,12 +318,7 @@ class DeployRepo:
         c["authored_at"] = _utc(c["authored_at"])
         c["committed_at"] = _utc(c["committed_at"])
         f["committed_at"] = _utc(f["committed_at"])
-        commits = schema.frame(schema.COMMITS, c)
-        changes = schema.frame(schema.FILE_CHANGES, f)
-        self._walks[key] = (commits, changes)
-        if len(self._walks) > _CACHE_SIZE:
-            self._walks.popitem(last=False)
-        return commits, changes
+        return schema.frame(schema.COMMITS, c), schema.frame(schema.FILE_CHANGES, f)
 
     def _reverts(self, subjects: list[str], bodies: list[str]) -> list[str | None]:
         found: list[str | None] = []
@@ -330,6 +340,8 @@ class DeployRepo:
         until: TimeBound = None,
         paths: Sequence[str] | str | None = None,
         rev: str = "HEAD",
+        *,
+        first_parent: bool = False,
     ) -> pd.DataFrame:
         """One row per commit reachable from ``rev`` (schema: :data:`schema.COMMITS`), newest first.
 
@@ -338,8 +350,11 @@ class DeployRepo:
             until: latest committer date, inclusive.
             paths: only commits touching these paths (git pathspecs).
             rev: where to start walking.
+            first_parent: only the branch's own line (``git log --first-parent -m``): each
+                commit as it landed on ``rev``, merges listing the files they changed against
+                their first parent. See :meth:`landed` for the merged commits.
         """
-        return self._walk(since, until, paths, rev)[0].copy()
+        return self._walk(since, until, paths, rev, first_parent=first_parent)[0].copy()
 
     def file_changes(
         self,
@@ -347,13 +362,16 @@ class DeployRepo:
         until: TimeBound = None,
         paths: Sequence[str] | str | None = None,
         rev: str = "HEAD",
+        *,
+        first_parent: bool = False,
     ) -> pd.DataFrame:
         """One row per (commit, path) (schema: :data:`schema.FILE_CHANGES`), newest first.
 
-        Merge commits list no files (their changes are in the merged commits).
+        Merge commits list no files (their changes are in the merged commits), except with
+        ``first_parent=True``, where a merge lists what it changed against its first parent.
         Arguments as in :meth:`commits`; both share one ``git log`` walk.
         """
-        return self._walk(since, until, paths, rev)[1].copy()
+        return self._walk(since, until, paths, rev, first_parent=first_parent)[1].copy()
 
     # -- semantic changes -----------------------------------------------------
 
@@ -363,6 +381,8 @@ class DeployRepo:
         until: TimeBound = None,
         paths: Sequence[str] | str | None = None,
         rev: str = "HEAD",
+        *,
+        first_parent: bool = False,
     ) -> pd.DataFrame:
         """One row per changed field of YAML manifests (schema: :data:`schema.MANIFEST_CHANGES`).
 
@@ -370,11 +390,15 @@ class DeployRepo:
         merge and JSON 6902), multi-document files, and any other YAML change as a
         generic field path. Non-YAML files are skipped. A blob missing from the
         object store, or a file that is not valid YAML, gives a row with
-        ``unreadable=True`` and the reason in ``error``.
+        ``unreadable=True`` and the reason in ``error``. With ``first_parent=True``, the branch's
+        own line only, and a merge's rows are its changes against its first parent (as in
+        :meth:`commits`).
         """
         self._check_rev(rev)
         sha = self._fast_resolve(rev) or self.resolve(rev)
         args = self._log_args(sha, since, until, paths)
+        if first_parent:
+            args[:0] = ["--first-parent", "-m"]
         key = ("manifest", *args)
         if key not in self._manifest:
             self._manifest[key] = self._manifest_changes(rev, args)
@@ -426,10 +450,11 @@ class DeployRepo:
                 elif b"\0" in raw[:8000]:  # type: ignore[index]
                     parsed[blob] = ([], "binary")
                 else:
-                    try:
-                        parsed[blob] = (load_documents(raw.decode("utf-8", "replace")), None)  # type: ignore[union-attr]
-                    except yaml.YAMLError as e:
-                        parsed[blob] = (None, f"not valid YAML: {str(e).splitlines()[0]}")
+                    loaded = self._load(raw)  # type: ignore[arg-type]
+                    if isinstance(loaded, yaml.YAMLError):
+                        parsed[blob] = (None, f"not valid YAML: {str(loaded).splitlines()[0]}")
+                    else:
+                        parsed[blob] = (loaded, None)
             return parsed[blob]
 
         rows: list[dict[str, Any]] = []
@@ -454,17 +479,64 @@ class DeployRepo:
 
         ``files`` lists every file the root's build reads through ``resources``,
         ``bases``, ``components``, patches and generators, so a change to a base
-        maps to every overlay built from it.
+        maps to every overlay built from it. Parsed kustomizations are cached per blob
+        and layouts per set of kustomization references, so a tree is read, not re-parsed.
         """
         sha = self.resolve(rev)
         if sha not in self._apps:
-            _, out, _ = run(self._git, ["ls-tree", "-r", "-z", "--name-only", sha], path=self.path)
-            paths = [p for p in out.decode("utf-8", "replace").split("\0") if p]
-            kpaths = kustomization_paths(paths)
-            content = batch_read(self._git, [f"{sha}:{p}" for p in kpaths], path=self.path)
-            texts = {p: c.decode("utf-8", "replace") for p in kpaths if isinstance(c := content[f"{sha}:{p}"], bytes)}
-            self._apps[sha] = schema.frame(schema.APPS, build_apps(paths, texts))
+            paths, kusts = self._tree(sha)
+            self._apps[sha] = schema.frame(schema.APPS, self._layout(kusts).apps(paths))
         return self._apps[sha].copy()
+
+    def _tree(self, sha: str) -> tuple[list[str], dict[str, Kustomization]]:
+        """Every path of the commit's tree, and its kustomizations parsed (one ``ls-tree``, one ``cat-file``)."""
+        _, out, _ = run(self._git, ["ls-tree", "-r", "-z", "--full-tree", sha], path=self.path)
+        paths: list[str] = []
+        blobs: dict[str, str] = {}
+        for entry in out.decode("utf-8", "replace").split("\0"):
+            if not entry:
+                continue
+            meta, _, path = entry.partition("\t")
+            paths.append(path)
+            kind_sha = meta.split(" ")
+            if kind_sha[1:2] == ["blob"] and posixpath.basename(path) in KUSTOMIZATION_FILES:
+                blobs[path] = kind_sha[2]
+        todo = [b for p, b in blobs.items() if (p, b) not in self._kparsed]
+        content = batch_read(self._git, todo, path=self.path)
+        kusts: dict[str, Kustomization] = {}
+        for p, b in blobs.items():
+            if (p, b) not in self._kparsed:
+                raw = content.get(b, MISSING)
+                if not isinstance(raw, bytes):
+                    continue
+                self._kparsed[(p, b)] = kustomization_from_docs(p, self._load(raw))
+            kusts[p] = self._kparsed[(p, b)]
+        return paths, kusts
+
+    def _load(self, raw: bytes) -> list[Any] | yaml.YAMLError:
+        """A file's YAML documents (or the error reading them), parsed once per content for this repo.
+
+        :meth:`landed` reads kustomizations and :meth:`manifest_changes` diffs them: one parse serves both.
+        """
+        hit = self._docs.get(raw)
+        if hit is None:
+            try:
+                hit = load_documents(raw.decode("utf-8", "replace"))
+            except yaml.YAMLError as e:
+                hit = e
+            if len(self._docs) >= 8192:
+                self._docs.clear()
+            self._docs[raw] = hit
+        return hit
+
+    def _layout(self, kusts: dict[str, Kustomization]) -> Layout:
+        """The layout of a set of kustomizations, shared by every tree with the same references."""
+        key = tuple(sorted(_signature(k) for k in kusts.values()))
+        if key not in self._layouts:
+            if len(self._layouts) > 256:
+                self._layouts.clear()
+            self._layouts[key] = Layout(kusts.values())
+        return self._layouts[key]
 
     def ancestors(self, rev: str, since: TimeBound = None) -> set[str]:
         """The shas reachable from ``rev`` (committed at or after ``since``); empty if ``rev`` is unknown."""
@@ -476,16 +548,179 @@ class DeployRepo:
     def affected_apps(self, sha: str) -> pd.DataFrame:
         """The Kustomize roots a commit changes, with the ``matched`` files.
 
-        Roots are read at the commit and at its first parent, so deleted files count.
+        A file counts for the roots built from it in the commit's own tree and in its first
+        parent's (so deleted files and moved apps count). A merge's changes are those against
+        its first parent: what it brought to the branch. :meth:`landed` maps every change the same way.
         """
         full = self.resolve(sha)
-        commits, changes = self._walk(None, None, None, full, max_count=1)
-        touched = set(changes["path"]) | set(changes["old_path"].dropna())
-        frames = [self.apps(full)]
+        commits, changes = self._walk(None, None, None, full, max_count=1, first_parent=True)
         parents = commits["parents"].iloc[0] if len(commits) else []
+        layout = self._layout(self._tree(full)[1])
+        before = self._layout(self._tree(parents[0])[1]) if parents else Layout(())
+        matched = _match(layout, before, zip(changes["path"], changes["change"], changes["old_path"], strict=True))
+        frames = [self.apps(full)]
         if parents:
             frames.append(self.apps(parents[0]))
         apps = pd.concat(frames).drop_duplicates("app", keep="first")
-        matched = [sorted(touched & set(files)) for files in apps["files"]]
-        apps = apps.assign(matched=matched)
-        return apps[apps["matched"].map(bool)].reset_index(drop=True)
+        apps = apps[apps["app"].isin(list(matched))]
+        return apps.assign(matched=[matched[a] for a in apps["app"]]).reset_index(drop=True)
+
+    # -- what landed on the branch ---------------------------------------------
+
+    def landed(self, since: TimeBound = None, until: TimeBound = None, rev: str = "HEAD") -> pd.DataFrame:
+        """One row per change that landed on ``rev`` (schema: :data:`schema.LANDED`), newest first.
+
+        The branch's first-parent line: a merge lands a pull request's commits at the merge's
+        committer time, with its diff against the first parent; a direct, squashed or rebased
+        commit lands itself. ``since``/``until`` bound the landing (committer) time. Each row
+        names the commits a merge brought in (``merged_commits``, ``merged_authors``) and the
+        earliest time they were written (``authored_at``), and the apps the change reaches,
+        each mapped with the kustomizations of the commit's own tree and its parent's (as
+        :meth:`affected_apps`). ``attrs["roots"]`` lists every root seen in those trees.
+
+        One ``git log --first-parent -m --name-status`` walk; when the range has merges, one more
+        ``git log`` lists the merged commits; kustomizations that change are read with one ``cat-file``.
+        """
+        self._check_rev(rev)
+        sha = self._fast_resolve(rev) or self.resolve(rev)
+        key = ("landed", *self._log_args(sha, since, until, None))
+        if key not in self._landed:
+            self._landed[key] = self._landed_frame(since, until, rev)
+            if len(self._landed) > _CACHE_SIZE:
+                self._landed.pop(next(iter(self._landed)))
+        return self._landed[key].copy()
+
+    def _landed_frame(self, since: TimeBound, until: TimeBound, rev: str) -> pd.DataFrame:
+        commits, changes = self._walk(since, until, None, rev, first_parent=True)
+        merged, side = self._merged(commits, rev)
+        matched, roots = self._landed_apps(commits, changes)
+        own_authored = commits["authored_at"]
+        rows: dict[str, list[Any]] = {k: [] for k in ("authored_at", "merged_commits", "merged_authors", "reverts")}
+        for i, (h, own_reverts) in enumerate(zip(commits["sha"], commits["reverts"], strict=True)):
+            mine = merged.get(h, [])
+            rows["merged_commits"].append([side["sha"][j] for j in mine])
+            rows["merged_authors"].append(list(dict.fromkeys(side["author"][j] for j in mine)))
+            rows["authored_at"].append(min([side["authored_at"][j] for j in mine], default=own_authored[i]))
+            rows["reverts"].append(own_reverts or next((side["reverts"][j] for j in mine if side["reverts"][j]), None))
+        out = schema.frame(
+            schema.LANDED,
+            {
+                "sha": list(commits["sha"]),
+                "short_sha": list(commits["short_sha"]),
+                "parents": list(commits["parents"]),
+                "landed_at": commits["committed_at"].array,
+                "landed_via": ["merge" if m else "direct" for m in commits["is_merge"]],
+                "author": list(commits["author"]),
+                "committer": list(commits["committer"]),
+                "subject": list(commits["subject"]),
+                "files": list(commits["files"]),
+                "apps": [list(m) for m in matched],
+                "matched": matched,
+                **rows,
+            },
+        )
+        out.attrs["roots"] = sorted(roots)
+        return out
+
+    def _merged(self, commits: pd.DataFrame, rev: str) -> tuple[dict[str, list[int]], dict[str, list[Any]]]:
+        """The commits each merge of a first-parent walk brought in (indexes into the side walk's columns).
+
+        One ``git log`` lists every commit reachable from the merges' other parents and not from the
+        branch before the range; walking merges oldest first, each claims what no earlier merge did.
+        That is exactly ``git log M^1..M`` minus ``M``, for every merge ``M``, in one process.
+        """
+        chain = set(commits["sha"])
+        merges = [(h, p) for h, p in zip(commits["sha"], commits["parents"], strict=True) if len(p) > 1]
+        if not merges:
+            return {}, {}
+        tips = list(dict.fromkeys(x for _, p in merges for x in p[1:]))
+        before = list(dict.fromkeys(p[0] for p in commits["parents"] if p and p[0] not in chain))
+        side_commits, _ = self._read_log([*tips, *(["--not", *before] if before else []), "--"], rev)
+        side = {k: list(side_commits[k]) for k in ("sha", "parents", "author", "authored_at", "reverts")}
+        index = {h: j for j, h in enumerate(side["sha"])}
+        claimed: set[str] = set()
+        out: dict[str, list[int]] = {}
+        for h, parents in reversed(merges):  # oldest first: a commit belongs to the merge that landed it
+            mine: list[int] = []
+            stack = list(parents[1:])
+            while stack:
+                x = stack.pop()
+                if x in chain or x in claimed or x not in index:
+                    continue
+                claimed.add(x)
+                mine.append(index[x])
+                stack.extend(side["parents"][index[x]])
+            out[h] = sorted(mine)
+        return out, side
+
+    def _landed_apps(self, commits: pd.DataFrame, changes: pd.DataFrame) -> tuple[list[dict[str, list[str]]], set[str]]:
+        """For each commit of a first-parent walk: the apps it reaches -> the files it reaches them through.
+
+        The kustomizations of the oldest commit's parent are read once; walking towards the tip,
+        each commit's diff against its first parent updates them (a gap in the line re-reads the tree).
+        """
+        by_sha: dict[str, list[tuple[str, str, str | None]]] = defaultdict(list)
+        for h, p, ch, old in zip(changes["sha"], changes["path"], changes["change"], changes["old_path"], strict=True):
+            by_sha[h].append((p, ch, old))
+        shas, parents = list(commits["sha"]), list(commits["parents"])
+        wanted = [
+            f"{h}:{p}"
+            for h, rows in by_sha.items()
+            for p, ch, _ in rows
+            if ch != "D" and posixpath.basename(p) in KUSTOMIZATION_FILES
+        ]
+        texts = batch_read(self._git, wanted, path=self.path)
+        matched: list[dict[str, list[str]]] = [{}] * len(shas)
+        roots: set[str] = set()
+        kusts: dict[str, Kustomization] = {}
+        layout, prev = Layout(()), None
+        for i in range(len(shas) - 1, -1, -1):
+            h, ps = shas[i], parents[i]
+            if not ps:
+                kusts, layout = {}, Layout(())
+            elif ps[0] != prev:
+                kusts = self._tree(ps[0])[1]
+                layout = self._layout(kusts)
+            before = layout
+            roots.update(before.names)
+            changed = False
+            for p, ch, old in by_sha.get(h, ()):
+                if old and ch == "R" and kusts.pop(old, None) is not None:
+                    changed = True
+                if posixpath.basename(p) not in KUSTOMIZATION_FILES:
+                    continue
+                raw = texts.get(f"{h}:{p}", MISSING) if ch != "D" else MISSING
+                k = kustomization_from_docs(p, self._load(raw)) if isinstance(raw, bytes) else None
+                old_k = kusts.pop(p, None)
+                if k is not None:
+                    kusts[p] = k
+                if (k and _signature(k)) != (old_k and _signature(old_k)):
+                    changed = True
+            if changed:
+                layout = self._layout(kusts)
+                roots.update(layout.names)
+            matched[i] = _match(layout, before, by_sha.get(h, ()))
+            prev = h
+        return matched, roots
+
+
+def _signature(k: Kustomization) -> tuple[Any, ...]:
+    """What of a kustomization shapes the layout (not its images, replicas or other settings)."""
+    return (k.file, k.namespace, tuple(k.refs), tuple(k.remote))
+
+
+def _match(layout: Layout, before: Layout, rows: Iterable[tuple[str, str, str | None]]) -> dict[str, list[str]]:
+    """app -> the files a change reaches it through: a path is mapped in the tree it exists in
+    (after the change with ``layout``, before it with ``before``; both for a modified file)."""
+    found: dict[str, set[str]] = defaultdict(set)
+    for path, change, old in rows:
+        if change != "D":
+            for app in layout.match(path):
+                found[app].add(path)
+        if change in ("M", "T", "D"):
+            for app in before.match(path):
+                found[app].add(path)
+        if isinstance(old, str):
+            for app in before.match(old):
+                found[app].add(old)
+    return {app: sorted(found[app]) for app in sorted(found)}

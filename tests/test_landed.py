@@ -1,0 +1,198 @@
+"""Right on real histories: changes that land by merge, apps that move."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from gitops_nb import DeployRepo, schema, what_changed
+from gitops_nb.sandbox.demo import ALICE, BOB, CI, RepoWriter
+
+from .conftest import app_files, git, overlay_text
+
+T = pd.Timestamp("2026-05-04T12:00:00Z")
+CAROL = ("Carol Sre", "carol@example.com")
+WEB, API = "apps/web/overlays/prod", "apps/api/overlays/prod"
+
+
+def _date(t: pd.Timestamp) -> dict[str, str]:
+    d = t.strftime("%Y-%m-%dT%H:%M:%S%z")
+    return {"GIT_AUTHOR_DATE": d, "GIT_COMMITTER_DATE": d}
+
+
+def _merge(w: RepoWriter, branch: str, when: pd.Timestamp, message: str) -> str:
+    w.git("merge", "-q", "--no-ff", "-m", message, branch, env=_date(when))
+    return w.git("rev-parse", "HEAD").strip()
+
+
+@pytest.fixture(scope="module")
+def pr_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """A pull request written days before it is merged, with a back-merge of main; a rebased commit."""
+    w = RepoWriter(tmp_path_factory.mktemp("landed") / "deploy-config")
+    s: dict[str, str] = {}
+    s["init"] = w.commit(
+        "init", when=T - pd.Timedelta("10d"), files={**app_files("web", "1.0"), **app_files("api", "1.0")}
+    )
+    w.git("checkout", "-q", "-b", "feature/web")
+    s["bob"] = w.commit(
+        "web 2.0",
+        when=T - pd.Timedelta("3d"),
+        author=BOB,
+        files={f"{WEB}/kustomization.yaml": overlay_text("web", "2.0")},
+    )
+    s["carol"] = w.commit(
+        "web: 4 replicas",
+        when=T - pd.Timedelta("2d"),
+        author=CAROL,
+        files={f"{WEB}/kustomization.yaml": overlay_text("web", "2.0", 4)},
+    )
+    w.git("checkout", "-q", "main")
+    s["api"] = w.commit(
+        "api 1.1",
+        when=T - pd.Timedelta("100m"),
+        author=CI,
+        files={f"{API}/kustomization.yaml": overlay_text("api", "1.1")},
+    )
+    w.git("checkout", "-q", "feature/web")
+    s["backmerge"] = _merge(w, "main", T - pd.Timedelta("90m"), "Merge branch 'main' into feature/web")
+    w.git("checkout", "-q", "main")
+    s["merge"] = _merge(w, "feature/web", T - pd.Timedelta("30m"), "Merge pull request #7 from bob/feature/web")
+    # a rebased (or squashed) change: written a day ago, landed 10 minutes before T
+    w.write({f"{API}/kustomization.yaml": overlay_text("api", "1.2")})
+    w.git("add", "-A")
+    env = {
+        **_date(T - pd.Timedelta("10m")),
+        "GIT_AUTHOR_DATE": (T - pd.Timedelta("1d")).strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    w.git("commit", "-q", "-m", "api 1.2", env={**env, "GIT_AUTHOR_NAME": ALICE[0], "GIT_AUTHOR_EMAIL": ALICE[1]})
+    s["rebased"] = w.git("rev-parse", "HEAD").strip()
+    return w.path, s
+
+
+# -- item 1: a change that lands by merge ------------------------------------------------
+
+
+def test_a_merged_pull_request_is_one_row_at_its_landing_with_its_diff_and_authors(pr_repo) -> None:
+    path, s = pr_repo
+    tl = what_changed(path, T, "2h", after=None)
+    assert list(tl["sha"]) == [s["rebased"], s["merge"], s["api"]]  # the branch's own line, newest first
+    m = tl.set_index("sha").loc[s["merge"]]
+    assert m["time"] == T - pd.Timedelta("30m")  # when it landed, not when it was written
+    assert m["apps"] == [WEB] and m["landed_via"] == "merge"
+    assert "newTag 1.0 → 2.0" in m["detail"] and "count 2 → 4" in m["detail"]
+    assert m["authored_at"] == T - pd.Timedelta("3d")
+    assert m["merged_commits"] == [s["backmerge"], s["carol"], s["bob"]]  # main's own commit is not the PR's
+    assert m["author"] == f"{CI[0]}, {CAROL[0]}, {BOB[0]}"  # the PR's authors (the back-merge's too), not the merger
+    assert "merge" not in m["why"] and "1 app" in m["why"]  # a merge that carries the change is not damped
+    assert m["rank"] == 2 and tl.set_index("sha").loc[s["rebased"], "rank"] == 1
+    direct = tl.set_index("sha").loc[s["rebased"]]
+    assert direct["landed_via"] == "direct" and direct["merged_commits"] == []
+    assert direct["authored_at"] == T - pd.Timedelta("1d") and direct["time"] == T - pd.Timedelta("10m")
+
+
+def test_landed_mirrors_git_first_parent(pr_repo) -> None:
+    path, s = pr_repo
+    repo = DeployRepo(path)
+    landed = repo.landed()
+    assert list(landed.columns) == list(schema.LANDED)
+    assert list(landed["sha"]) == git(path, "rev-list", "--first-parent", "HEAD").split()
+    merge = landed.set_index("sha").loc[s["merge"]]
+    assert merge["merged_commits"] == git(path, "rev-list", f"{s['merge']}^1..{s['merge']}^2").split()
+    assert merge["merged_authors"][:1] == [CI[0]] and set(merge["merged_authors"]) == {CI[0], CAROL[0], BOB[0]}
+    # commits()/file_changes() stay mirrors of git log; first_parent=True of git log --first-parent -m
+    assert list(repo.commits()["sha"]) == git(path, "rev-list", "HEAD").split()
+    assert repo.file_changes().set_index("sha").index.isin([s["merge"]]).sum() == 0
+    fp = repo.file_changes(first_parent=True)
+    assert (
+        list(fp[fp["sha"] == s["merge"]]["path"])
+        == git(path, "diff", "--name-only", f"{s['merge']}^1", s["merge"]).split()
+    )
+    assert list(repo.commits(first_parent=True)["sha"]) == list(landed["sha"])
+    mc = repo.manifest_changes(first_parent=True)
+    assert set(mc[mc["sha"] == s["merge"]]["field"]) == {"images[ghcr.io/acme/web].newTag", "replicas[web].count"}
+    assert list(repo.affected_apps(s["merge"])["app"]) == [WEB]
+
+
+def test_an_empty_merge_is_still_damped(tmp_path: Path) -> None:
+    w = RepoWriter(tmp_path / "r")
+    w.commit("init", when=T - pd.Timedelta("1d"), files=app_files("web", "1.0"))
+    w.git("checkout", "-q", "-b", "done")
+    w.commit(
+        "web 0.9 (abandoned)",
+        when=T - pd.Timedelta("3h"),
+        files={f"{WEB}/kustomization.yaml": overlay_text("web", "0.9")},
+    )
+    w.git("checkout", "-q", "main")
+    w.commit("web 2.0", when=T - pd.Timedelta("2h"), files={f"{WEB}/kustomization.yaml": overlay_text("web", "2.0")})
+    w.git(
+        "merge", "-q", "--no-ff", "-s", "ours", "-m", "Merge branch 'done'", "done", env=_date(T - pd.Timedelta("5m"))
+    )
+    tl = what_changed(w.path, T, "3h", after=None)
+    merge = tl.iloc[0]
+    assert merge["landed_via"] == "merge" and merge["apps"] == [] and "merge" in merge["why"]
+
+
+# -- item 3: each change mapped with its own tree -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def moved_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """apps/ moves to deploy/apps/, then the api app is deleted; a merge lands after the move."""
+    w = RepoWriter(tmp_path_factory.mktemp("moved") / "deploy-config")
+    s: dict[str, str] = {}
+    h = pd.Timedelta("1h")
+    s["init"] = w.commit("init", when=T - 10 * h, files={**app_files("web", "1.0"), **app_files("api", "1.0")})
+    s["web-old"] = w.commit("web 1.1", when=T - 9 * h, files={f"{WEB}/kustomization.yaml": overlay_text("web", "1.1")})
+    s["base-old"] = w.commit(
+        "api base", when=T - 8 * h, files={"apps/api/base/deployment.yaml": "kind: Deployment\nmetadata: {name: api}\n"}
+    )
+    (w.path / "deploy").mkdir()
+    w.git("mv", "apps", "deploy/apps")
+    s["move"] = w.commit("move apps under deploy/", when=T - 7 * h)
+    s["web-new"] = w.commit(
+        "web 1.2", when=T - 6 * h, files={f"deploy/{WEB}/kustomization.yaml": overlay_text("web", "1.2")}
+    )
+    s["api-new"] = w.commit(
+        "api 1.3", when=T - 5 * h, files={f"deploy/{API}/kustomization.yaml": overlay_text("api", "1.3")}
+    )
+    w.git("checkout", "-q", "-b", "pr")
+    w.commit("web 1.4", when=T - 4 * h, files={f"deploy/{WEB}/kustomization.yaml": overlay_text("web", "1.4")})
+    w.git("checkout", "-q", "main")
+    s["merge"] = _merge(w, "pr", T - 3 * h, "Merge pull request #9")
+    w.git("rm", "-q", "-r", "deploy/apps/api")
+    s["delete"] = w.commit("retire api", when=T - 2 * h)
+    s["docs"] = w.commit("docs", when=T - 1 * h, files={"README.md": "hi\n"})
+    return w.path, s
+
+
+def test_apps_are_mapped_at_each_commit_and_agree_with_affected_apps(moved_repo) -> None:
+    path, s = moved_repo
+    assert git(path, "ls-tree", "--name-only", "HEAD").split() == ["README.md", "deploy"]
+    repo = DeployRepo(path)
+    tl = what_changed(repo, T, "12h", after=None).set_index("sha")
+    for name, sha in s.items():
+        expected = sorted(repo.affected_apps(sha)["app"])
+        assert tl.loc[sha, "apps"] == expected, name
+    assert len(tl) == len(s)
+    assert tl.loc[s["web-old"], "apps"] == [WEB]  # HEAD's layout has no apps/: it used to say "0 apps"
+    assert tl.loc[s["base-old"], "apps"] == [API]
+    assert tl.loc[s["api-new"], "apps"] == [f"deploy/{API}"]  # the app is deleted after T
+    assert tl.loc[s["delete"], "apps"] == [f"deploy/{API}"]
+    assert tl.loc[s["move"], "apps"] == sorted([WEB, API, f"deploy/{WEB}", f"deploy/{API}"])
+    assert tl.loc[s["merge"], "apps"] == [f"deploy/{WEB}"]
+    assert tl.loc[s["web-old"], "detail"] == "web/prod: images[ghcr.io/acme/web].newTag 1.0 → 1.1"  # an app, not a path
+    # apps= finds an app that no longer exists at the tip
+    only = what_changed(repo, T, "12h", apps="api", after=None)
+    assert set(only["sha"]) == {s[k] for k in ("init", "base-old", "move", "api-new", "delete")}
+
+
+def test_apps_layouts_are_shared_not_rebuilt(moved_repo) -> None:
+    path, s = moved_repo
+    repo = DeployRepo(path)
+    repo.landed()
+    layouts = len(repo._layouts)
+    for sha in s.values():  # every tree of the history: three layouts (before the move, after it, without api)
+        repo.apps(sha)
+    assert len(repo._layouts) == layouts == 3
