@@ -1,7 +1,10 @@
-"""Right on real histories: changes that land by merge, apps that move."""
+"""Right on real histories: changes that land by merge, apps that move, per-app history at scale."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +13,7 @@ import pytest
 from gitops_nb import DeployRepo, schema, what_changed
 from gitops_nb.sandbox.demo import ALICE, BOB, CI, RepoWriter
 
-from .conftest import app_files, git, overlay_text
+from .conftest import app_files, git, overlay_text, tree_state
 
 T = pd.Timestamp("2026-05-04T12:00:00Z")
 CAROL = ("Carol Sre", "carol@example.com")
@@ -196,3 +199,58 @@ def test_apps_layouts_are_shared_not_rebuilt(moved_repo) -> None:
     for sha in s.values():  # every tree of the history: three layouts (before the move, after it, without api)
         repo.apps(sha)
     assert len(repo._layouts) == layouts == 3
+
+
+# -- item 11: per-app history at scale ----------------------------------------------------
+
+
+def _many_commits(path: Path, n: int) -> None:
+    """``n`` commits, alternating between two apps' files, written with git fast-import."""
+    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
+    lines = []
+    for i in range(n):
+        f = f"apps/{'a' if i % 2 else 'b'}/x.yaml"
+        data = f"n: {i}\n"
+        lines.append(
+            f"commit refs/heads/main\ncommitter A <a@x> {1_700_000_000 + i} +0000\ndata 1\nc\n"
+            f"M 100644 inline {f}\ndata {len(data)}\n{data}\n"
+        )
+    subprocess.run(["git", "fast-import", "--quiet"], cwd=path, input="".join(lines).encode(), check=True)
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gitops_nb", *args], capture_output=True, text=True)
+
+
+def test_repo_optimize_writes_a_changed_paths_graph_and_only_that(tmp_path: Path) -> None:
+    path = tmp_path / "big"
+    _many_commits(path, 10_050)
+    repo = DeployRepo(path)
+    assert repo.commit_graph() == {"exists": False, "bloom": False, "commits": 0}
+    df = repo.commits(paths=["apps/a"])
+    assert len(df) == 5025 and "gitops-nb repo optimize" in df.attrs["note"]
+    assert "note" not in repo.commits().attrs  # only path queries gain
+    refs, status = git(path, "show-ref"), git(path, "status", "--porcelain")
+    res = _run("repo", "optimize", str(path))
+    assert res.returncode == 0, res.stderr
+    assert "now has a commit-graph with changed-path filters (10050 commits)" in res.stdout
+    assert "local metadata only" in res.stderr
+    assert DeployRepo(path).commit_graph() == {"exists": True, "bloom": True, "commits": 10050}
+    assert "note" not in DeployRepo(path).commits(paths=["apps/a"]).attrs
+    again = _run("repo", "optimize", str(path))  # idempotent
+    assert again.returncode == 0 and "already had" in again.stdout
+    state = tree_state(path / "apps")
+    assert git(path, "show-ref") == refs and git(path, "status", "--porcelain") == status
+    assert tree_state(path / "apps") == state
+
+
+def test_path_queries_use_the_changed_paths_graph_despite_the_config(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "r"
+    _many_commits(path, 400)
+    git(path, "commit-graph", "write", "--reachable", "--changed-paths")
+    git(path, "config", "core.commitGraph", "false")  # a user's config must not slow our queries down
+    trace = tmp_path / "trace.json"
+    monkeypatch.setenv("GIT_TRACE2_EVENT", str(trace))
+    assert len(DeployRepo(path).commits(paths=["apps/a"])) == 200
+    stats = [json.loads(line)["value"] for line in trace.read_text().splitlines() if '"bloom"' in line]
+    assert stats and max(s.get("definitely_not", 0) for s in stats) >= 150
