@@ -36,18 +36,18 @@ def pr_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, s
     w = RepoWriter(tmp_path_factory.mktemp("landed") / "deploy-config")
     s: dict[str, str] = {}
     s["init"] = w.commit(
-        "init", when=T - pd.Timedelta("10d"), files={**app_files("web", "1.0"), **app_files("api", "1.0")}
+        "init", when=T - pd.Timedelta(days=10), files={**app_files("web", "1.0"), **app_files("api", "1.0")}
     )
     w.git("checkout", "-q", "-b", "feature/web")
     s["bob"] = w.commit(
         "web 2.0",
-        when=T - pd.Timedelta("3d"),
+        when=T - pd.Timedelta(days=3),
         author=BOB,
         files={f"{WEB}/kustomization.yaml": overlay_text("web", "2.0")},
     )
     s["carol"] = w.commit(
         "web: 4 replicas",
-        when=T - pd.Timedelta("2d"),
+        when=T - pd.Timedelta(days=2),
         author=CAROL,
         files={f"{WEB}/kustomization.yaml": overlay_text("web", "2.0", 4)},
     )
@@ -67,7 +67,7 @@ def pr_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, s
     w.git("add", "-A")
     env = {
         **_date(T - pd.Timedelta("10m")),
-        "GIT_AUTHOR_DATE": (T - pd.Timedelta("1d")).strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "GIT_AUTHOR_DATE": (T - pd.Timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     w.git("commit", "-q", "-m", "api 1.2", env={**env, "GIT_AUTHOR_NAME": ALICE[0], "GIT_AUTHOR_EMAIL": ALICE[1]})
     s["rebased"] = w.git("rev-parse", "HEAD").strip()
@@ -85,14 +85,14 @@ def test_a_merged_pull_request_is_one_row_at_its_landing_with_its_diff_and_autho
     assert m["time"] == T - pd.Timedelta("30m")  # when it landed, not when it was written
     assert m["apps"] == [WEB] and m["landed_via"] == "merge"
     assert "newTag 1.0 → 2.0" in m["detail"] and "count 2 → 4" in m["detail"]
-    assert m["authored_at"] == T - pd.Timedelta("3d")
+    assert m["authored_at"] == T - pd.Timedelta(days=3)
     assert m["merged_commits"] == [s["backmerge"], s["carol"], s["bob"]]  # main's own commit is not the PR's
     assert m["author"] == f"{CI[0]}, {CAROL[0]}, {BOB[0]}"  # the PR's authors (the back-merge's too), not the merger
     assert "merge" not in m["why"] and "1 app" in m["why"]  # a merge that carries the change is not damped
     assert m["rank"] == 2 and tl.set_index("sha").loc[s["rebased"], "rank"] == 1
     direct = tl.set_index("sha").loc[s["rebased"]]
     assert direct["landed_via"] == "direct" and direct["merged_commits"] == []
-    assert direct["authored_at"] == T - pd.Timedelta("1d") and direct["time"] == T - pd.Timedelta("10m")
+    assert direct["authored_at"] == T - pd.Timedelta(days=1) and direct["time"] == T - pd.Timedelta("10m")
 
 
 def test_landed_mirrors_git_first_parent(pr_repo) -> None:
@@ -120,7 +120,7 @@ def test_landed_mirrors_git_first_parent(pr_repo) -> None:
 
 def test_an_empty_merge_is_still_damped(tmp_path: Path) -> None:
     w = RepoWriter(tmp_path / "r")
-    w.commit("init", when=T - pd.Timedelta("1d"), files=app_files("web", "1.0"))
+    w.commit("init", when=T - pd.Timedelta(days=1), files=app_files("web", "1.0"))
     w.git("checkout", "-q", "-b", "done")
     w.commit(
         "web 0.9 (abandoned)",
@@ -135,6 +135,24 @@ def test_an_empty_merge_is_still_damped(tmp_path: Path) -> None:
     tl = what_changed(w.path, T, "3h", after=None)
     merge = tl.iloc[0]
     assert merge["landed_via"] == "merge" and merge["apps"] == [] and "merge" in merge["why"]
+
+
+def test_a_revert_merged_through_a_pull_request_marks_the_merge_it_reverts(tmp_path: Path) -> None:
+    w = RepoWriter(tmp_path / "r")
+    w.commit("init", when=T - pd.Timedelta(days=1), files=app_files("web", "1.0"))
+    w.git("checkout", "-q", "-b", "a")
+    bad = w.commit(
+        "web 2.0", when=T - pd.Timedelta("3h"), files={f"{WEB}/kustomization.yaml": overlay_text("web", "2.0")}
+    )
+    w.git("checkout", "-q", "main")
+    first = _merge(w, "a", T - pd.Timedelta("2h"), "Merge pull request #1")
+    w.git("checkout", "-q", "-b", "b")
+    w.git("revert", "--no-edit", bad, env=_date(T - pd.Timedelta("90m")))
+    w.git("checkout", "-q", "main")
+    second = _merge(w, "b", T - pd.Timedelta("1h"), "Merge pull request #2")
+    tl = what_changed(w.path, T, "4h", after=None).set_index("sha")
+    assert list(tl.index) == [second, first]
+    assert f"reverted by {second[:10]} before T" in tl.loc[first, "why"] and "a revert" in tl.loc[second, "why"]
 
 
 # -- item 3: each change mapped with its own tree -------------------------------------
