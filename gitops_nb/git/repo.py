@@ -740,11 +740,12 @@ class DeployRepo:
                 self._note = ""
             else:
                 n = graph["commits"]
-                if not graph["exists"]:
-                    status, out, _ = run(self._git, ["rev-list", "--count", "--all"], path=self.path, check=False)
+                if not graph["exists"]:  # count no further than the threshold: this must stay cheap
+                    args = ["rev-list", "--count", f"--max-count={threshold + 1}", "--all"]
+                    status, out, _ = run(self._git, args, path=self.path, check=False)
                     n = int(out.decode().strip() or 0) if status == 0 else 0
                 self._note = (
-                    f"{self.path} has {n} commits and no changed-paths commit-graph: path queries walk "
+                    f"{self.path} has more than {threshold} commits and no changed-paths commit-graph: path queries walk "
                     "every commit. `gitops-nb repo optimize PATH` writes one (about 6x faster per-app "
                     "history); `git maintenance start` keeps it up to date"
                     if n > threshold
