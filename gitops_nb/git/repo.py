@@ -678,7 +678,7 @@ class DeployRepo:
         ]
         texts = batch_read(self._git, wanted, path=self.path)
         matched: list[dict[str, list[str]]] = [{}] * len(shas)
-        roots: set[str] = set()
+        seen: dict[int, Layout] = {}
         kusts: dict[str, Kustomization] = {}
         layout, prev = Layout(()), None
         for i in range(len(shas) - 1, -1, -1):
@@ -689,7 +689,7 @@ class DeployRepo:
                 kusts = self._tree(ps[0])[1]
                 layout = self._layout(kusts)
             before = layout
-            roots.update(before.names)
+            seen[id(before)] = before
             changed = False
             for p, ch, old in by_sha.get(h, ()):
                 if old and ch == "R" and kusts.pop(old, None) is not None:
@@ -705,10 +705,10 @@ class DeployRepo:
                     changed = True
             if changed:
                 layout = self._layout(kusts)
-                roots.update(layout.names)
+                seen[id(layout)] = layout
             matched[i] = _match(layout, before, by_sha.get(h, ()))
             prev = h
-        return matched, roots
+        return matched, {name for lay in seen.values() for name in lay.names}
 
     # -- path queries ------------------------------------------------------------
 
