@@ -26,12 +26,17 @@ def _jsonable(v: Any) -> Any:
 
 
 def save_results(
-    output_dir: str | Path, frames: dict[str, pd.DataFrame], summary: dict[str, Any] | None = None
+    output_dir: str | Path,
+    frames: dict[str, pd.DataFrame],
+    summary: dict[str, Any] | None = None,
+    *,
+    formats: tuple[str, ...] = ("parquet", "csv"),
 ) -> Path:
     """Write each frame as ``<name>.parquet`` and ``<name>.csv``, and ``summary.json``.
 
     Parquet keeps dtypes (tz-aware UTC times, lists); CSV is for people and
-    spreadsheets. Returns the directory.
+    spreadsheets; ``json`` (records, ISO-8601 times) is a text form that keeps lists and
+    dicts, for fixtures kept in git. Returns the directory.
     """
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -44,8 +49,12 @@ def save_results(
             if flat[col].dtype.kind == "m":
                 flat[col] = flat[col].map(lambda v: v.isoformat() if pd.notna(v) else None)
         flat.attrs = {}
-        flat.to_parquet(out / f"{name}.parquet", index=False)
-        flat.to_csv(out / f"{name}.csv", index=False)
+        if "parquet" in formats:
+            flat.to_parquet(out / f"{name}.parquet", index=False)
+        if "csv" in formats:
+            flat.to_csv(out / f"{name}.csv", index=False)
+        if "json" in formats:
+            flat.to_json(out / f"{name}.json", orient="records", date_format="iso", date_unit="ns", indent=1)
         index[name] = {"rows": len(df), "columns": list(df.columns)}
     doc = {"frames": index, **_jsonable(summary or {})}
     (out / "summary.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
@@ -53,8 +62,15 @@ def save_results(
 
 
 def load_results(output_dir: str | Path) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
-    """Read back what :func:`save_results` wrote: (frames by name, summary)."""
+    """Read back what :func:`save_results` wrote: (frames by name, summary). Parquet is read where it
+    was written, else the JSON form (its times come back as ISO-8601 text: rebuild on the schema)."""
     out = Path(output_dir)
     summary = json.loads((out / "summary.json").read_text())
-    frames = {name: pd.read_parquet(out / f"{name}.parquet") for name in summary["frames"]}
+    frames = {}
+    for name in summary["frames"]:
+        pq = out / f"{name}.parquet"
+        if pq.exists():
+            frames[name] = pd.read_parquet(pq)
+        else:
+            frames[name] = pd.read_json(out / f"{name}.json", orient="records", convert_dates=False, dtype=False)
     return frames, summary

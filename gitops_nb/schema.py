@@ -8,7 +8,7 @@ same whether a query finds rows or not.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -16,7 +16,9 @@ import pandas as pd
 
 __all__ = [
     "ACTION_RECORDS",
+    "AFFECTED_APPS",
     "APPS",
+    "APP_CHANGES",
     "COMMITS",
     "CULPRITS",
     "FILE_CHANGES",
@@ -32,6 +34,9 @@ __all__ = [
 UTC = "datetime64[ns, UTC]"
 
 Schema = Mapping[str, str]
+
+#: One column's values for :func:`frame`: a list, a numpy array, or (timestamps) a DatetimeIndex.
+Column = list[Any] | np.ndarray | pd.DatetimeIndex
 
 #: One row per commit (``DeployRepo.commits``).
 COMMITS: Schema = {
@@ -79,14 +84,28 @@ MANIFEST_CHANGES: Schema = {
     "error": "object",  # why the row is unreadable, else None
 }
 
-#: One row per Kustomize root (``DeployRepo.apps``).
+#: One row per app: Kustomize root, Flux object, Argo CD Application (``DeployRepo.apps``).
 APPS: Schema = {
-    "app": "object",  # the root's directory, e.g. apps/checkout-api/overlays/production
-    "kustomization": "object",  # path of its kustomization file
-    "namespace": "object",  # the kustomization's namespace, if set
+    "app": "object",  # the root's directory (apps/checkout-api/overlays/production), or the Application's name
+    "kustomization": "object",  # its kustomization file, the Flux object's file, or the file defining the Application
+    "namespace": "object",  # the kustomization's namespace, or the Application's destination namespace
     "files": "object",  # list[str]: every repo file the build reads
-    "dirs": "object",  # list[str]: every kustomization directory it builds from
-    "remote": "object",  # list[str]: remote resources (URLs), not followed
+    "dirs": "object",  # list[str]: every kustomization directory (or source path, chart) it builds from
+    "remote": "object",  # list[str]: remote resources (URLs, charts, other repos), not followed
+    "source_type": "object",  # kustomize, flux, or the Application's: helm, helm-repo, directory, jsonnet, plugin, ... (+ joined)
+    "error": "object",  # what could not be read (broken chart, values not YAML, missing value file, ...), else None
+}
+
+#: The roots one commit reaches (``DeployRepo.affected_apps``): :data:`APPS` plus the files it changed.
+AFFECTED_APPS: Schema = {**APPS, "matched": "object"}  # list[str]: the changed files the root is built from
+
+#: The apps one commit adds, removes or changes (``DeployRepo.app_changes``).
+APP_CHANGES: Schema = {
+    "app": "object",
+    "change": "object",  # added, removed, changed
+    "source_type": "object",  # as in APPS
+    "matched": "object",  # list[str]: the changed files the app is built from
+    "error": "object",  # as in APPS
 }
 
 #: One row per change that landed on a branch (``DeployRepo.landed``): its first-parent line, newest first.
@@ -104,7 +123,7 @@ LANDED: Schema = {
     "merged_authors": "object",  # list[str]: their authors, newest first, each once
     "reverts": "object",  # the sha it (or a commit it merged) reverts, or None
     "files": "object",  # list[str]: paths changed against the first parent
-    "apps": "object",  # list[str]: Kustomize roots it reaches (mapped at its own tree and its parent's)
+    "apps": "object",  # list[str]: apps it reaches (roots, Flux apps at its own and parent's tree; Applications at the newest)
     "matched": "object",  # dict[str, list[str]]: app -> the files it was reached through
 }
 
@@ -135,7 +154,7 @@ TIMELINE: Schema = {
     "summary": "object",
     "detail": "object",
     "before_at": "object",  # Timedelta from the row to T (negative: after T)
-    "score": "float64",  # culprit score, 0 for rows after T
+    "score": "float64",  # culprit score, 0 for rows after T; NaN for a commit that is no candidate (CI/docs only)
     "rank": "Int64",  # 1 = most likely culprit; <NA> for rows that are not candidates
     "why": "object",  # how the score was made
     "deployed_at": UTC,  # git rows: when Argo CD first deployed a revision containing the commit (cluster given)
@@ -159,7 +178,10 @@ CULPRITS: Schema = {
 }
 
 
-def frame(schema: Schema, rows: Iterable[Mapping[str, Any]] | Mapping[str, list[Any]] = ()) -> pd.DataFrame:
+def frame(
+    schema: Schema,
+    rows: Iterable[Mapping[str, Any] | Mapping[Hashable, Any]] | Mapping[str, Column] = (),
+) -> pd.DataFrame:
     """Build a frame with exactly ``schema``'s columns and dtypes.
 
     ``rows`` is either an iterable of row dicts or a dict of column lists.
@@ -185,12 +207,15 @@ def frame(schema: Schema, rows: Iterable[Mapping[str, Any]] | Mapping[str, list[
             )
             arrays.append(ts.tz_convert("UTC").as_unit("ns") if n else pd.DatetimeIndex([], tz="UTC").as_unit("ns"))
         elif dtype[0].isupper():
-            arrays.append(pd.array(values, dtype=dtype))
+            arrays.append(pd.array(values, dtype=dtype))  # type: ignore[arg-type]  # pandas-stubs wants a literal dtype
         else:
             arrays.append(np.asarray(values, dtype=dtype))
     columns = pd.Index(list(schema), dtype=object)
     try:  # the fast path: no per-column inference (frames are built on every query)
-        return pd.DataFrame._from_arrays(arrays, columns=columns, index=pd.RangeIndex(n), verify_integrity=False)
+        fast: pd.DataFrame = pd.DataFrame._from_arrays(  # type: ignore[attr-defined]  # private: not in pandas-stubs
+            arrays, columns=columns, index=pd.RangeIndex(n), verify_integrity=False
+        )
+        return fast
     except (AttributeError, TypeError):  # pragma: no cover - a pandas without the private constructor
         return pd.DataFrame({c: pd.Series(a, dtype=schema[c]) for c, a in zip(schema, arrays, strict=True)})
 
@@ -205,8 +230,9 @@ APPLICATIONS: Schema = {
     "repo_url": "object",  # the first source's (see ``sources`` for multi-source apps)
     "path": "object",
     "target_revision": "object",
-    "sources": "object",  # list[dict]: repo_url, path, target_revision, chart, ref of every source
+    "sources": "object",  # list[dict]: repo_url, path, target_revision, chart, ref (+ helm, kustomize, directory, plugin when set)
     "dest_server": "object",
+    "dest_name": "object",  # the destination cluster's name (``destination.name``), when given by name
     "dest_namespace": "object",
     "sync_status": "object",  # Synced, OutOfSync, Unknown
     "sync_revision": "object",  # the revision compared (first source's for multi-source)

@@ -5,15 +5,17 @@ from __future__ import annotations
 import re
 import warnings
 from datetime import datetime
+from typing import Literal, cast
 
 import pandas as pd
+from pandas.api.typing import NaTType
 
 from .errors import TimeParseError
 
 __all__ = ["NaiveTimeWarning", "describe_time", "now_utc", "parse_at", "parse_window", "with_local_time"]
 
 _RELATIVE = re.compile(r"^\s*([+-])\s*(\d+(?:\.\d+)?)\s*([smhdw]|min|mins|sec|secs|hours?|days?)\s*$")
-_UNITS = {
+_UNITS: dict[str, Literal["s", "min", "h", "D", "W"]] = {
     "s": "s",
     "sec": "s",
     "secs": "s",
@@ -72,7 +74,7 @@ def parse_at(at: str | datetime | pd.Timestamp | None, *, now: pd.Timestamp | No
             ts = pd.Timestamp(at)
         except (ValueError, TypeError) as e:
             raise TimeParseError(f"cannot use {at!r} as a time: give a datetime or an ISO-8601 string") from e
-    if ts is pd.NaT:
+    if isinstance(ts, NaTType):  # pd.Timestamp('') is NaT
         raise TimeParseError(f"the time {at!r} is empty (NaT): give a real time or 'now'")
     if ts.tzinfo is None:
         warnings.warn(
@@ -108,7 +110,7 @@ def parse_window(window: str | pd.Timedelta | float | int, *, name: str = "windo
         raise TimeParseError(
             f"cannot read the {name} {window!r}: give a duration like '2h', '30m', '1d' or '90s'"
         ) from e
-    if td is pd.NaT or td <= pd.Timedelta(0):
+    if isinstance(td, NaTType) or td <= pd.Timedelta(0):
         raise TimeParseError(f"the {name} must be positive, got {window!r}: give e.g. '2h'")
     return td
 
@@ -117,7 +119,7 @@ def with_local_time(df: pd.DataFrame, column: str = "time", tz: str | None = Non
     """Return a copy with ``<column>_local`` (the reader's zone, or ``tz``) beside the UTC column."""
     out = df.copy()
     local = out[column].dt.tz_convert(tz) if tz else out[column].dt.tz_convert(datetime.now().astimezone().tzinfo)
-    out.insert(out.columns.get_loc(column) + 1, f"{column}_local", local)
+    out.insert(cast(int, out.columns.get_loc(column)) + 1, f"{column}_local", local)
     return out
 
 

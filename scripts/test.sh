@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check gitops_nb tests benchmarks tools notebooks  # notebooks: the code in their cells
 .venv/bin/ruff format --check gitops_nb tests benchmarks tools
+.venv/bin/mypy gitops_nb
 .venv/bin/gitops-nb sandbox build >/dev/null
 # the browser test drives Debian's Chromium (Playwright's own browser download is not used)
 if ! command -v chromium >/dev/null; then

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from gitops_nb.sandbox.demo import DemoRepo
 
 
@@ -81,3 +83,35 @@ def test_a_bare_number_is_not_taken_as_a_time() -> None:
     with pytest.raises(TimeParseError, match="ambiguous"):
         parse_window("1M")
     assert parse_window("1m").total_seconds() == 60
+
+
+def test_an_empty_window_says_why(demo_repo: DemoRepo) -> None:
+    at = demo_repo.incident_at + __import__("pandas").Timedelta("100d")
+    res = _run("what-changed", str(demo_repo.path), "--at", at.isoformat(), "--window", "1h")
+    assert res.returncode == 0, res.stderr
+    assert "no commit in the 1h before T: the newest before T is" in res.stdout
+    assert "100d" in res.stdout and "Widen the window" in res.stdout
+
+
+def test_demo_reset_needs_the_sandbox(tmp_path: Path) -> None:
+    res = _run("demo", "--git-only", "--reset", "--workdir", str(tmp_path))
+    assert res.returncode == 2 and "--reset puts the sandbox's incident back" in res.stderr
+
+
+def test_demo_origin_and_clone_and_a_foreign_origin(tmp_path: Path) -> None:
+    """The sandbox demo's layout: a bare origin and a clone tracking it; a foreign repo in either place is kept."""
+    from gitops_nb.errors import InputError
+    from gitops_nb.sandbox.demo import remake_demo_repo
+
+    clone, origin = tmp_path / "deploy-config", tmp_path / "deploy-config.git"
+    demo = remake_demo_repo(clone, origin=origin)
+    head = subprocess.run(["git", "-C", str(origin), "rev-parse", "main"], capture_output=True, text=True).stdout
+    assert demo.origin == origin and head.strip() == demo.commits["docs"]
+    status = subprocess.run(["git", "-C", str(clone), "status", "-sb"], capture_output=True, text=True).stdout
+    assert status.startswith("## main...origin/main")
+    remake_demo_repo(clone, origin=origin)  # its own earlier demo is replaced
+    other = tmp_path / "other"
+    subprocess.run(["git", "init", "-q", "--bare", str(other / "deploy-config.git")], check=True)
+    with pytest.raises(InputError, match="not a gitops-nb demo repo"):
+        remake_demo_repo(other / "deploy-config", origin=other / "deploy-config.git")
+    assert (other / "deploy-config.git" / "HEAD").exists() and not (other / "deploy-config").exists()

@@ -20,6 +20,7 @@ from gitops_nb import (
     schema,
 )
 from gitops_nb.git.manifests import REDACTED
+from gitops_nb.sandbox.demo import RepoWriter
 
 from .conftest import PLANTED_SECRET_NEW, PLANTED_SECRET_OLD, T0, FixtureRepo, git, tree_state
 
@@ -342,3 +343,189 @@ def test_a_hostile_user_gitconfig_does_not_change_the_answers(
     got = (hostile.commits(), hostile.file_changes(), hostile.manifest_changes(), hostile.apps())
     for a, b in zip(want, got, strict=True):
         pd.testing.assert_frame_equal(a, b)
+
+
+def test_revisions_that_name_something_else_say_what(repo_copy: FixtureRepo, tmp_path: Path) -> None:
+    """An ambiguous short sha lists its candidates; a tree sha says it is a tree (both said 'not in repo')."""
+    p = repo_copy.path
+    blobs = tmp_path / "blobs"
+    blobs.mkdir()
+    for i in range(600):  # enough objects that some 4-digit prefix is shared (deterministic content)
+        (blobs / f"{i}.txt").write_text(f"object {i}\n")
+    listing = "\n".join(str(f) for f in sorted(blobs.iterdir()))
+    subprocess.run(["git", "hash-object", "-w", "--stdin-paths"], cwd=p, input=listing, text=True, check=True)
+    objects = git(p, "cat-file", "--batch-all-objects", "--batch-check=%(objectname)").split()
+    seen: dict[str, str] = {}
+    prefix = next(o[:4] for o in objects if seen.setdefault(o[:4], o) != o)
+    r = DeployRepo(p)
+    with pytest.raises(UnknownRevisionError, match=f"short sha '{prefix}' is ambiguous") as err:
+        r.resolve(prefix)
+    assert sum(o.startswith(prefix) for o in objects) >= 2 and all(
+        o[:12] in str(err.value) for o in objects if o.startswith(prefix)
+    )
+    tree = git(p, "rev-parse", "HEAD^{tree}").strip()
+    with pytest.raises(UnknownRevisionError, match=r"is a tree .* not a commit"):
+        r.resolve(tree)
+
+
+def test_affected_apps_keeps_its_columns_when_no_app_is_reached(tmp_path: Path) -> None:
+    w = RepoWriter(tmp_path / "r")
+    w.commit("one", files={"notes/a.yaml": "x: 1\n"}, when=T0)
+    sha = w.commit("two", files={"notes/a.yaml": "x: 2\n"}, when=T0 + pd.Timedelta("1m"))
+    got = DeployRepo(tmp_path / "r").affected_apps(sha)
+    assert got.empty and list(got.columns) == list(schema.AFFECTED_APPS)
+    assert got["app"].tolist() == []
+
+
+# -- Flux objects (item 9) ------------------------------------------------------------------------
+
+
+def _flux_kustomization(name: str, path: str, source: str = "GitRepository") -> str:
+    return f"""apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: {name}
+  namespace: flux-system
+spec:
+  interval: 10m0s
+  retryInterval: 1m0s
+  timeout: 5m0s
+  dependsOn:
+  - name: infrastructure
+  sourceRef:
+    kind: {source}
+    name: flux-system
+  path: {path}
+  prune: true
+  wait: true
+  targetNamespace: {name}
+  healthChecks:
+  - kind: Deployment
+    name: {name}
+    namespace: {name}
+"""
+
+
+def _flux_repo(path: Path) -> tuple[Path, dict[str, str]]:
+    from gitops_nb.sandbox.demo import RepoWriter
+
+    w = RepoWriter(path)
+    web_release = (
+        "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: web\n  namespace: web\n"
+        "spec:\n  chart:\n    spec:\n      chart: ./charts/web\n      valuesFiles:\n      - ./charts/web/values-prod.yaml\n"
+        "      sourceRef:\n        kind: GitRepository\n        name: flux-system\n"
+        "---\napiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: redis\n"
+        "spec:\n  chart:\n    spec:\n      chart: redis\n      version: 17.0.0\n"
+        "      sourceRef:\n        kind: HelmRepository\n        name: bitnami\n"
+    )
+    deploy = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: shop\nspec:\n  replicas: {n}\n"
+    shas = {
+        "initial": w.commit(
+            "initial",
+            when=T0,
+            files={
+                "clusters/prod/shop.yaml": _flux_kustomization("shop", "./workloads/shop"),
+                "clusters/prod/oci.yaml": _flux_kustomization("oci", "./workloads/oci", source="OCIRepository"),
+                # a tenant's Kustomization: path ./ of the tenant's own GitRepository, another repo
+                "tenants/dev/sync.yaml": _flux_kustomization("dev", "./").replace("name: flux-system", "name: dev"),
+                "clusters/prod/releases.yaml": web_release,
+                # a Flux Kustomization in a file named like a kustomization file
+                "clusters/prod/edge/kustomization.yaml": _flux_kustomization("edge", "./workloads/edge"),
+                "workloads/shop/deployment.yaml": deploy.format(n=2),
+                "workloads/shop/cache/kustomization.yaml": "resources:\n- redis.yaml\n",
+                "workloads/shop/cache/redis.yaml": "apiVersion: v1\nkind: Service\nmetadata:\n  name: redis\n",
+                "workloads/oci/deployment.yaml": deploy.format(n=1),
+                "workloads/edge/deployment.yaml": deploy.format(n=1),
+                "charts/web/Chart.yaml": "apiVersion: v2\nname: web\nversion: 1.0.0\n",
+                "charts/web/values.yaml": "image:\n  tag: '1.0'\n",
+                "charts/web/values-prod.yaml": "replicaCount: 3\n",
+                "charts/web/templates/deployment.yaml": "kind: Deployment\n",
+            },
+        )
+    }
+    shas["scale"] = w.commit(
+        "shop: 4 replicas", when=T0 + pd.Timedelta("1h"), files={"workloads/shop/deployment.yaml": deploy.format(n=4)}
+    )
+    shas["edge-path"] = w.commit(
+        "edge: new path",
+        when=T0 + pd.Timedelta("2h"),
+        files={"clusters/prod/edge/kustomization.yaml": _flux_kustomization("edge", "./workloads/edge2")},
+    )
+    shas["remove"] = w.commit("retire shop", when=T0 + pd.Timedelta("3h"), files={"clusters/prod/shop.yaml": None})
+    return path, shas
+
+
+def test_a_removed_flux_kustomization_is_one_object_removed_row(tmp_path: Path) -> None:
+    """It was read as a kustomization file: one row per field (11 here) instead of one."""
+    path, shas = _flux_repo(tmp_path / "flux")
+    mc = DeployRepo(path).manifest_changes()
+    removed = mc[mc["sha"] == shas["remove"]]
+    assert len(removed) == 1
+    row = removed.iloc[0]
+    assert (row["kind"], row["name"], row["field"], row["change"], row["via"]) == (
+        "Kustomization",
+        "shop",
+        "",
+        "removed",
+        "manifest",
+    )
+    # in a file named kustomization.yaml, told apart by its apiVersion
+    edge = mc[mc["sha"] == shas["edge-path"]]
+    assert list(zip(edge["via"], edge["kind"], edge["name"], edge["field"], edge["new"], strict=True)) == [
+        ("manifest", "Kustomization", "edge", "spec.path", "./workloads/edge2")
+    ]
+
+
+def test_flux_kustomizations_and_helm_releases_are_apps(tmp_path: Path) -> None:
+    path, shas = _flux_repo(tmp_path / "flux")
+    repo = DeployRepo(path)
+    frame = repo.apps(shas["initial"])
+    _assert_schema(frame, schema.APPS)
+    apps = frame.set_index("app")
+    assert apps.loc["workloads/shop", "kustomization"] == "clusters/prod/shop.yaml"
+    assert apps.loc["workloads/shop", "namespace"] == "shop"
+    assert apps.loc["workloads/shop", "files"] == [
+        "workloads/shop/cache/kustomization.yaml",
+        "workloads/shop/cache/redis.yaml",
+        "workloads/shop/deployment.yaml",
+    ]
+    assert "workloads/shop/cache" not in apps.index  # taken in by the Flux Kustomization's build
+    assert apps.loc["workloads/edge", "kustomization"] == "clusters/prod/edge/kustomization.yaml"
+    assert "clusters/prod/edge" not in apps.index  # a Flux object, not a kustomization
+    assert apps.loc["charts/web", "kustomization"] == "clusters/prod/releases.yaml"
+    assert apps.loc["charts/web", "files"] == [
+        "charts/web/Chart.yaml",
+        "charts/web/templates/deployment.yaml",
+        "charts/web/values-prod.yaml",
+        "charts/web/values.yaml",
+    ]
+    assert "workloads/oci" not in apps.index  # its source is an OCI artifact, not this tree
+    assert "." not in apps.index  # the tenant's ./ is in the tenant's repo
+    assert not any("redis" in a for a in apps.index if a.startswith("charts"))  # a Helm repository chart
+    hit = repo.affected_apps(shas["scale"])
+    assert list(hit["app"]) == ["workloads/shop"] and list(hit["matched"]) == [["workloads/shop/deployment.yaml"]]
+
+
+def test_the_string_form_of_kustomize_patches_is_followed(tmp_path: Path) -> None:
+    """`patches: [file.yaml]` (Kustomize's short form) was not followed: its file reached no app."""
+    w = RepoWriter(tmp_path / "r")
+    root = "apps/web"
+    w.commit(
+        "web",
+        files={
+            f"{root}/kustomization.yaml": "resources:\n- deployment.yaml\npatches:\n- replicas-patch.yaml\n",
+            f"{root}/deployment.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n",
+            f"{root}/replicas-patch.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n",
+        },
+        when=T0,
+    )
+    sha = w.commit(
+        "more replicas",
+        files={
+            f"{root}/replicas-patch.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 5\n"
+        },
+        when=T0 + pd.Timedelta("5m"),
+    )
+    r = DeployRepo(tmp_path / "r")
+    assert f"{root}/replicas-patch.yaml" in r.apps().set_index("app").loc[root, "files"]
+    assert list(r.affected_apps(sha)["app"]) == [root]

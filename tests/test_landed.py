@@ -272,3 +272,45 @@ def test_path_queries_use_the_changed_paths_graph_despite_the_config(tmp_path: P
     assert len(DeployRepo(path).commits(paths=["apps/a"])) == 200
     stats = [json.loads(line)["value"] for line in trace.read_text().splitlines() if '"bloom"' in line]
     assert stats and max(s.get("definitely_not", 0) for s in stats) >= 150
+
+
+def _flux(path: str) -> str:
+    return (
+        "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: web\n"
+        f"spec:\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n  path: {path}\n"
+    )
+
+
+def _deploy(tag: str) -> str:
+    return f"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n        image: web:{tag}\n"
+
+
+def test_flux_apps_are_mapped_at_each_commits_tree(tmp_path: Path) -> None:
+    """A Flux Kustomization whose path moves in the window: the change before the move keeps its app."""
+    w = RepoWriter(tmp_path / "flux")
+    w.commit(
+        "init",
+        when=T - pd.Timedelta(days=1),
+        files={"clusters/prod/web.yaml": _flux("./workloads/web"), "workloads/web/deploy.yaml": _deploy("1")},
+    )
+    before = w.commit("web 2", when=T - pd.Timedelta("3h"), files={"workloads/web/deploy.yaml": _deploy("2")})
+    move = w.commit(
+        "move web",
+        when=T - pd.Timedelta("2h"),
+        files={
+            "clusters/prod/web.yaml": _flux("./apps/web"),
+            "workloads/web/deploy.yaml": None,
+            "apps/web/deploy.yaml": _deploy("2"),
+        },
+    )
+    after = w.commit("web 3", when=T - pd.Timedelta("1h"), files={"apps/web/deploy.yaml": _deploy("3")})
+    repo = DeployRepo(tmp_path / "flux")
+    landed = repo.landed(since=T - pd.Timedelta("4h"), until=T).set_index("sha")
+    assert landed.loc[before, "apps"] == ["workloads/web"]  # HEAD has no such app: mapped at its own tree
+    assert landed.loc[move, "apps"] == ["apps/web", "workloads/web"]
+    assert landed.loc[after, "apps"] == ["apps/web"]
+    for sha in (before, move, after):
+        hit = repo.affected_apps(sha)
+        assert dict(zip(hit["app"], hit["matched"], strict=True)) == landed.loc[sha, "matched"]
+    tl = what_changed(repo, at=T, window="4h").set_index("sha")
+    assert tl.loc[before, "apps"] == ["workloads/web"] and "image" in tl.loc[before, "why"]

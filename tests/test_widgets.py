@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from gitops_nb import incident_records
 from gitops_nb.act import pause_self_heal, resume_self_heal
-from gitops_nb.incident.runbook import incident_records
 from gitops_nb.investigate.plot import SHA
 from gitops_nb.sandbox.demo import DemoRepo
 from gitops_nb.ui.widgets import IncidentConsole

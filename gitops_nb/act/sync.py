@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 from ..cluster.live import Cluster
@@ -41,7 +43,7 @@ def sync(
         return record(
             "sync", app, revision, revision, dry_run=dry_run, changed=False, note=f"already Synced at {revision[:10]}"
         )
-    body = {
+    body: dict[str, Any] = {
         "sync": {
             "revision": revision or ((raw.get("spec") or {}).get("source") or {}).get("targetRevision", "HEAD"),
             "prune": prune,

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import SandboxError
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
 
 __all__ = ["app_state", "application_manifest", "apply_application", "refresh_app", "status_of", "wait_app"]
 
@@ -44,23 +47,25 @@ def application_manifest(
     }
 
 
-def apply_application(api_client: Any, manifest: dict[str, Any]) -> dict[str, Any]:
+def apply_application(api_client: ApiClient, manifest: dict[str, Any]) -> dict[str, Any]:
     """Create the Application, or update its spec and labels if it exists."""
     from kubernetes import client
-    from kubernetes.client.rest import ApiException
+    from kubernetes.client.exceptions import ApiException
 
     custom = client.CustomObjectsApi(api_client)
     ns, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
     try:
-        return dict(custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, manifest))
+        return dict(
+            cast("dict[str, Any]", custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, manifest))
+        )
     except ApiException as e:
         if e.status != 409:
             raise
     patch = {"metadata": {"labels": manifest["metadata"].get("labels", {})}, "spec": manifest["spec"]}
-    return dict(custom.patch_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name, patch))
+    return dict(cast("dict[str, Any]", custom.patch_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name, patch)))
 
 
-def refresh_app(api_client: Any, name: str, *, namespace: str = "argocd", hard: bool = False) -> None:
+def refresh_app(api_client: ApiClient, name: str, *, namespace: str = "argocd", hard: bool = False) -> None:
     """Ask the controller to compare the app with git now (the refresh annotation)."""
     from kubernetes import client
 
@@ -91,17 +96,22 @@ def status_of(app: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def app_state(api_client: Any, name: str, *, namespace: str = "argocd") -> dict[str, Any]:
+def app_state(api_client: ApiClient, name: str, *, namespace: str = "argocd") -> dict[str, Any]:
     """:func:`status_of` the Application ``name``, read now."""
     from kubernetes import client
 
-    return status_of(
-        client.CustomObjectsApi(api_client).get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
-    )
+    app = client.CustomObjectsApi(api_client).get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    return status_of(cast("dict[str, Any]", app))  # the client types custom objects as object: they are JSON dicts
 
 
 def wait_app(
-    api_client: Any, name: str, *, revision: str, timeout: float = 120, namespace: str = "argocd", interval: float = 0.5
+    api_client: ApiClient,
+    name: str,
+    *,
+    revision: str,
+    timeout: float = 120,
+    namespace: str = "argocd",
+    interval: float = 0.5,
 ) -> dict[str, Any]:
     """Poll until the app is Synced and Healthy at exactly ``revision``; returns the final state.
 

@@ -8,9 +8,11 @@ except through :attr:`EvidenceSource.live` (a live source is worth snapshotting,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import pandas as pd
 
 __all__ = ["PER_NAMESPACE_LIMIT", "EvidenceSource"]
@@ -23,12 +25,21 @@ PER_NAMESPACE_LIMIT = 8
 class EvidenceSource(Protocol):
     """Frames of Argo CD and Kubernetes evidence, each with its schema from :mod:`gitops_nb.schema`."""
 
-    #: the kube context the evidence is (or was) read from
-    context: str | None
-    #: where the Application objects live
-    argocd_namespace: str
-    #: True for a live cluster (its evidence fades: events expire, Argo CD keeps 10 deploys)
-    live: bool
+    # read-only members, so a source may narrow them (a live Cluster's context is always a str)
+    @property
+    def context(self) -> str | None:
+        """The kube context the evidence is (or was) read from."""
+        ...
+
+    @property
+    def argocd_namespace(self) -> str:
+        """Where the Application objects live."""
+        ...
+
+    @property
+    def live(self) -> bool:
+        """True for a live cluster (its evidence fades: events expire, Argo CD keeps 10 deploys)."""
+        ...
 
     def applications(self) -> pd.DataFrame:
         """One row per Application (:data:`schema.APPLICATIONS`)."""
@@ -54,7 +65,12 @@ class EvidenceSource(Protocol):
         """The resources one Application manages (:data:`schema.APP_RESOURCES`)."""
         ...
 
-    def events(self, namespace: str | None = None, since: Any = None, until: Any = None) -> pd.DataFrame:
+    def events(
+        self,
+        namespace: str | None = None,
+        since: str | datetime | pd.Timestamp | None = None,
+        until: str | datetime | pd.Timestamp | None = None,
+    ) -> pd.DataFrame:
         """Kubernetes and Argo CD events (:data:`schema.EVENTS`), oldest first."""
         ...
 

@@ -4,10 +4,11 @@ rollouts and field edits, on the official ``kubernetes`` client (imported lazily
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -23,7 +24,11 @@ from ..errors import (
 from ..times import parse_at
 from .argocd import GROUP, PLURAL, VERSION, refresh_app
 
-__all__ = ["GITOPS_MANAGERS", "Cluster", "flatten_fields"]
+if TYPE_CHECKING:
+    from kubernetes.client import CustomObjectsApi
+    from kubernetes.client.exceptions import ApiException
+
+__all__ = ["GITOPS_MANAGERS", "Cluster", "did_you_mean", "flatten_fields"]
 
 PAGE = 500
 #: field managers that are Argo CD itself (or Kubernetes controllers acting for it)
@@ -81,6 +86,7 @@ class Cluster:
 
         self.argocd_namespace = argocd_namespace
         self.kubeconfig = kubeconfig
+        _check_kubeconfig(kubeconfig, context)
         try:
             if kubeconfig is None and context is None and _in_cluster():
                 config.load_incluster_config()
@@ -108,7 +114,7 @@ class Cluster:
 
     def call(self, verb: str, resource: str, fn: Callable[[], Any]) -> Any:
         """Run one API call; the client's errors become this package's typed :class:`ClusterError` tree."""
-        from kubernetes.client.rest import ApiException
+        from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
         try:
@@ -125,7 +131,7 @@ class Cluster:
                 verb=verb,
             ) from e
 
-    def _translate(self, verb: str, resource: str, e: Any) -> ClusterError:
+    def _translate(self, verb: str, resource: str, e: ApiException) -> ClusterError:
         """The typed error for an ``ApiException`` (returned, for the caller to raise ``from e``)."""
         where = f"{verb} {resource} in context {self.context!r}"
         kw: dict[str, Any] = {"context": self.context, "resource": resource, "verb": verb, "status": e.status}
@@ -158,7 +164,7 @@ class Cluster:
         token = None
         while True:
             resp = self.call(
-                verb, resource, lambda token=token: lister(limit=PAGE, _continue=token, _preload_content=False, **kw)
+                verb, resource, functools.partial(lister, limit=PAGE, _continue=token, _preload_content=False, **kw)
             )
             page = json.loads(resp.data)
             yield from page.get("items") or []
@@ -166,7 +172,7 @@ class Cluster:
             if not token:
                 return
 
-    def _custom(self) -> Any:
+    def _custom(self) -> CustomObjectsApi:
         return self._client.CustomObjectsApi(self.api)
 
     #: a live source: what it reads is gone later, so investigations keep a snapshot of it
@@ -198,7 +204,7 @@ class Cluster:
         ``timeout_seconds``. A dropped watch (410 Gone, a restarting API server) simply ends the stream:
         the caller reads the object again and watches anew."""
         from kubernetes import watch
-        from kubernetes.client.rest import ApiException
+        from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
         w = watch.Watch()
@@ -263,10 +269,10 @@ class Cluster:
         except ClusterError as e:
             if e.status != 404 or isinstance(e, ArgoCDNotFoundError):
                 raise
-            known = ", ".join(sorted(a["metadata"]["name"] for a in self.raw_applications())[:20])
+            names = sorted(a["metadata"]["name"] for a in self.raw_applications())
             raise UnknownAppError(
                 f"no Application {app!r} in namespace {self.argocd_namespace!r} of context {self.context!r}. "
-                f"Known: {known or 'none'}",
+                + did_you_mean(app, names),
                 context=self.context,
                 resource=resource,
                 verb="get",
@@ -357,7 +363,7 @@ class Cluster:
             items = self._pages("list", "events", core.list_event_for_all_namespaces)
         lo = parse_at(since) if since is not None else None
         hi = parse_at(until) if until is not None else None
-        rows = []
+        rows: list[dict[str, Any]] = []
         for e in items:
             meta, series, obj = e.get("metadata") or {}, e.get("series") or {}, e.get("involvedObject") or {}
             last = _ts(
@@ -485,7 +491,49 @@ class Cluster:
             "Ingress": (net, "ingress", "ingresses.networking.k8s.io"),
             "HorizontalPodAutoscaler": (auto, "horizontal_pod_autoscaler", "horizontalpodautoscalers.autoscaling"),
         }
-        return {k: (lambda a=a, m=m, r=r: self._list(a, m, r, namespace)) for k, (a, m, r) in table.items()}
+        return {k: functools.partial(self._list, a, m, r, namespace) for k, (a, m, r) in table.items()}
+
+
+def did_you_mean(name: str, known: Sequence[str], *, shown: int = 20) -> str:
+    """``Did you mean …?`` with the closest names, then the known ones (counted when there are more)."""
+    import difflib
+
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    head = f"Did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    listed = ", ".join(known[:shown]) + (f" … and {len(known) - shown} more" if len(known) > shown else "")
+    return f"{head}Known ({len(known)}): {listed or 'none'}"
+
+
+def _check_kubeconfig(path: str | None, context: str | None) -> None:
+    """A missing or unreadable kubeconfig is named as such (the client says only "no configuration")."""
+    import os
+
+    import yaml
+
+    env = os.environ.get("KUBECONFIG", "")
+    files = [path] if path else ([env] if env and os.pathsep not in env else [])  # a list may name missing files
+    for f in files:
+        if not os.path.exists(f):
+            raise UnknownContextError(
+                f"the kubeconfig {f} does not exist: give the path of an existing kubeconfig "
+                "(kubeconfig=..., or $KUBECONFIG), or leave it empty for ~/.kube/config",
+                context=context,
+            )
+        try:
+            with open(f) as fh:
+                doc = yaml.safe_load(fh)
+        except (OSError, yaml.YAMLError) as e:
+            where = getattr(e, "problem_mark", None)
+            at = f" at line {where.line + 1}" if where is not None else ""
+            raise UnknownContextError(
+                f"the kubeconfig {f} cannot be read as YAML{at}: {str(e).splitlines()[0]}. Fix or replace the file",
+                context=context,
+            ) from e
+        if not isinstance(doc, dict):
+            raise UnknownContextError(
+                f"the kubeconfig {f} is not a kubeconfig (a YAML mapping with contexts, clusters and users)",
+                context=context,
+            )
 
 
 def _in_cluster() -> bool:
@@ -511,6 +559,7 @@ def _source(src: dict[str, Any] | None) -> dict[str, Any]:
         "target_revision": src.get("targetRevision"),
         "chart": src.get("chart"),
         "ref": src.get("ref"),
+        **{k: src[k] for k in ("helm", "kustomize", "directory", "plugin") if src.get(k) is not None},
     }
 
 
@@ -535,6 +584,7 @@ def _app_row(a: dict[str, Any]) -> dict[str, Any]:
         "target_revision": first["target_revision"],
         "sources": sources,
         "dest_server": (spec.get("destination") or {}).get("server"),
+        "dest_name": (spec.get("destination") or {}).get("name"),
         "dest_namespace": (spec.get("destination") or {}).get("namespace"),
         "sync_status": sync.get("status"),
         "sync_revision": sync.get("revision") or next(iter(sync.get("revisions") or []), None),

@@ -8,8 +8,8 @@ and the one-hour events are gone.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -72,7 +72,12 @@ class Snapshot:
     def argocd_frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         return self.applications(), self.history(), self.operations()
 
-    def events(self, namespace: str | None = None, since: Any = None, until: Any = None) -> pd.DataFrame:
+    def events(
+        self,
+        namespace: str | None = None,
+        since: str | datetime | pd.Timestamp | None = None,
+        until: str | datetime | pd.Timestamp | None = None,
+    ) -> pd.DataFrame:
         e = self.frames["events"]
         if namespace:
             e = e[e["namespace"] == namespace]
@@ -94,8 +99,11 @@ class Snapshot:
 
     def _known(self, app: str) -> None:
         if app not in set(self.frames["applications"]["name"]):
+            from .live import did_you_mean
+
             raise UnknownAppError(
-                f"no Application {app!r} in snapshot {self.path}",
+                f"no Application {app!r} in snapshot {self.path}. "
+                + did_you_mean(app, sorted(self.frames["applications"]["name"])),
                 context=self.context,
                 resource=f"applications.argoproj.io/{app}",
                 verb="get",
@@ -130,12 +138,19 @@ def _restore(name: str, df: pd.DataFrame) -> pd.DataFrame:
     return schema.frame(sch, records)
 
 
-def snapshot(cluster: EvidenceSource, path: str | Path, *, namespaces: Sequence[str] | None = None) -> Path:
+def snapshot(
+    cluster: EvidenceSource,
+    path: str | Path,
+    *,
+    namespaces: Sequence[str] | None = None,
+    formats: tuple[str, ...] = ("parquet", "csv"),
+) -> Path:
     """Save the cluster's evidence under ``path``: applications, deploy history, operations,
     resources, events, rollouts and field edits (Parquet + CSV + ``summary.json``).
 
     ``namespaces`` defaults to every Application's destination namespace plus Argo CD's.
     Read it back with :class:`Snapshot`; :func:`what_changed` accepts it as ``cluster``.
+    ``formats`` as in :func:`~gitops_nb.results.save_results` (``("json",)`` for a text fixture).
     """
     from ..results import save_results
 
@@ -167,4 +182,4 @@ def snapshot(cluster: EvidenceSource, path: str | Path, *, namespaces: Sequence[
         "taken_at": now_utc(),
         "namespaces": nss,
     }
-    return save_results(path, frames, summary)
+    return save_results(path, frames, summary, formats=formats)

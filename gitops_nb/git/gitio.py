@@ -6,11 +6,12 @@ one ``git cat-file --batch`` process per query, never one process per object.
 
 from __future__ import annotations
 
+import enum
 import queue
 import subprocess
 import threading
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Final
 
 from ..errors import RepoError
 
@@ -48,8 +49,13 @@ GIT = [
     "-c", "commitGraph.readChangedPaths=true",
 ]  # fmt: skip
 
+
+class _Missing(enum.Enum):
+    MISSING = enum.auto()
+
+
 #: Returned by :func:`batch_read` for an object that is not in the object store.
-MISSING = object()
+MISSING: Final = _Missing.MISSING
 
 _CHUNK = 1 << 20
 
@@ -82,8 +88,8 @@ def read_blocks(g: git.Git, args: list[str], *, path: str, sep: str = "\x1e") ->
     caller parses the previous block (git and the parser run on two cores).
     """
     proc = g.execute([*GIT, *args], as_process=True)
-    popen: subprocess.Popen[bytes] = proc.proc  # type: ignore[attr-defined]
-    assert popen.stdout is not None and popen.stderr is not None
+    popen: subprocess.Popen[bytes] | None = proc.proc
+    assert popen is not None and popen.stdout is not None and popen.stderr is not None
     _grow_pipe(popen.stdout)
     chunks: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
     stderr_chunks: list[bytes] = []
@@ -124,7 +130,7 @@ def read_blocks(g: git.Git, args: list[str], *, path: str, sep: str = "\x1e") ->
         raise RepoError(f"git {args[0]} failed in {path}: {err or f'exit {status}'}", path=path)
 
 
-def _grow_pipe(stream: Any) -> None:
+def _grow_pipe(stream: IO[bytes]) -> None:
     """Ask for a 1 MiB pipe buffer (Linux), so git blocks less often on a busy reader."""
     try:
         import fcntl
@@ -134,7 +140,7 @@ def _grow_pipe(stream: Any) -> None:
         pass
 
 
-def batch_read(g: git.Git, names: Iterable[str], *, path: str) -> dict[str, bytes | object]:
+def batch_read(g: git.Git, names: Iterable[str], *, path: str) -> dict[str, bytes | _Missing]:
     """Read many objects with one ``git cat-file --batch``.
 
     ``names`` are object names in any form git accepts (``<sha>``, ``<rev>:<path>``).
@@ -144,11 +150,12 @@ def batch_read(g: git.Git, names: Iterable[str], *, path: str) -> dict[str, byte
     if not wanted:
         return {}
     proc = g.execute([*GIT, "cat-file", "--batch"], as_process=True, istream=subprocess.PIPE)
-    popen: subprocess.Popen[bytes] = proc.proc  # type: ignore[attr-defined]
+    popen: subprocess.Popen[bytes] | None = proc.proc
+    assert popen is not None
     out, err = popen.communicate(("\n".join(wanted) + "\n").encode())
     if popen.returncode != 0:
         raise RepoError(f"git cat-file failed in {path}: {err.decode('utf-8', 'replace').strip()}", path=path)
-    result: dict[str, bytes | object] = {}
+    result: dict[str, bytes | _Missing] = {}
     pos = 0
     for name in wanted:
         nl = out.index(b"\n", pos)
@@ -172,7 +179,8 @@ def resolve_commits(g: git.Git, names: Iterable[str], *, path: str) -> dict[str,
     if not wanted:
         return {}
     proc = g.execute([*GIT, "cat-file", "--batch-check"], as_process=True, istream=subprocess.PIPE)
-    popen: subprocess.Popen[bytes] = proc.proc  # type: ignore[attr-defined]
+    popen: subprocess.Popen[bytes] | None = proc.proc
+    assert popen is not None
     out, _ = popen.communicate(("\n".join(f"{n}^{{commit}}" for n in wanted) + "\n").encode())
     result: dict[str, str | None] = {}
     for name, line in zip(wanted, out.decode("utf-8", "replace").splitlines(), strict=False):

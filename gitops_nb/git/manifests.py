@@ -4,32 +4,62 @@ Documents are matched by kind and name, list items by their ``name`` (containers
 images, env, replicas), so a tag bump reads ``images[ghcr.io/acme/api].newTag``
 rather than a line diff. Inline and file patches (strategic merge and JSON 6902)
 are diffed as what they patch. Secret values are never rendered.
+
+YAML is read the way the controllers that apply it read it (Argo CD, Kustomize and Flux
+use Go's ``gopkg.in/yaml.v3``), with PyYAML loader subclasses rather than ruamel.yaml:
+PyYAML is already a dependency, its libyaml-backed ``CSafeLoader`` is the fast path for
+every file, and the three places where PyYAML's safe loader refuses what yaml.v3 reads
+are each one small override:
+
+- a duplicate anchor is allowed, the later definition winning for the aliases after it
+  (yaml.v3 and Flux accept it; PyYAML's composer, C or Python, raises). Only the Python
+  composer can be overridden, so a file the C loader refuses is read again by the
+  tolerant Python loader; files that parse in C never pay for it;
+- a bare ``=`` (``matchType: =``) is the string ``"="``, not PyYAML's YAML 1.1
+  ``tag:yaml.org,2002:value`` it has no constructor for;
+- an unknown tag (``!env_var FOO``, ``!Ref x``, ``!!custom``) is read as the plain
+  scalar (a string), sequence or mapping under it, as yaml.v3 does, instead of an error.
+  No tag ever builds a Python object: ``!!python/...`` is a plain mapping too.
+
+Aliases are bounded as yaml.v3 bounds them (``allowedAliasRatio`` in its decode.go), and
+more: the nodes that aliases expand to are also capped at :data:`MAX_ALIASED_NODES`,
+because the diff walks every use of a shared value. A "billion laughs" file is refused
+in time and memory proportional to its text (:class:`ExcessiveAliasing`). A file that
+cannot be read raises :class:`InvalidYAML`, whose message gives the line and column.
 """
 
 from __future__ import annotations
 
 import json
 import posixpath
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import yaml
 
 __all__ = [
+    "FLUX_KUSTOMIZE_API",
     "KUSTOMIZATION_FILES",
+    "MAX_ALIASED_NODES",
     "REDACTED",
     "YAML_SUFFIXES",
+    "ExcessiveAliasing",
+    "InvalidYAML",
     "diff_documents",
+    "is_flux_kustomization",
     "is_manifest_path",
     "load_documents",
     "render",
+    "unreadable_label",
 ]
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+KUSTOMIZE_API = "kustomize.config.k8s.io"  # a kustomization file (what `kustomize build` reads)
+FLUX_KUSTOMIZE_API = "kustomize.toolkit.fluxcd.io"  # a Flux Kustomization object (what Flux applies)
 YAML_SUFFIXES = (".yaml", ".yml")
 REDACTED = "<redacted>"
 
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _ABSENT = object()
 _LIST_KEYS = ("name", "containerPort", "mountPath", "ip", "key")
 _SECRET_KINDS = {"Secret"}
@@ -42,9 +72,193 @@ def is_manifest_path(path: str) -> bool:
     return path.endswith(YAML_SUFFIXES) or posixpath.basename(path) in KUSTOMIZATION_FILES
 
 
+class InvalidYAML(yaml.YAMLError):
+    """A YAML text that cannot be read; ``str()`` is ``invalid YAML at line L, column C: problem``."""
+
+    what = "invalid YAML"
+
+    def __init__(self, problem: str, line: int | None = None, column: int | None = None) -> None:
+        super().__init__(problem, line, column)
+        self.problem, self.line, self.column = problem, line, column
+
+    @classmethod
+    def from_error(cls, e: BaseException) -> InvalidYAML:
+        """Wrap a PyYAML error, keeping its position (1-based) and its first line of explanation."""
+        if isinstance(e, RecursionError):
+            return cls("nested too deeply")
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        problem = getattr(e, "problem", None) or getattr(e, "context", None) or str(e).splitlines()[0]
+        if mark is None:
+            return cls(problem)
+        return cls(problem, mark.line + 1, mark.column + 1)
+
+    def __str__(self) -> str:
+        if self.line is None:
+            return f"{self.what}: {self.problem}"
+        return f"{self.what} at line {self.line}, column {self.column}: {self.problem}"
+
+
+class ExcessiveAliasing(InvalidYAML):
+    """Aliases that expand to far more than the text holds ("billion laughs"): refused, as yaml.v3 does."""
+
+    what = "YAML refused"
+
+
+#: the most nodes aliases may expand to in one document (yaml.v3 allows up to ~400,000)
+MAX_ALIASED_NODES = 100_000
+
+
+def _allowed_alias_ratio(decoded: int) -> float:
+    """yaml.v3's ``allowedAliasRatio``: 99% of the nodes may come from aliases up to 400k, falling to 10% at 4M."""
+    if decoded <= 400_000:
+        return 0.99
+    if decoded >= 4_000_000:
+        return 0.10
+    return 0.99 - 0.89 * (decoded - 400_000) / 3_600_000
+
+
+def _check_aliases(root: yaml.Node) -> None:
+    """Count the nodes of ``root`` as its aliases expand them, without expanding; raise if too many.
+
+    yaml.v3 counts every node it decodes (``decodeCount``) and those decoded through an alias
+    (``aliasCount``), and fails when ``aliasCount > 100 and decodeCount > 1000 and
+    aliasCount / decodeCount > allowedAliasRatio(decodeCount)``. A composed node graph shares
+    an anchored node between its aliases, so each node's expanded size is counted once and
+    added at every later use. The ratio only grows while an alias expands, so checking at the
+    end of each expansion is as strict as yaml.v3's check at every node. A value that contains
+    itself (``&a [*a]``) is refused too, as yaml.v3 does.
+    """
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+    decoded = aliased = 0
+    stack: list[Any] = [root]
+    while stack:
+        node = stack.pop()
+        if type(node) is tuple:  # leaving a collection: its expanded size is known
+            nid, start = node
+            open_.discard(nid)
+            sizes[nid] = decoded - start
+            continue
+        nid = id(node)
+        size = sizes.get(nid)
+        if size is not None:  # a later use of an anchored node: an alias
+            decoded += 1 + size
+            aliased += size
+            if aliased > MAX_ALIASED_NODES or (
+                aliased > 100 and decoded > 1000 and aliased / decoded > _allowed_alias_ratio(decoded)
+            ):
+                raise ExcessiveAliasing(
+                    f"excessive aliasing (billion laughs?): {aliased:,} of the {decoded:,} nodes read so far "
+                    "come from aliases (this anchor's and others'); Argo CD, Kustomize and Flux refuse it too",
+                    node.start_mark.line + 1,
+                    node.start_mark.column + 1,
+                )
+            continue
+        if nid in open_:
+            raise InvalidYAML("an anchor's value contains itself", node.start_mark.line + 1, node.start_mark.column + 1)
+        start = decoded
+        decoded += 1
+        if isinstance(node, yaml.ScalarNode):
+            sizes[nid] = 1
+            continue
+        open_.add(nid)
+        stack.append((nid, start))
+        if isinstance(node, yaml.MappingNode):
+            stack.extend(x for pair in reversed(node.value) for x in reversed(pair))
+        else:
+            stack.extend(reversed(node.value))
+
+
+def _construct_untagged(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    """An unknown tag (``!Ref x``, ``!!custom``): the plain value under it, as yaml.v3 reads it."""
+    if isinstance(node, yaml.ScalarNode):
+        return loader.construct_scalar(node)  # a string, whatever it looks like (yaml.v3 too)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_yaml_seq(node)
+    return loader.construct_yaml_map(node)
+
+
+def _tolerant(cls: type[Any]) -> None:
+    cls.add_constructor("tag:yaml.org,2002:value", yaml.SafeLoader.construct_yaml_str)  # a bare `=`
+    cls.add_constructor(None, _construct_untagged)
+
+
+class _FastLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """libyaml's parser and composer, PyYAML's safe constructor with the yaml.v3 readings."""
+
+
+class _TolerantLoader(yaml.SafeLoader):
+    """The pure-Python loader, whose composer also lets a later anchor redefine an earlier one."""
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]  # types-PyYAML leaves it unannotated
+        if not isinstance(event, yaml.AliasEvent) and getattr(event, "anchor", None) is not None:
+            self.anchors.pop(event.anchor, None)  # the later definition wins for the aliases after it
+        return super().compose_node(parent, index)
+
+
+_tolerant(_FastLoader)
+_tolerant(_TolerantLoader)
+
+
+def _load(text: str, cls: type[Any]) -> list[Any]:
+    loader = cls(text)
+    check = "&" in text  # no anchor, no alias: nothing to count
+    try:
+        docs = []
+        while loader.check_node():
+            node = loader.get_node()
+            if check:
+                _check_aliases(node)
+            doc = loader.construct_document(node)
+            if doc is not None:
+                docs.append(doc)
+        return docs
+    finally:
+        loader.dispose()
+
+
 def load_documents(text: str) -> list[Any]:
-    """Parse a (multi-document) YAML text; empty documents are dropped."""
-    return [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
+    """Parse a (multi-document) YAML text as yaml.v3 reads it; empty documents are dropped.
+
+    Raises :class:`InvalidYAML` (with the line and column) for a text that cannot be read,
+    :class:`ExcessiveAliasing` for one whose aliases expand too far.
+    """
+    try:
+        return _load(text, _FastLoader)
+    except InvalidYAML:
+        raise
+    except (yaml.YAMLError, RecursionError):
+        pass  # a duplicate anchor, or invalid: the Python loader says which, and where
+    try:
+        return _load(text, _TolerantLoader)
+    except InvalidYAML:
+        raise
+    except (yaml.YAMLError, RecursionError) as e:
+        raise InvalidYAML.from_error(e) from None
+
+
+def unreadable_label(error: str | None) -> str:
+    """A short label for an unreadable row's ``error``: ``invalid YAML (line 7)``, ``unreadable (blob missing)``.
+
+    An error about the version before the commit (it fixed or deleted a broken file) reads
+    ``was invalid YAML (line 7)``.
+    """
+    text = error or ""
+    before = text.startswith(BEFORE)
+    text = text.removeprefix(BEFORE)
+    m = re.match(r"(invalid YAML|YAML refused)(?: at line (\d+))?", text)
+    if m:
+        what = "excessive aliasing" if "excessive aliasing" in text else m.group(1)
+        where = f"line {m.group(2)}" if m.group(2) else ""
+        return ("was " if before else "") + what + (f" ({where})" if where else "")
+    if "missing" in text:
+        return "unreadable (previous blob missing)" if before else "unreadable (blob missing)"
+    return "unreadable"
+
+
+#: how an error about the version before the commit starts
+BEFORE = "before this commit: "
 
 
 def render(value: Any) -> str | None:
@@ -60,17 +274,28 @@ def render(value: Any) -> str | None:
     return text if len(text) <= _MAX_VALUE else text[: _MAX_VALUE - 1] + "…"
 
 
+def is_flux_kustomization(doc: Any) -> bool:
+    """True for a Flux ``Kustomization`` object (``kustomize.toolkit.fluxcd.io``), whatever its file is named."""
+    return isinstance(doc, dict) and str(doc.get("apiVersion", "")).startswith(FLUX_KUSTOMIZE_API)
+
+
 def _is_kustomization(path: str, doc: Any) -> bool:
+    """A kustomization file: told from a Flux Kustomization object by its apiVersion, not its kind."""
+    if is_flux_kustomization(doc):
+        return False
     return posixpath.basename(path) in KUSTOMIZATION_FILES or (
         isinstance(doc, dict)
         and doc.get("kind") in ("Kustomization", "Component")
-        and str(doc.get("apiVersion", "")).startswith("kustomize.config.k8s.io")
+        and str(doc.get("apiVersion", "")).startswith(KUSTOMIZE_API)
     )
+
+
+_KFILE = "kustomization-file"  # the document key of a kustomization file (a Flux object's key is its kind)
 
 
 def _doc_key(path: str, doc: Any, index: int) -> tuple[Any, ...]:
     if _is_kustomization(path, doc):
-        return ("Kustomization", posixpath.dirname(path))
+        return (_KFILE, posixpath.dirname(path))
     if isinstance(doc, dict) and "kind" in doc:
         meta = doc.get("metadata") or {}
         if isinstance(meta, dict) and meta.get("name"):
@@ -272,9 +497,9 @@ def diff_documents(path: str, old_docs: list[Any] | None, new_docs: list[Any] | 
         assert doc is not None
         if o == n:
             continue
-        if key[0] == "Kustomization":
+        if key[0] == _KFILE:
             name = (n if isinstance(n, dict) else o if isinstance(o, dict) else {}).get("metadata", {})
-            label = name.get("name") if isinstance(name, dict) and name.get("name") else key[1]
+            label = name["name"] if isinstance(name, dict) and name.get("name") else key[1]
             rows.extend(_diff_kustomization(None if o is _ABSENT else o, None if n is _ABSENT else n, doc, label))
         elif key[0] == "json6902":
             rows.extend(_diff_patch(o, n, {}, doc, "ops"))

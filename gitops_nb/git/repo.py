@@ -14,7 +14,6 @@ from typing import Any
 import git
 import numpy as np
 import pandas as pd
-import yaml
 
 from .. import schema
 from ..errors import (
@@ -27,8 +26,17 @@ from ..errors import (
 )
 from ..times import parse_at
 from .gitio import MISSING, batch_read, read_blocks, resolve_commits, run, stream_records
-from .kustomize import Kustomization, Layout, kustomization_from_docs
-from .manifests import KUSTOMIZATION_FILES, diff_documents, is_manifest_path, load_documents
+from .kustomize import FLUX_APIS, Kustomization, Layout, flux_apps, kustomization_from_docs, kustomization_paths
+from .manifests import (
+    BEFORE,
+    KUSTOMIZATION_FILES,
+    YAML_SUFFIXES,
+    InvalidYAML,
+    diff_documents,
+    is_manifest_path,
+    load_documents,
+)
+from .sources import Tree, app_rows, applications_in_tree, combine, normalize_repo_url, specs_from, template_change
 
 __all__ = ["DeployRepo"]
 
@@ -44,6 +52,10 @@ _SIMPLE = frozenset("AMDT")
 _MANIFEST_FORMAT = "--format=%x1e%H%x1f%an%x1f%ct%x1f"
 _CACHE_SIZE = 8
 _FULL_SHA = re.compile(r"[0-9a-f]{40}")
+_HEX = re.compile(r"[0-9a-fA-F]{4,40}")
+_ARGO = "argoproj.io"  # what a file defining an Argo CD Application or ApplicationSet names
+#: a tree as :meth:`DeployRepo._tree` reads it: its paths, its kustomizations and its Flux apps by file
+_TreeInfo = tuple[list[str], dict[str, Kustomization], dict[str, list[dict[str, Any]]]]
 
 
 def _epoch_bounds(since: TimeBound, until: TimeBound) -> tuple[int | None, int | None]:
@@ -156,7 +168,13 @@ class DeployRepo:
         self._kparsed: dict[tuple[str, str], Kustomization] = {}
         self._layouts: dict[tuple[Any, ...], Layout] = {}
         self._note: str | None = None
-        self._docs: dict[bytes, list[Any] | yaml.YAMLError] = {}
+        self._docs: dict[bytes, list[Any] | InvalidYAML] = {}
+        self._remotes: set[str] | None = None
+        self._named: dict[
+            tuple[str, str], tuple[list[dict[str, Any]], bool]
+        ] = {}  # (path, blob) -> (Flux apps, names Argo CD)
+        self._argo_found: dict[str, list[str]] = {}
+        self._trees: OrderedDict[str, _TreeInfo] = OrderedDict()
 
     def __repr__(self) -> str:
         return f"DeployRepo({self.path!r})"
@@ -174,11 +192,32 @@ class DeployRepo:
         _, any_ref, _ = run(self._git, ["rev-list", "-n", "1", "--all"], path=self.path, check=False)
         if not any_ref.strip():
             raise EmptyRepoError(f"{self.path} has no commits yet: push or fetch some history first", path=self.path)
+        self._explain_bad_rev(rev)
         raise UnknownRevisionError(
             f"revision {rev!r} is not in {self.path}: check the name, or `git fetch` if it is on the remote",
             path=self.path,
             rev=rev,
         )
+
+    def _explain_bad_rev(self, rev: str) -> None:
+        """A rev that names something, but not one commit: say what (ambiguous prefix, a tree or blob)."""
+        if _HEX.fullmatch(rev) and len(rev) < 40:
+            _, out, _ = run(self._git, ["rev-parse", f"--disambiguate={rev}"], path=self.path, check=False)
+            cands = out.decode().split()
+            if len(cands) > 1:
+                raise UnknownRevisionError(
+                    f"the short sha {rev!r} is ambiguous in {self.path}: it starts {len(cands)} objects "
+                    f"({', '.join(c[:12] for c in cands[:10])}{' …' if len(cands) > 10 else ''}). Give more digits",
+                    path=self.path,
+                    rev=rev,
+                )
+        status, kind, _ = run(self._git, ["cat-file", "-t", rev], path=self.path, check=False)
+        if status == 0 and kind.strip() and kind.strip() != b"commit":
+            raise UnknownRevisionError(
+                f"{rev!r} is a {kind.decode().strip()} in {self.path}, not a commit: give a commit's sha, a branch or a tag",
+                path=self.path,
+                rev=rev,
+            )
 
     def _check_rev(self, rev: object) -> None:
         if not isinstance(rev, str) or not rev or rev.startswith("-") or "\0" in rev:
@@ -318,8 +357,9 @@ class DeployRepo:
         c["reverts"] = self._reverts(c["subject"], c["body"])
         c["authored_at"] = _utc(c["authored_at"])
         c["committed_at"] = _utc(c["committed_at"])
-        f["committed_at"] = _utc(f["committed_at"])
-        return schema.frame(schema.COMMITS, c), schema.frame(schema.FILE_CHANGES, f)
+        return schema.frame(schema.COMMITS, c), schema.frame(
+            schema.FILE_CHANGES, f | {"committed_at": _utc(f["committed_at"])}
+        )
 
     def _reverts(self, subjects: list[str], bodies: list[str]) -> list[str | None]:
         found: list[str | None] = []
@@ -397,9 +437,13 @@ class DeployRepo:
         merge and JSON 6902), multi-document files, and any other YAML change as a
         generic field path. Non-YAML files are skipped. A blob missing from the
         object store, or a file that is not valid YAML, gives a row with
-        ``unreadable=True`` and the reason in ``error``. With ``first_parent=True``, the branch's
-        own line only, and a merge's rows are its changes against its first parent (as in
-        :meth:`commits`).
+        ``change="unreadable"``, ``unreadable=True`` and the reason in ``error``:
+        ``invalid YAML at line 7, column 3: ...`` or ``blob ... is missing ...`` for the
+        commit's version, the same prefixed with ``before this commit: `` when only
+        the version before it is unreadable (a commit that fixes the file). YAML is
+        read as Argo CD, Kustomize and Flux read it (see :mod:`gitops_nb.git.manifests`).
+        With ``first_parent=True``, the branch's own line only, and a merge's rows are its changes
+        against its first parent (as in :meth:`commits`).
         """
         self._check_rev(rev)
         sha = self._fast_resolve(rev) or self.resolve(rev)
@@ -436,7 +480,7 @@ class DeployRepo:
                     path, i = toks[i + 2], i + 3
                 else:
                     path, i = toks[i + 1], i + 2
-                if is_manifest_path(path) and meta[0] != ":160000" and meta[1] != "160000":
+                if (is_manifest_path(path) or path.endswith(".tpl")) and meta[0] != ":160000" and meta[1] != "160000":
                     entries.append((h, an, int(ct), path, meta[2], meta[3], status[:1]))
         self._check_shallow([e[0] for e in entries], [e[2] for e in entries])
 
@@ -454,49 +498,122 @@ class DeployRepo:
                         f"blob {blob[:10]} is missing from the object store "
                         "(partial or damaged clone?): run `git fetch` or re-clone",
                     )
-                elif b"\0" in raw[:8000]:  # type: ignore[index]
+                elif b"\0" in raw[:8000]:
                     parsed[blob] = ([], "binary")
                 else:
-                    loaded = self._load(raw)  # type: ignore[arg-type]
-                    if isinstance(loaded, yaml.YAMLError):
-                        parsed[blob] = (None, f"not valid YAML: {str(loaded).splitlines()[0]}")
-                    else:
-                        parsed[blob] = (loaded, None)
+                    loaded = self._load(raw)
+                    parsed[blob] = (None, str(loaded)) if isinstance(loaded, InvalidYAML) else (loaded, None)
             return parsed[blob]
 
         rows: list[dict[str, Any]] = []
-        for h, an, ct, path, old_blob, new_blob, _status in entries:
+        for h, an, when, path, old_blob, new_blob, _status in entries:
+            tpl = template_change(path, _text(blobs, old_blob), _text(blobs, new_blob))
+            if tpl is not None:  # a Helm template is no YAML: one row, not a parse
+                rows.append({"sha": h, "committed_at": when, "author": an, "path": path, **tpl, "unreadable": False})
+                continue
             (old, oerr), (new, nerr) = docs(old_blob), docs(new_blob)
             if "binary" in (oerr, nerr):
                 continue
-            base = {"sha": h, "committed_at": ct, "author": an, "path": path}
+            base = {"sha": h, "committed_at": when, "author": an, "path": path}
             if oerr or nerr:
-                rows.append({**base, "change": "unreadable", "via": "yaml", "unreadable": True, "error": oerr or nerr})
+                # the commit's own version first: a missing or broken new blob is what the commit did
+                error = nerr or f"{BEFORE}{oerr}"
+                rows.append({**base, "change": "unreadable", "via": "yaml", "unreadable": True, "error": error})
                 continue
             for r in diff_documents(path, old, new):
                 rows.append({**base, **r, "unreadable": False, "error": None})
-        cols = {k: [r.get(k) for r in rows] for k in schema.MANIFEST_CHANGES}
+        cols: dict[str, schema.Column] = {k: [r.get(k) for r in rows] for k in schema.MANIFEST_CHANGES}
         cols["committed_at"] = _utc([int(t) for t in cols["committed_at"]])
         return schema.frame(schema.MANIFEST_CHANGES, cols)
 
     # -- Kustomize roots ------------------------------------------------------
 
-    def apps(self, rev: str = "HEAD") -> pd.DataFrame:
-        """One row per Kustomize root at ``rev`` (schema: :data:`schema.APPS`).
+    def apps(self, rev: str = "HEAD", applications: Any = None) -> pd.DataFrame:
+        """One row per app at ``rev`` (schema: :data:`schema.APPS`): Kustomize roots, Flux
+        Kustomizations and in-repo HelmRelease charts, and Argo CD Applications.
 
-        ``files`` lists every file the root's build reads through ``resources``,
-        ``bases``, ``components``, patches and generators, so a change to a base
-        maps to every overlay built from it. Parsed kustomizations are cached per blob
-        and layouts per set of kustomization references, so a tree is read, not re-parsed.
+        ``files`` lists every file the app is built from, so a change to a base maps to every
+        overlay built from it (see :func:`~gitops_nb.git.kustomize.build_apps`). Applications are
+        the ones the repo defines (plain manifests, app-of-apps chart templates, ApplicationSets'
+        git and list generators), or, given ``applications`` (``Cluster.applications()`` rows or raw
+        Application objects), those; each is built from its sources' files, for every source type
+        (Helm, Kustomize, directory, jsonnet, plugin; see :mod:`~gitops_nb.git.sources`). A Kustomize
+        root an Application builds is listed once, as the Application. ``error`` says what could not
+        be read (a broken chart, a values file that is not YAML, a missing value file, an unknown
+        source type, a templated Application skipped). Parsed kustomizations and Flux objects are
+        cached per blob and layouts per set of references, so a tree is read, not re-parsed.
         """
         sha = self.resolve(rev)
-        if sha not in self._apps:
-            paths, kusts = self._tree(sha)
-            self._apps[sha] = schema.frame(schema.APPS, self._layout(kusts).apps(paths))
-        return self._apps[sha].copy()
+        if applications is None and sha in self._apps:
+            return self._apps[sha].copy()
+        paths, kusts, flux = self._tree(sha)
+        base = self._layout(kusts, flux).apps(paths)
+        frame = schema.frame(schema.APPS, combine(base, self._argo_rows(sha, paths, applications)))
+        if applications is None:
+            self._apps[sha] = frame
+        return frame.copy()
 
-    def _tree(self, sha: str) -> tuple[list[str], dict[str, Kustomization]]:
-        """Every path of the commit's tree, and its kustomizations parsed (one ``ls-tree``, one ``cat-file``)."""
+    def _argo_rows(self, sha: str, paths: list[str], applications: Any = None) -> list[dict[str, Any]]:
+        """The Argo CD Applications at ``sha`` (:meth:`apps` rows), built from the tree ``paths``."""
+        argo_files = self._argo_files(sha)
+        if applications is None and not argo_files:
+            return []  # no Application in the repo and none given: nothing more to read
+        tree = Tree(paths, lambda want: self._read_texts(sha, want))
+        defined = applications_in_tree(tree, argo_files, self._this_repo)
+        specs = defined if applications is None else specs_from(applications)
+        if specs:
+            tree.prefetch(kustomization_paths(paths))  # Kustomize sources read them: one cat-file, not one each
+        return app_rows(specs, tree, self._this_repo, defined)
+
+    def _read_texts(self, sha: str, want: list[str]) -> dict[str, str | None]:
+        content = batch_read(self._git, [f"{sha}:{p}" for p in want], path=self.path)
+        return {
+            p: c.decode("utf-8", "replace") if isinstance(c := content[f"{sha}:{p}"], bytes) else None for p in want
+        }
+
+    def _grep(self, sha: str, patterns: Iterable[str]) -> list[str]:
+        """The YAML files at ``sha`` that contain one of ``patterns`` (fixed strings)."""
+        args = ["grep", "-l", "-z", "-F", *(a for p in patterns for a in ("-e", p)), sha, "--", "*.yaml", "*.yml"]
+        status, out, _ = run(self._git, args, path=self.path, check=False)
+        if status != 0:  # 1: no match
+            return []
+        return [p.split(":", 1)[1] for p in out.decode("utf-8", "replace").split("\0") if p]
+
+    def _argo_files(self, sha: str) -> list[str]:
+        """The YAML files at ``sha`` that name ``argoproj.io`` (where Applications may be defined)."""
+        if sha not in self._argo_found:
+            if len(self._argo_found) > 256:
+                self._argo_found.clear()
+            self._argo_found[sha] = self._grep(sha, [_ARGO])
+        return self._argo_found[sha]
+
+    def _this_repo(self, url: str | None) -> bool:
+        """Whether an Application source's ``repoURL`` is this repository (any, when no remote names it)."""
+        if self._remotes is None:
+            _, out, _ = run(self._git, ["config", "--get-regexp", r"^remote\..*\.url$"], path=self.path, check=False)
+            urls = [ln.split(" ", 1)[1] for ln in out.decode("utf-8", "replace").splitlines() if " " in ln]
+            self._remotes = {  # a local path or file:// remote names no host an Application could use
+                normalize_repo_url(u)
+                for u in urls
+                if ("://" in u and not u.startswith("file:")) or re.match(r"[\w.-]+@[\w.-]+:", u)
+            }
+        return url is None or not self._remotes or normalize_repo_url(url) in self._remotes
+
+    def _flux_of(self, path: str, raw: bytes) -> list[dict[str, Any]]:
+        """The Flux apps (:func:`~gitops_nb.git.kustomize.flux_apps`) one file's content defines."""
+        if not any(api.encode() in raw for api in FLUX_APIS):
+            return []
+        loaded = self._load(raw)
+        if isinstance(loaded, InvalidYAML):
+            return []  # manifest_changes reports it as unreadable
+        return flux_apps((path, d) for d in loaded)
+
+    def _tree(self, sha: str) -> _TreeInfo:
+        """Every path of the commit's tree, its kustomizations parsed and its Flux apps by file
+        (one ``ls-tree``, one ``git grep``, one ``cat-file``; parses cached per blob)."""
+        if sha in self._trees:
+            self._trees.move_to_end(sha)
+            return self._trees[sha]
         _, out, _ = run(self._git, ["ls-tree", "-r", "-z", "--full-tree", sha], path=self.path)
         paths: list[str] = []
         blobs: dict[str, str] = {}
@@ -506,21 +623,46 @@ class DeployRepo:
             meta, _, path = entry.partition("\t")
             paths.append(path)
             kind_sha = meta.split(" ")
-            if kind_sha[1:2] == ["blob"] and posixpath.basename(path) in KUSTOMIZATION_FILES:
+            if kind_sha[1:2] == ["blob"]:
                 blobs[path] = kind_sha[2]
-        todo = [b for p, b in blobs.items() if (p, b) not in self._kparsed]
+        kpaths = [p for p in blobs if posixpath.basename(p) in KUSTOMIZATION_FILES]
+        # one grep finds the files with Flux objects and those that may define Argo CD Applications
+        named = [p for p in self._grep(sha, (*FLUX_APIS, _ARGO)) if p in blobs]
+        todo = [blobs[p] for p in kpaths if (p, blobs[p]) not in self._kparsed]
+        todo += [blobs[p] for p in named if (p, blobs[p]) not in self._named]
         content = batch_read(self._git, todo, path=self.path)
         kusts: dict[str, Kustomization] = {}
-        for p, b in blobs.items():
+        for p in kpaths:
+            b = blobs[p]
             if (p, b) not in self._kparsed:
                 raw = content.get(b, MISSING)
                 if not isinstance(raw, bytes):
                     continue
                 self._kparsed[(p, b)] = kustomization_from_docs(p, self._load(raw))
             kusts[p] = self._kparsed[(p, b)]
-        return paths, kusts
+        flux: dict[str, list[dict[str, Any]]] = {}
+        argo_files: list[str] = []
+        for p in named:
+            b = blobs[p]
+            if (p, b) not in self._named:
+                raw = content.get(b, MISSING)
+                if not isinstance(raw, bytes):
+                    continue
+                self._named[(p, b)] = (self._flux_of(p, raw), _ARGO.encode() in raw)
+            found, argo = self._named[(p, b)]
+            if found:
+                flux[p] = found
+            if argo:
+                argo_files.append(p)
+        if len(self._argo_found) > 256:
+            self._argo_found.clear()
+        self._argo_found[sha] = argo_files
+        self._trees[sha] = (paths, kusts, flux)
+        if len(self._trees) > _CACHE_SIZE:
+            self._trees.popitem(last=False)
+        return self._trees[sha]
 
-    def _load(self, raw: bytes) -> list[Any] | yaml.YAMLError:
+    def _load(self, raw: bytes) -> list[Any] | InvalidYAML:
         """A file's YAML documents (or the error reading them), parsed once per content for this repo.
 
         :meth:`landed` reads kustomizations and :meth:`manifest_changes` diffs them: one parse serves both.
@@ -529,20 +671,21 @@ class DeployRepo:
         if hit is None:
             try:
                 hit = load_documents(raw.decode("utf-8", "replace"))
-            except yaml.YAMLError as e:
+            except InvalidYAML as e:
                 hit = e
             if len(self._docs) >= 8192:
                 self._docs.clear()
             self._docs[raw] = hit
         return hit
 
-    def _layout(self, kusts: dict[str, Kustomization]) -> Layout:
-        """The layout of a set of kustomizations, shared by every tree with the same references."""
-        key = tuple(sorted(_signature(k) for k in kusts.values()))
+    def _layout(self, kusts: dict[str, Kustomization], flux: dict[str, list[dict[str, Any]]]) -> Layout:
+        """The layout of a set of kustomizations and Flux apps, shared by every tree with the same references."""
+        objects = [f for fs in flux.values() for f in fs]
+        key = (tuple(sorted(_signature(k) for k in kusts.values())), tuple(sorted(_flux_signature(f) for f in objects)))
         if key not in self._layouts:
             if len(self._layouts) > 256:
                 self._layouts.clear()
-            self._layouts[key] = Layout(kusts.values())
+            self._layouts[key] = Layout(kusts.values(), objects)
         return self._layouts[key]
 
     def ancestors(self, rev: str, since: TimeBound = None) -> set[str]:
@@ -552,25 +695,75 @@ class DeployRepo:
         status, out, _ = run(self._git, args, path=self.path, check=False)
         return set(out.decode().split()) if status == 0 else set()
 
-    def affected_apps(self, sha: str) -> pd.DataFrame:
-        """The Kustomize roots a commit changes, with the ``matched`` files.
+    def _commit_apps(
+        self, sha: str, applications: Any
+    ) -> tuple[set[str], dict[str, list[str]], set[str], pd.DataFrame, pd.DataFrame]:
+        """What one commit changed against its first parent, and the apps it reaches.
 
-        A file counts for the roots built from it in the commit's own tree and in its first
-        parent's (so deleted files and moved apps count). A merge's changes are those against
-        its first parent: what it brought to the branch. :meth:`landed` maps every change the same way.
+        Returns the files it touched; the Kustomize roots and Flux apps it reaches with their files
+        (mapped with the layouts of its own tree and its first parent's, as :meth:`landed` maps every
+        change); the names of every layout app of those two trees; the apps at it and at its parent.
         """
         full = self.resolve(sha)
         commits, changes = self._walk(None, None, None, full, max_count=1, first_parent=True)
+        touched = set(changes["path"]) | set(changes["old_path"].dropna())
         parents = commits["parents"].iloc[0] if len(commits) else []
-        layout = self._layout(self._tree(full)[1])
-        before = self._layout(self._tree(parents[0])[1]) if parents else Layout(())
+        layout = self._layout(*self._tree(full)[1:])
+        before = self._layout(*self._tree(parents[0])[1:]) if parents else Layout(())
         matched = _match(layout, before, zip(changes["path"], changes["change"], changes["old_path"], strict=True))
-        frames = [self.apps(full)]
-        if parents:
-            frames.append(self.apps(parents[0]))
-        apps = pd.concat(frames).drop_duplicates("app", keep="first")
-        apps = apps[apps["app"].isin(list(matched))]
-        return apps.assign(matched=[matched[a] for a in apps["app"]]).reset_index(drop=True)
+        old = self.apps(parents[0], applications) if parents else schema.frame(schema.APPS)
+        return touched, matched, {*layout.names, *before.names}, self.apps(full, applications), old
+
+    def affected_apps(self, sha: str, applications: Any = None) -> pd.DataFrame:
+        """The apps a commit changes, with the ``matched`` files (``applications`` as in :meth:`apps`).
+
+        A file counts for the Kustomize roots and Flux apps built from it in the commit's own tree and
+        in its first parent's (so deleted files and moved apps count); an Argo CD Application counts
+        the changed files among its files at the commit (or, gone there, at its parent). A merge's
+        changes are those against its first parent: what it brought to the branch. :meth:`landed`
+        maps every change the same way.
+        """
+        touched, matched, layout_apps, new, old = self._commit_apps(sha, applications)
+        apps = pd.concat([new, old]).drop_duplicates("app", keep="first")
+        rows = []
+        for row in apps.to_dict("records"):
+            app = str(row["app"])
+            m = matched.get(app, []) if app in layout_apps else sorted(touched & set(row["files"]))
+            if m:
+                rows.append({**row, "matched": m})
+        return schema.frame(schema.AFFECTED_APPS, rows)  # its columns even when no app is reached
+
+    def app_changes(self, sha: str, applications: Any = None) -> pd.DataFrame:
+        """Which apps a commit adds, removes or changes (schema: :data:`schema.APP_CHANGES`).
+
+        ``added``/``removed``: the app exists only after/before the commit (an Application manifest,
+        an ApplicationSet's new directory, a new Kustomize root); ``changed``: the commit touches
+        files it is built from (``matched``, as in :meth:`affected_apps`). ``applications`` as in :meth:`apps`.
+        """
+        touched, layout_matched, layout_apps, new, old = self._commit_apps(sha, applications)
+        olds = {r["app"]: r for r in old.to_dict("records")}
+        news = {r["app"]: r for r in new.to_dict("records")}
+        rows = []
+        for app in sorted(olds.keys() | news.keys()):
+            o, n = olds.get(app), news.get(app)
+            row = n or o
+            assert row is not None
+            if app in layout_apps:
+                matched = layout_matched.get(str(app), [])
+            else:
+                matched = sorted(touched & (set(o["files"] if o else []) | set(n["files"] if n else [])))
+            change = "added" if o is None else "removed" if n is None else "changed" if matched else None
+            if change:
+                rows.append(
+                    {
+                        "app": app,
+                        "change": change,
+                        "source_type": row["source_type"],
+                        "matched": matched,
+                        "error": row["error"],
+                    }
+                )
+        return schema.frame(schema.APP_CHANGES, rows)
 
     # -- what landed on the branch ---------------------------------------------
 
@@ -581,9 +774,11 @@ class DeployRepo:
         committer time, with its diff against the first parent; a direct, squashed or rebased
         commit lands itself. ``since``/``until`` bound the landing (committer) time. Each row
         names the commits a merge brought in (``merged_commits``, ``merged_authors``) and the
-        earliest time they were written (``authored_at``), and the apps the change reaches,
-        each mapped with the kustomizations of the commit's own tree and its parent's (as
-        :meth:`affected_apps`). ``attrs["roots"]`` lists every root seen in those trees.
+        earliest time they were written (``authored_at``), and the apps the change reaches:
+        Kustomize roots and Flux apps mapped with the kustomizations and Flux objects of the
+        commit's own tree and its parent's (as :meth:`affected_apps`), Argo CD Applications
+        defined in git with the window's newest tree (see :meth:`_argo_overlay`).
+        ``attrs["roots"]`` lists every app seen in those trees.
 
         One ``git log --first-parent -m --name-status`` walk; when the range has merges, one more
         ``git log`` lists the merged commits; kustomizations that change are read with one ``cat-file``.
@@ -600,7 +795,10 @@ class DeployRepo:
     def _landed_frame(self, since: TimeBound, until: TimeBound, rev: str) -> pd.DataFrame:
         commits, changes = self._walk(since, until, None, rev, first_parent=True)
         merged, side = self._merged(commits, rev)
-        matched, roots = self._landed_apps(commits, changes)
+        matched, roots, has_argo = self._landed_apps(commits, changes)
+        if len(commits) and has_argo:
+            matched, argo = self._argo_overlay(commits["sha"].iloc[0], changes, matched, list(commits["sha"]))
+            roots |= argo
         own_authored = commits["authored_at"]
         rows: dict[str, list[Any]] = {k: [] for k in ("authored_at", "merged_commits", "merged_authors", "reverts")}
         for i, (h, own_reverts) in enumerate(zip(commits["sha"], commits["reverts"], strict=True)):
@@ -660,55 +858,119 @@ class DeployRepo:
             out[h] = sorted(mine)
         return out, side
 
-    def _landed_apps(self, commits: pd.DataFrame, changes: pd.DataFrame) -> tuple[list[dict[str, list[str]]], set[str]]:
+    def _landed_apps(
+        self, commits: pd.DataFrame, changes: pd.DataFrame
+    ) -> tuple[list[dict[str, list[str]]], set[str], bool]:
         """For each commit of a first-parent walk: the apps it reaches -> the files it reaches them through.
 
-        The kustomizations of the oldest commit's parent are read once; walking towards the tip,
-        each commit's diff against its first parent updates them (a gap in the line re-reads the tree).
+        The kustomizations and Flux objects of the oldest commit's parent are read once; walking
+        towards the tip, each commit's diff against its first parent updates them (a gap in the line
+        re-reads the tree), so Kustomize roots and Flux apps are mapped at each commit's own trees.
+        Argo CD Applications are then mapped at the window's tree (:meth:`_argo_overlay`); the last
+        value says whether the newest tree has a file naming ``argoproj.io`` (tracked the same way).
         """
         by_sha: dict[str, list[tuple[str, str, str | None]]] = defaultdict(list)
         for h, p, ch, old in zip(changes["sha"], changes["path"], changes["change"], changes["old_path"], strict=True):
             by_sha[h].append((p, ch, old))
         shas, parents = list(commits["sha"]), list(commits["parents"])
+        # kustomizations, and every YAML file (a Flux object may be added to any): one cat-file
         wanted = [
             f"{h}:{p}"
             for h, rows in by_sha.items()
             for p, ch, _ in rows
-            if ch != "D" and posixpath.basename(p) in KUSTOMIZATION_FILES
+            if ch != "D" and (posixpath.basename(p) in KUSTOMIZATION_FILES or p.endswith(YAML_SUFFIXES))
         ]
         texts = batch_read(self._git, wanted, path=self.path)
         matched: list[dict[str, list[str]]] = [{}] * len(shas)
         seen: dict[int, Layout] = {}
         kusts: dict[str, Kustomization] = {}
+        flux: dict[str, list[dict[str, Any]]] = {}
+        argo: set[str] = set()
         layout, prev = Layout(()), None
         for i in range(len(shas) - 1, -1, -1):
             h, ps = shas[i], parents[i]
             if not ps:
-                kusts, layout = {}, Layout(())
+                kusts, flux, argo, layout = {}, {}, set(), Layout(())
             elif ps[0] != prev:
-                kusts = self._tree(ps[0])[1]
-                layout = self._layout(kusts)
+                _, k0, f0 = self._tree(ps[0])
+                kusts, flux = dict(k0), dict(f0)  # copies: the tree's are cached
+                argo = set(self._argo_files(ps[0]))
+                layout = self._layout(kusts, flux)
             before = layout
             seen[id(before)] = before
             changed = False
             for p, ch, old in by_sha.get(h, ()):
-                if old and ch == "R" and kusts.pop(old, None) is not None:
-                    changed = True
-                if posixpath.basename(p) not in KUSTOMIZATION_FILES:
+                if old and ch == "R":
+                    changed |= kusts.pop(old, None) is not None
+                    changed |= bool(flux.pop(old, None))
+                    argo.discard(old)
+                is_k, is_y = posixpath.basename(p) in KUSTOMIZATION_FILES, p.endswith(YAML_SUFFIXES)
+                if not (is_k or is_y):
                     continue
                 raw = texts.get(f"{h}:{p}", MISSING) if ch != "D" else MISSING
-                k = kustomization_from_docs(p, self._load(raw)) if isinstance(raw, bytes) else None
-                old_k = kusts.pop(p, None)
-                if k is not None:
-                    kusts[p] = k
-                if (k and _signature(k)) != (old_k and _signature(old_k)):
-                    changed = True
+                if is_k:
+                    k = kustomization_from_docs(p, self._load(raw)) if isinstance(raw, bytes) else None
+                    old_k = kusts.pop(p, None)
+                    if k is not None:
+                        kusts[p] = k
+                    if (k and _signature(k)) != (old_k and _signature(old_k)):
+                        changed = True
+                if is_y:
+                    new_f = self._flux_of(p, raw) if isinstance(raw, bytes) else []
+                    old_f = flux.pop(p, [])
+                    if new_f:
+                        flux[p] = new_f
+                    if [_flux_signature(f) for f in new_f] != [_flux_signature(f) for f in old_f]:
+                        changed = True
+                    if isinstance(raw, bytes) and _ARGO.encode() in raw:
+                        argo.add(p)
+                    else:
+                        argo.discard(p)
             if changed:
-                layout = self._layout(kusts)
+                layout = self._layout(kusts, flux)
                 seen[id(layout)] = layout
             matched[i] = _match(layout, before, by_sha.get(h, ()))
             prev = h
-        return matched, {name for lay in seen.values() for name in lay.names}
+        return matched, {name for lay in seen.values() for name in lay.names}, bool(argo)
+
+    def _argo_overlay(
+        self, sha: str, changes: pd.DataFrame, matched: list[dict[str, list[str]]], shas: list[str]
+    ) -> tuple[list[dict[str, list[str]]], set[str]]:
+        """Argo CD Applications in the per-commit mapping, read at ``sha`` (the window's newest tree).
+
+        Applications (from git: manifests, app-of-apps templates, ApplicationSets) are mapped at the
+        window's tree, not each commit's: reading every source type (charts, value files, generators)
+        at every commit would cost a tree read per commit. A Kustomize root an Application builds
+        (mapped per commit) is named as the Application, as :meth:`apps` lists it; a changed file among
+        an Application's files at that tree reaches it too. Called only when that tree has a file
+        naming ``argoproj.io`` (:meth:`_landed_apps` tracks them), so without Applications nothing is read.
+        """
+        if not shas:
+            return matched, set()
+        argo = self._argo_rows(sha, self._tree(sha)[0])
+        if not argo:
+            return matched, set()
+        covers: dict[str, list[str]] = defaultdict(list)  # Kustomize root -> the Applications building it
+        by_file: dict[str, list[str]] = defaultdict(list)
+        for r in argo:
+            for d in dict.fromkeys(d or "." for d in r["dirs"]):
+                covers[d].append(r["app"])
+            for f in r["files"]:
+                by_file[f].append(r["app"])
+        touched: dict[str, list[str]] = defaultdict(list)
+        for h, p, old in zip(changes["sha"], changes["path"], changes["old_path"], strict=True):
+            touched[h] += [p, old] if isinstance(old, str) else [p]
+        out: list[dict[str, list[str]]] = []
+        for h, m in zip(shas, matched, strict=True):
+            found: dict[str, set[str]] = defaultdict(set)
+            for app, files in m.items():
+                for a in covers.get(app, [app]):
+                    found[a].update(files)
+            for f in touched.get(h, ()):
+                for a in by_file.get(f, ()):
+                    found[a].add(f)
+            out.append({a: sorted(found[a]) for a in sorted(found)})
+        return out, {r["app"] for r in argo}
 
     # -- path queries ------------------------------------------------------------
 
@@ -720,8 +982,7 @@ class DeployRepo:
         files = [info / "commit-graph"] if (info / "commit-graph").exists() else []
         if chain.exists():
             files = [info / "commit-graphs" / f"graph-{h}.graph" for h in chain.read_text().split()]
-        layers = [_graph_chunks(f) for f in files]
-        layers = [x for x in layers if x is not None]
+        layers = [x for f in files if (x := _graph_chunks(f)) is not None]
         return {
             "exists": bool(layers),
             "bloom": bool(layers) and all(b for b, _ in layers),
@@ -769,7 +1030,12 @@ class DeployRepo:
 
 def _signature(k: Kustomization) -> tuple[Any, ...]:
     """What of a kustomization shapes the layout (not its images, replicas or other settings)."""
-    return (k.file, k.namespace, tuple(k.refs), tuple(k.remote))
+    return (k.file, k.flux, k.namespace, tuple(k.refs), tuple(k.remote))
+
+
+def _flux_signature(f: dict[str, Any]) -> tuple[Any, ...]:
+    """What of a Flux app (:func:`~gitops_nb.git.kustomize.flux_apps`) shapes the layout."""
+    return (f["file"], repr(f["kind"]), repr(f["name"]), repr(f["namespace"]), f["dir"], tuple(f["extra"]))
 
 
 def _match(layout: Layout, before: Layout, rows: Iterable[tuple[str, str, str | None]]) -> dict[str, list[str]]:
@@ -809,3 +1075,8 @@ def _graph_chunks(f: Path) -> tuple[bool, int] | None:
             return (b"BIDX" in chunks and b"BDAT" in chunks), count
     except OSError:
         return None
+
+
+def _text(blobs: dict[str, bytes | Any], blob: str) -> str | None:
+    raw = blobs.get(blob) if blob != _NULL_SHA else None
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -21,7 +22,7 @@ def drift(cluster: EvidenceSource) -> pd.DataFrame:
     apps = cluster.applications()
     rows: list[dict[str, Any]] = []
     for a in apps[apps["sync_status"] != "Synced"].itertuples(index=False):
-        res = cluster.app_resources(a.name)
+        res = cluster.app_resources(str(a.name))
         for r in res[res["sync_status"] != "Synced"].itertuples(index=False):
             rows.append(
                 {
@@ -40,7 +41,7 @@ def drift(cluster: EvidenceSource) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols).astype(object)
 
 
-def manual_edits(cluster: EvidenceSource, since: Any = None) -> pd.DataFrame:
+def manual_edits(cluster: EvidenceSource, since: str | datetime | pd.Timestamp | None = None) -> pd.DataFrame:
     """Field edits by anything but Argo CD, in every Application's destination namespace, newest first.
 
     The frame is :data:`schema.FIELD_EDITS` plus ``apps`` (the Applications deploying into
@@ -56,7 +57,7 @@ def manual_edits(cluster: EvidenceSource, since: Any = None) -> pd.DataFrame:
         f = f[~f["is_gitops"]]
         if since is not None:
             f = f[f["time"] >= parse_at(since)]
-        frames.append(f.assign(apps=[sorted(names)] * len(f)))
+        frames.append(f.assign(apps=[sorted(names)] * len(f)))  # type: ignore[list-item]  # pandas-stubs: a column of lists
     if not frames:
         from .. import schema
 

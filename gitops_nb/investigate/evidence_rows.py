@@ -7,6 +7,7 @@ Works on any :class:`~gitops_nb.cluster.evidence.EvidenceSource`. Every row carr
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -29,7 +30,12 @@ def _match(name: str, path: str | None, wanted: Sequence[str]) -> bool:
     return any(w in (name, path) or w in parts or (path or "").endswith("/" + w.strip("/")) for w in wanted)
 
 
-def cluster_rows(source: EvidenceSource, since: Any, until: Any, apps: Sequence[str] | None = None) -> pd.DataFrame:
+def cluster_rows(
+    source: EvidenceSource,
+    since: str | datetime | pd.Timestamp | None,
+    until: str | datetime | pd.Timestamp | None,
+    apps: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """Cluster rows for :func:`what_changed` between ``since`` and ``until`` (schema :data:`schema.TIMELINE`,
     plus ``fields`` for manual edits).
 
@@ -62,6 +68,12 @@ def cluster_rows(source: EvidenceSource, since: Any, until: Any, apps: Sequence[
             }
         )
 
+    # rows of itertuples(): pandas-stubs types every field as any scalar; each is its column's (schema) type
+    h: Any
+    o: Any
+    e: Any
+    r: Any
+    f: Any
     hist = _in(hist[hist["app"].isin(list(path_of))], "deployed_at", lo, hi)
     for h in hist.itertuples(index=False):
         took = (h.deployed_at - h.deploy_started_at).total_seconds() if pd.notna(h.deploy_started_at) else None

@@ -14,13 +14,15 @@ import pandas as pd
 from .. import schema
 from ..cluster.evidence import EvidenceSource
 from ..errors import InputError
+from ..git.manifests import unreadable_label
 from ..git.repo import DeployRepo
 from ..schema import RowKind
-from ..times import parse_at, parse_window
+from ..times import describe_time, parse_at, parse_window
 from .evidence_rows import cluster_rows
+from .fields import FieldRef
 from .scoring import DEFAULT_WEIGHTS, CommitFacts, Weights, commit_score, edit_score, rank
 
-__all__ = ["Investigation", "culprits", "investigate", "what_changed"]
+__all__ = ["Investigation", "culprits", "explain_empty", "investigate", "what_changed"]
 
 _MAX_DETAIL = 6
 _Deploy = tuple[pd.Timestamp, str, str]  # (deployed at, Kustomize root, Argo CD app)
@@ -68,7 +70,7 @@ def _ask(
 ) -> _Window:
     """Step 1: parse and check the question."""
     r = repo if isinstance(repo, DeployRepo) else DeployRepo(repo)
-    a = pd.Timedelta(0) if after in (None, 0, "0", "") else parse_window(after, name="after")  # type: ignore[arg-type]
+    a = pd.Timedelta(0) if after is None or after in (0, "0", "") else parse_window(after, name="after")
     wanted = [apps] if isinstance(apps, str) else list(apps or [])
     return _Window(r, parse_at(at), parse_window(window), a, wanted, rev)
 
@@ -96,25 +98,30 @@ def _resolve_wanted(q: _Window, known: Sequence[str], cluster: EvidenceSource | 
         )
 
 
-def _details(changes: pd.DataFrame, index: dict[tuple[str, str], list[str]]) -> dict[str, list[tuple[str, str]]]:
-    """Step 4: each landed change's semantic changes as (field, one line a person reads)."""
-    by_sha: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for sha, path, fld, old, new, change in zip(
+def _details(changes: pd.DataFrame, index: dict[tuple[str, str], list[str]]) -> dict[str, list[tuple[FieldRef, str]]]:
+    """Step 4: each landed change's semantic changes as (the field with its row's context, one line a person reads)."""
+    by_sha: dict[str, list[tuple[FieldRef, str]]] = defaultdict(list)
+    for sha, path, kind, fld, old, new, change, via, error in zip(
         changes["sha"],
         changes["path"],
+        changes["kind"],
         changes["field"],
         changes["old"],
         changes["new"],
         changes["change"],
+        changes["via"],
+        changes["error"],
         strict=True,
     ):
-        label = _short_app(index[sha, path][0]) if index.get((sha, path)) else path
+        apps = index.get((sha, path))
+        label = _short_app(apps[0]) if apps else path
+        ref = FieldRef(fld or "", kind, via, path, new if new is not None else old, deployed=bool(apps))
         if change == "modified":
-            by_sha[sha].append((fld, f"{label}: {fld} {old} → {new}"))
+            by_sha[sha].append((ref, f"{label}: {fld} {old} → {new}"))
         elif change == "unreadable":
-            by_sha[sha].append(("", f"{label}: unreadable"))
+            by_sha[sha].append((FieldRef("", deployed=ref.deployed), f"{label}: {unreadable_label(error)}"))
         else:
-            by_sha[sha].append((fld, f"{label}: {fld or '(object)'} {change}"))
+            by_sha[sha].append((ref, f"{label}: {fld or '(object)'} {change}"))
     return by_sha
 
 
@@ -123,6 +130,7 @@ def _deploys(repo: DeployRepo, cluster_rows: pd.DataFrame, since: pd.Timestamp) 
     out: dict[str, list[_Deploy]] = defaultdict(list)
     deploys = cluster_rows[cluster_rows["kind"] == RowKind.DEPLOY]
     contained: dict[str, set[str]] = {}
+    d: Any  # an itertuples() row: pandas-stubs types every field as any scalar
     for d in deploys.itertuples(index=False):
         if not isinstance(d.sha, str) or not d.sha:
             continue
@@ -136,7 +144,7 @@ def _deploys(repo: DeployRepo, cluster_rows: pd.DataFrame, since: pd.Timestamp) 
 def _commit_rows(
     q: _Window,
     landed: pd.DataFrame,
-    details: dict[str, list[tuple[str, str]]],
+    details: dict[str, list[tuple[FieldRef, str]]],
     deployed: dict[str, list[_Deploy]] | None,
     weights: Weights,
 ) -> list[dict[str, Any]]:
@@ -148,6 +156,7 @@ def _commit_rows(
         if sha is not None and when <= q.at
     }
     rows: list[dict[str, Any]] = []
+    c: Any  # an itertuples() row: pandas-stubs types every field as any scalar
     for c in landed.itertuples(index=False):
         touched = list(c.apps)
         if q.wanted and not any(_match_app(x, q.wanted) for x in touched):
@@ -190,6 +199,7 @@ def _commit_rows(
                     deployed_at=first[0] if first is not None and deployed_before else None,
                     deployed_to=first[2] if first is not None else None,
                     cluster_known=deployed is not None,
+                    files=list(c.files),
                 ),
                 weights,
             )
@@ -270,6 +280,29 @@ def what_changed(
     if extra is not None and len(extra):
         extra = _score_evidence(extra, q.at, weights)
     return _merge_and_rank(q, rows, extra)
+
+
+def _span(td: pd.Timedelta) -> str:
+    secs = int(td.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if secs % size == 0:
+            return f"{secs // size}{unit}"
+    return f"{secs}s"
+
+
+def explain_empty(repo: DeployRepo, at: pd.Timestamp, window: pd.Timedelta, rev: str = "HEAD") -> str:
+    """Why a window holds no commit, in words a person acts on (the newest commit before T, and how far)."""
+    before = repo.commits(until=at, rev=rev).head(1)
+    if before.empty:
+        first = repo.commits(rev=rev).tail(1)
+        return f"no commit on {rev} before T: the first one is {describe_time(first['committed_at'].iloc[0])}"
+    t = before["committed_at"].iloc[0]
+    gap = at - t
+    return (
+        f"no commit in the {_span(window)} before T: the newest before T is {before['short_sha'].iloc[0]} "
+        f"{before['subject'].iloc[0]!r}, {gap.days}d {gap.seconds // 3600}h before T ({describe_time(t)}). "
+        f"Widen the window (e.g. {max(1, gap.days + 1)}d) or check T"
+    )
 
 
 def culprits(timeline: pd.DataFrame, n: int = 5) -> pd.DataFrame:

@@ -13,8 +13,12 @@ The admin token and keys are written with mode 0600 and never printed or logged.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import math
 import os
+import queue
+import re
 import secrets
 import shutil
 import signal
@@ -22,9 +26,11 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +40,15 @@ from ..errors import SandboxBuildError, SandboxError, SandboxStartError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["COMPONENTS", "Sandbox", "default_cache", "default_state"]
+__all__ = [
+    "COLD_BUILD_SECONDS",
+    "COMPONENTS",
+    "BuildProgress",
+    "Sandbox",
+    "default_cache",
+    "default_state",
+    "stream_build",
+]
 
 ARGOCD_NS = "argocd"
 FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
@@ -162,6 +176,157 @@ def _wait(check: Callable[[], bool], timeout: float, what: str, log: Path | None
     raise SandboxStartError(f"{what} was not ready after {timeout:.0f}s; see {log}{tail}")
 
 
+#: seconds each step of a cold build takes on 2 cores (docs/sandbox.md, "Measured figures"): the heartbeat's yardstick
+COLD_BUILD_SECONDS = {
+    "module downloads": 16,
+    "etcd": 36,
+    "kube-apiserver": 150,
+    "kube-controller-manager": 52,
+    "kube-scheduler": 4,
+    "argocd": 148,
+    "kwok": 91,
+    "kustomize": 10,
+}
+#: seconds between two heartbeats while a component compiles and build.sh is silent
+HEARTBEAT_SECONDS = 15.0
+
+_BUILD_LINE = re.compile(r"^\[sandbox\s+\d+s\] (?P<msg>.*)$")
+_STEP_START = re.compile(r"^(?P<name>[\w.-]+): building$")
+_STEP_END = re.compile(r"^(?:[\w.-]+: (?:done in|already built)|modules downloaded)")
+
+
+def _duration(seconds: float) -> str:
+    """``75`` -> ``1m15s``; ``40`` -> ``40s``."""
+    s = round(seconds)
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def heartbeat_line(component: str, on_it: float, elapsed: float) -> str:
+    """The heartbeat while ``component`` has compiled ``on_it`` seconds, ``elapsed`` into the build."""
+    total = sum(COLD_BUILD_SECONDS.values())
+    own = COLD_BUILD_SECONDS.get(component)
+    yardstick = f"~{_duration(own)} for it, " if own else ""
+    return (
+        f"[sandbox {elapsed:4.0f}s] still building {component} ({_duration(on_it)} so far); "
+        f"a cold build takes {yardstick}about {math.ceil(total / 60)} min in all on 2 cores"
+    )
+
+
+class BuildProgress:
+    """What a person sees of a build: build.sh's stderr lines, heartbeats, and one line when cached.
+
+    Lines before build.sh has said whether it builds are held back: a cached run shows only its
+    "up to date" line; otherwise they are shown once it starts building (or installing, or fails).
+    """
+
+    def __init__(self, say: Callable[[str], None], *, start: float, heartbeat: float = HEARTBEAT_SECONDS) -> None:
+        self.say = say
+        self.start = start
+        self.heartbeat = heartbeat
+        self.component: str | None = None  # the step compiling now
+        self.since = start  # when it began
+        self.last = start  # when something was last said
+        self.tail: deque[str] = deque(maxlen=30)  # for the error message of a quiet failed build
+        self._held: list[str] | None = []  # None once decided
+
+    def _emit(self, text: str, now: float) -> None:
+        self.say(text)
+        self.last = now
+
+    def line(self, text: str, now: float) -> None:
+        """One line of build.sh's stderr, read at ``now`` (monotonic seconds)."""
+        self.tail.append(text)
+        m = _BUILD_LINE.match(text)
+        msg = m["msg"] if m else None
+        if msg is not None:
+            if msg == "downloading modules":
+                self.component, self.since = "module downloads", now
+            elif step := _STEP_START.match(msg):
+                self.component, self.since = step["name"], now
+            elif _STEP_END.match(msg):
+                self.component = None
+        if self._held is not None:
+            if msg is not None and msg.startswith("up to date"):
+                self._held = None
+                self._emit(text, now)
+                return
+            if msg is not None and not msg.startswith(("building", "installing")) and not _STEP_START.match(msg):
+                self._held.append(text)
+                return
+            self.flush(now)
+        self._emit(text, now)
+
+    def tick(self, now: float) -> None:
+        """Say a heartbeat if a component compiles and nothing was said for ``heartbeat`` seconds."""
+        if self.component is not None and now - self.last >= self.heartbeat:
+            self._emit(heartbeat_line(self.component, now - self.since, now - self.start), now)
+
+    def flush(self, now: float) -> None:
+        """Show the held-back lines (the build turned out not to be cached, or ended)."""
+        held, self._held = self._held or [], None
+        for text in held:
+            self._emit(text, now)
+
+
+def stream_build(
+    cmd: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    say: Callable[[str], None] | None = None,
+    heartbeat: float = HEARTBEAT_SECONDS,
+) -> tuple[int, str, list[str]]:
+    """Run a build command, passing its stderr lines through :class:`BuildProgress` to ``say`` as they come.
+
+    Returns the exit code, the whole stdout, and the last stderr lines.
+    """
+    start = time.monotonic()
+    progress = BuildProgress(say or (lambda _m: None), start=start, heartbeat=heartbeat)
+    with subprocess.Popen(
+        list(cmd), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:  # closes both pipes on the way out
+        out, err = proc.stdout, proc.stderr
+        assert out is not None and err is not None  # both piped above
+        err_lines: queue.Queue[str | None] = queue.Queue()
+        stdout: list[str] = []
+
+        def pump_stderr() -> None:
+            for raw in err:
+                err_lines.put(raw.rstrip("\n"))
+            err_lines.put(None)
+
+        readers = [
+            threading.Thread(target=pump_stderr, daemon=True),
+            threading.Thread(target=lambda: stdout.append(out.read()), daemon=True),
+        ]
+        for t in readers:
+            t.start()
+        try:
+            while True:
+                try:
+                    item = err_lines.get(timeout=min(1.0, heartbeat / 4))
+                except queue.Empty:
+                    item = ""
+                now = time.monotonic()
+                if item is None:
+                    break
+                if item:
+                    progress.line(item, now)
+                progress.tick(now)
+            rc = proc.wait()
+            for t in readers:
+                t.join()
+        finally:
+            if proc.poll() is None:  # interrupted: stop the build we started
+                proc.terminate()
+                proc.wait()
+    progress.flush(time.monotonic())
+    return rc, "".join(stdout), list(progress.tail)
+
+
+def _print_stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
 class Sandbox:
     """Build, start, inspect and stop the local Kubernetes + Argo CD sandbox.
 
@@ -189,35 +354,44 @@ class Sandbox:
 
     # -- build ----------------------------------------------------------------
 
-    def build(self, *, quiet: bool = False) -> Path:
-        """Compile (or find cached) binaries with ``gitops_nb/sandbox/go/build.sh``; returns the bin dir."""
+    def build(
+        self,
+        *,
+        quiet: bool = False,
+        progress: Callable[[str], None] | None = None,
+        heartbeat: float = HEARTBEAT_SECONDS,
+    ) -> Path:
+        """Compile (or find cached) binaries with ``gitops_nb/sandbox/go/build.sh``; returns the bin dir.
+
+        A cold build takes about 9 minutes on 2 cores, so it talks: each of build.sh's progress
+        lines goes to ``progress`` (default: printed to stderr), and while a component compiles a
+        heartbeat every ``heartbeat`` seconds says which one, for how long, and what a cold build
+        takes. A cached build says one "up to date" line. ``quiet`` says nothing (a failure still
+        quotes the build's last lines).
+        """
         script = go_dir() / "build.sh"
         if not script.exists():
             raise SandboxBuildError(f"{script} is missing: reinstall gitops-nb (the wheel ships it)")
         env = {**os.environ, "GITOPS_NB_CACHE": str(self.cache)}
-        proc = subprocess.run(
-            ["bash", str(script)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL if quiet else None,
-            text=True,
-        )
-        if proc.returncode != 0:
+        say = None if quiet else (progress or _print_stderr)
+        rc, stdout, tail = stream_build(["bash", str(script)], env=env, say=say, heartbeat=heartbeat)
+        if rc != 0:
+            last = "" if say else "; its last lines:\n    " + "\n    ".join(tail[-15:])
             raise SandboxBuildError(
-                f"the sandbox build failed (exit {proc.returncode}); its progress lines above say which "
-                "component; rerun `gitops-nb sandbox build` after fixing (the Go module cache is kept)"
+                f"the sandbox build failed (exit {rc}); its progress lines {'above ' if say else ''}say which "
+                "component; rerun `gitops-nb sandbox build` after fixing (the Go module cache is kept)" + last
             )
-        lines = proc.stdout.strip().splitlines()
+        lines = stdout.strip().splitlines()
         if not lines or not Path(lines[-1]).is_dir():
-            raise SandboxBuildError(f"the sandbox build did not print its bin dir (got {proc.stdout[-200:]!r})")
+            raise SandboxBuildError(f"the sandbox build did not print its bin dir (got {stdout[-200:]!r})")
         self._bin = Path(lines[-1])
         return self._bin
 
     @property
     def bin(self) -> Path:
-        """The bin dir of the current build (built on first use)."""
+        """The bin dir of the current build (built on first use, with progress on stderr)."""
         if self._bin is None:
-            self._bin = self.build(quiet=True)
+            self._bin = self.build()
         return self._bin
 
     # -- state files ----------------------------------------------------------
@@ -614,6 +788,9 @@ class Sandbox:
         """
         say = progress or (lambda _m: None)
         self.bin  # noqa: B018 - build (or find the cache) before anything starts
+        if self.is_up():  # everything runs and answers: bootstrapped already, touch nothing
+            say("already up: every component is running and ready")
+            return dict.fromkeys(COMPONENTS, 0.0)
         self._prepare()
         times: dict[str, float] = {}
         for c in COMPONENTS:
@@ -708,16 +885,16 @@ class Sandbox:
             raise SandboxStartError(f"no Argo CD CRDs in {self.bin.parent / 'crds'}: rerun `gitops-nb sandbox build`")
         for f in crds:
             body = yaml.safe_load(f.read_text())
-            self._ensure(lambda body=body: ext.create_custom_resource_definition(body))
-        for name in ("applications.argoproj.io", "appprojects.argoproj.io"):
-            _wait(
-                lambda name=name: any(
-                    c.type == "Established" and c.status == "True"
-                    for c in ext.read_custom_resource_definition(name).status.conditions or []
-                ),
-                timeout,
-                f"CRD {name}",
+            self._ensure(functools.partial(ext.create_custom_resource_definition, body))
+
+        def established(name: str) -> bool:
+            status = ext.read_custom_resource_definition(name).status
+            return status is not None and any(
+                c.type == "Established" and c.status == "True" for c in status.conditions or []
             )
+
+        for name in ("applications.argoproj.io", "appprojects.argoproj.io"):
+            _wait(functools.partial(established, name), timeout, f"CRD {name}")
         self._ensure(
             lambda: core.create_namespaced_config_map(
                 ARGOCD_NS,
@@ -762,7 +939,8 @@ class Sandbox:
         )
         for i in range(2):
             self._ensure(
-                lambda i=i: core.create_node(
+                functools.partial(
+                    core.create_node,
                     client.V1Node(
                         metadata=client.V1ObjectMeta(
                             name=f"kwok-node-{i}",
@@ -778,7 +956,7 @@ class Sandbox:
                             allocatable={"cpu": "64", "memory": "256Gi", "pods": "250"},
                             capacity={"cpu": "64", "memory": "256Gi", "pods": "250"},
                         ),
-                    )
+                    ),
                 )
             )
 
@@ -800,15 +978,18 @@ class Sandbox:
         ]
         for p in stale:
             self._ensure_gone(
-                lambda p=p: core.delete_namespaced_pod(
-                    p.metadata.name, p.metadata.namespace, body=client.V1DeleteOptions(grace_period_seconds=0)
+                functools.partial(
+                    core.delete_namespaced_pod,
+                    p.metadata.name,
+                    p.metadata.namespace,
+                    body=client.V1DeleteOptions(grace_period_seconds=0),
                 )
             )
         return len(stale)
 
     @staticmethod
     def _ensure_gone(delete: Callable[[], Any]) -> None:
-        from kubernetes.client.rest import ApiException
+        from kubernetes.client.exceptions import ApiException
 
         try:
             delete()
@@ -819,13 +1000,15 @@ class Sandbox:
     @staticmethod
     def _ensure(create: Callable[[], Any]) -> None:
         """Create an object; an existing one is fine (idempotent ``up``)."""
-        from kubernetes.client.rest import ApiException
+        from kubernetes.client.exceptions import ApiException
 
         try:
             create()
         except ApiException as e:
             if e.status != 409:
-                raise SandboxStartError(f"sandbox bootstrap failed: {e.status} {e.reason}: {e.body[:300]!r}") from e
+                raise SandboxStartError(
+                    f"sandbox bootstrap failed: {e.status} {e.reason}: {(e.body or '')[:300]!r}"
+                ) from e
 
 
 def _rss_mb(pid: int) -> float | None:

@@ -8,6 +8,12 @@ Layout (as in a typical Argo CD setup)::
 History: CI tag bumps (one ``newTag`` line each), a human replica change, a change
 to a base that reaches two overlays, a revert, and - 25 minutes before the demo
 incident time - a bad production tag bump of ``checkout-api``.
+
+Deployed in the sandbox (:func:`deploy_demo`), the repository is set up the way teams work:
+a bare ``deploy-config.git`` that Argo CD reads (the "origin"), and a working clone
+``deploy-config`` that commits are made in and pushed from. The rollback rehearsal
+(``gitops-nb demo`` prints the command) reverts in the clone and pushes to the origin;
+:func:`reset_demo_incident` puts the incident back for the next rehearsal.
 """
 
 from __future__ import annotations
@@ -15,32 +21,46 @@ from __future__ import annotations
 import copy
 import os
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from ..errors import InputError
 
-__all__ = ["DemoDeployment", "DemoRepo", "RepoWriter", "bump_tag", "deploy_demo", "make_demo_repo", "remake_demo_repo"]
+if TYPE_CHECKING:
+    from .control import Sandbox
+
+__all__ = [
+    "DemoDeployment",
+    "DemoRepo",
+    "RepoWriter",
+    "bump_tag",
+    "deploy_demo",
+    "make_demo_repo",
+    "remake_demo_repo",
+    "reset_demo_incident",
+]
 
 CI = ("deploy-bot", "deploy-bot@example.com")
 ALICE = ("Alice Ops", "alice@example.com")
 BOB = ("Bob Dev", "bob@example.com")
+ONCALL = ("On-call engineer", "oncall@example.com")  # who commits in the demo's clone (the rehearsal's revert)
 REGISTRY = "ghcr.io/acme"
 
 
 class RepoWriter:
     """Writes files and commits them with chosen authors and dates (for demos and tests)."""
 
-    def __init__(self, path: str | Path, *, branch: str = "main") -> None:
+    def __init__(self, path: str | Path, *, branch: str = "main", identity: tuple[str, str] = CI) -> None:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         if not (self.path / ".git").exists():
             self.git("init", "-q", "-b", branch)
-        self.git("config", "user.name", CI[0])
-        self.git("config", "user.email", CI[1])
+        self.git("config", "user.name", identity[0])  # for commits made without explicit authors (a revert)
+        self.git("config", "user.email", identity[1])
         self.git("config", "commit.gpgsign", "false")
 
     def git(self, *args: str, env: dict[str, str] | None = None) -> str:
@@ -87,6 +107,11 @@ class RepoWriter:
         }
         self.git("commit", "-q", *(["--allow-empty"] if allow_empty else []), "-m", message, env=env)
         return self.git("rev-parse", "HEAD").strip()
+
+    def push(self, remote: str = "origin", branch: str | None = None) -> None:
+        """Push HEAD to ``remote``'s ``branch`` (default: the checked-out branch's name); never forced."""
+        branch = branch or self.git("symbolic-ref", "--short", "HEAD").strip()
+        self.git("push", "-q", remote, f"HEAD:refs/heads/{branch}")
 
 
 # -- the demo's manifests ------------------------------------------------------
@@ -182,6 +207,7 @@ class DemoRepo:
     incident_at: pd.Timestamp
     commits: dict[str, str]  # label -> sha
     apps: list[str]
+    origin: Path | None = None  # the bare repository ``path`` pushes to (and Argo CD reads), if any
 
 
 def make_demo_repo(path: str | Path, *, end: pd.Timestamp | str | None = None) -> DemoRepo:
@@ -247,16 +273,34 @@ def make_demo_repo(path: str | Path, *, end: pd.Timestamp | str | None = None) -
 _MARKER = "gitops-nb-demo"
 
 
-def remake_demo_repo(repo_dir: Path, *, end: pd.Timestamp | str | None = None) -> DemoRepo:
-    """Build the demo repo at ``repo_dir``, replacing an earlier demo repo there (never another repo)."""
-    if repo_dir.exists():
-        if not (repo_dir / ".git" / _MARKER).exists():
-            raise InputError(f"{repo_dir} exists and is not a gitops-nb demo repo: pick another --workdir")
-        import shutil
+def remake_demo_repo(repo_dir: Path, *, end: pd.Timestamp | str | None = None, origin: Path | None = None) -> DemoRepo:
+    """Build the demo repo at ``repo_dir``, replacing an earlier demo repo there (never another repo).
 
-        shutil.rmtree(repo_dir)
+    With ``origin``, the history is also published as a bare repository there (replacing an
+    earlier demo origin, never another repository), and ``repo_dir`` becomes its working clone:
+    ``origin`` remote, ``main`` tracking ``origin/main``, commits by an on-call identity.
+    """
+    import shutil
+
+    mine = {repo_dir: repo_dir / ".git" / _MARKER}
+    if origin is not None:
+        mine[origin] = origin / _MARKER
+    for d, marker in mine.items():  # check both before deleting either
+        if d.exists() and not marker.exists():
+            raise InputError(f"{d} exists and is not a gitops-nb demo repo: pick another --workdir")
+    for d in mine:
+        if d.exists():
+            shutil.rmtree(d)
     demo = make_demo_repo(repo_dir, end=end)
     (repo_dir / ".git" / _MARKER).write_text("created by gitops-nb demo\n")
+    if origin is not None:
+        w = RepoWriter(repo_dir, identity=ONCALL)
+        w.git("clone", "-q", "--bare", str(repo_dir.resolve()), str(origin.resolve()))
+        (origin / _MARKER).write_text("created by gitops-nb demo\n")
+        w.git("remote", "add", "origin", str(origin.resolve()))
+        w.git("fetch", "-q", "origin")
+        w.git("branch", "-q", "--set-upstream-to=origin/main", "main")
+        demo.origin = origin
     return demo
 
 
@@ -272,9 +316,17 @@ def bump_tag(writer: RepoWriter, service: str, env: str, tag: str, *, when: pd.T
     return writer.commit(f"deploy({service}/{env}): {tag}", when=when or pd.Timestamp.now(tz="UTC"), files={rel: new})
 
 
+#: the live incident's bad deploy: CI bumps this service/overlay to this tag
+BAD_DEPLOY = ("checkout-api", "production", "2026.3.20-9e8d7c6")
+
+
 @dataclass
 class DemoDeployment:
-    """The demo repo deployed by Argo CD in the sandbox, with a live incident story."""
+    """The demo repo deployed by Argo CD in the sandbox, with a live incident story.
+
+    ``repo.path`` is the engineer's working clone; ``repo.origin`` the bare repository
+    Argo CD reads (every demo commit was pushed there from the clone).
+    """
 
     repo: DemoRepo
     apps: dict[str, str]  # Application name -> Kustomize root
@@ -283,6 +335,11 @@ class DemoDeployment:
     edit: dict[str, Any]  # the manual edit: namespace, deployment, manager, fields
     incident_at: pd.Timestamp
 
+    @property
+    def bad_app(self) -> str:
+        """The Application that deployed :attr:`bad_sha`."""
+        return self.deploys[-1][0]
+
 
 def app_name(root: str) -> str:
     """Application name of a demo overlay: ``apps/checkout-api/overlays/production`` -> ``checkout-api-production``."""
@@ -290,23 +347,38 @@ def app_name(root: str) -> str:
     return f"{parts[1]}-{parts[3]}"
 
 
-def deploy_demo(sandbox: Any, workdir: str | Path, *, timeout: float = 180, progress: Any = None) -> DemoDeployment:
+def _deploy_all(api: Any, apps: list[str], sha: str, timeout: float) -> None:
+    """Every demo app tracks main: refresh them all (now, not at the next poll) and wait until all run ``sha``."""
+    from ..cluster.argocd import refresh_app, wait_app
+
+    for n in apps:
+        refresh_app(api, n)
+    for n in apps:
+        wait_app(api, n, revision=sha, timeout=timeout)
+
+
+def deploy_demo(
+    sandbox: Sandbox, workdir: str | Path, *, timeout: float = 180, progress: Callable[[str], None] | None = None
+) -> DemoDeployment:
     """Build the demo repo under ``workdir`` and let the sandbox's Argo CD deploy it, then play an incident.
 
-    One Application per overlay (automated sync, prune, self-heal). Then, live: a CI tag
-    bump of web-frontend staging, the bad CI bump of checkout-api production, and a
-    manual ``kubectl edit`` of the production Deployment on a field git does not set.
-    Each deploy is waited for, so every app has a real deploy history.
+    ``workdir/deploy-config.git`` is the bare origin Argo CD reads; ``workdir/deploy-config``
+    the working clone every commit is pushed from. One Application per overlay (automated
+    sync, prune, self-heal). Then, live: a CI tag bump of web-frontend staging, the bad CI
+    bump of checkout-api production (:data:`BAD_DEPLOY`), and a manual ``kubectl edit`` of
+    the production Deployment on a field git does not set. Each deploy is waited for, so
+    every app has a real deploy history.
     """
     from kubernetes import client
 
-    from ..cluster.argocd import application_manifest, apply_application, refresh_app, wait_app
+    from ..cluster.argocd import application_manifest, apply_application
 
     say = progress or (lambda _m: None)
-    repo_dir = Path(workdir) / "deploy-config"
-    demo = remake_demo_repo(repo_dir)
+    work = Path(workdir)
+    origin = work / "deploy-config.git"
+    demo = remake_demo_repo(work / "deploy-config", origin=origin)
     api = sandbox.api_client()
-    url = f"file://{repo_dir.resolve()}"
+    url = f"file://{origin.resolve()}"
     apps = {app_name(root): root for root in demo.apps}
     for name, root in apps.items():
         svc, env = root.split("/")[1], root.split("/")[3]
@@ -315,19 +387,14 @@ def deploy_demo(sandbox: Any, workdir: str | Path, *, timeout: float = 180, prog
         )
         apply_application(api, manifest)
 
-    def deploy_all(sha: str) -> None:
-        for n in apps:  # every app tracks main: all move to the new revision; refresh so it is now, not next poll
-            refresh_app(api, n)
-        for n in apps:
-            wait_app(api, n, revision=sha, timeout=timeout)
-
-    deploy_all(demo.commits["docs"])
+    _deploy_all(api, list(apps), demo.commits["docs"], timeout)
     say(f"{len(apps)} Applications Synced and Healthy at {demo.commits['docs'][:10]}")
-    writer = RepoWriter(repo_dir)
+    writer = RepoWriter(demo.path, identity=ONCALL)
     deploys = []
-    for svc, env, tag in (("web-frontend", "staging", "5.4.0"), ("checkout-api", "production", "2026.3.20-9e8d7c6")):
+    for svc, env, tag in (("web-frontend", "staging", "5.4.0"), BAD_DEPLOY):
         sha = bump_tag(writer, svc, env, tag)
-        deploy_all(sha)
+        writer.push()  # from the clone to the origin Argo CD reads
+        _deploy_all(api, list(apps), sha, timeout)
         deploys.append((f"{svc}-{env}", sha))
         say(f"{svc}-{env}: deployed {tag} ({sha[:10]})")
     edit = {
@@ -352,3 +419,59 @@ def deploy_demo(sandbox: Any, workdir: str | Path, *, timeout: float = 180, prog
         edit=edit,
         incident_at=pd.Timestamp.now(tz="UTC").ceil("s") + pd.Timedelta(seconds=1),
     )
+
+
+def reset_demo_incident(
+    sandbox: Any, workdir: str | Path, *, timeout: float = 180, progress: Any = None
+) -> tuple[str, str]:
+    """Put the demo's incident back after a rollback rehearsal; returns (Application, bad sha).
+
+    Forward only, as in real life: the clone is first made equal to the origin (a rehearsal
+    that stopped midway may have left a local, unpushed revert: it is dropped), then, if the
+    bad tag is no longer in git, CI's bad bump is committed again and pushed (a new commit,
+    so the rehearsal reverts a fresh sha). Self-heal is resumed on every demo Application
+    paused by gitops-nb, and the apps are waited for until they run the bad sha again.
+    Needs the Applications :func:`deploy_demo` made.
+    """
+    import re
+
+    from ..act.selfheal import resume_self_heal
+    from ..cluster.live import Cluster
+    from ..errors import ClusterError
+
+    say = progress or (lambda _m: None)
+    work = Path(workdir)
+    repo_dir, origin = work / "deploy-config", work / "deploy-config.git"
+    if not (repo_dir / ".git" / _MARKER).exists() or not (origin / _MARKER).exists():
+        raise InputError(f"no deployed demo in {work} (no clone and origin): run `gitops-nb demo` first")
+    w = RepoWriter(repo_dir, identity=ONCALL)
+    w.git("fetch", "-q", "origin")
+    w.git("checkout", "-q", "-f", "main")
+    ahead = int(w.git("rev-list", "--count", "origin/main..HEAD").strip())
+    w.git("reset", "-q", "--hard", "origin/main")
+    if ahead:
+        say(f"dropped {ahead} local commit(s) of the clone that were not on origin")
+    svc, env, tag = BAD_DEPLOY
+    rel = f"apps/{svc}/overlays/{env}/kustomization.yaml"
+    live_tag = re.search(r'newTag: "(.*)"', (repo_dir / rel).read_text())
+    if live_tag is None or live_tag.group(1) != tag:
+        sha = bump_tag(w, svc, env, tag)
+        w.push()
+        say(f"{svc}-{env}: CI bumped {tag} again ({sha[:10]}), pushed to origin")
+    else:
+        sha = w.git("log", "-1", "--format=%H", "--", rel).strip()
+        say(f"{svc}-{env}: {tag} is still in git ({sha[:10]}): nothing to re-apply")
+    apps = sorted(
+        app_name(str(p.parent.relative_to(repo_dir))) for p in repo_dir.glob("apps/*/overlays/*/kustomization.yaml")
+    )
+    cluster = Cluster(kubeconfig=str(sandbox.kubeconfig))
+    for app in apps:
+        try:
+            rec = resume_self_heal(cluster, app, dry_run=False)
+        except ClusterError as e:
+            raise InputError(f"the demo's Application {app} is not in the sandbox ({e}): run `gitops-nb demo`") from e
+        if rec["changed"].iloc[0]:
+            say(f"{app}: self-heal resumed")
+    _deploy_all(sandbox.api_client(), apps, sha, timeout)
+    say(f"{len(apps)} Applications Synced and Healthy at {sha[:10]}: the bad deploy is live again")
+    return f"{svc}-{env}", sha

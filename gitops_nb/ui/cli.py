@@ -14,12 +14,79 @@ from ..incident.notebooks import run_notebook
 
 __all__ = ["main"]
 
+REHEARSAL_RUNBOOK = "rollback-by-revert"
+
+
+def _program() -> str:
+    """How to call this command again from any folder: ``gitops-nb`` if that is on PATH, else its full path."""
+    import os
+    import shlex
+    import shutil
+
+    argv0 = sys.argv[0]
+    if Path(argv0).name == "gitops-nb":
+        found = shutil.which("gitops-nb")
+        if found and Path(found).resolve() == Path(argv0).resolve():
+            return "gitops-nb"
+        return shlex.quote(os.path.abspath(argv0))
+    return f"{shlex.quote(sys.executable)} -m gitops_nb"
+
+
+def _print_rehearsal(work: Path, clone: Path, sha: str, app: str, kubeconfig: Path) -> None:
+    """Print the rollback command to practise on the demo's bad deploy, and where its report goes."""
+    import shlex
+
+    from ..incident.folder import IncidentFolder
+    from ..incident.runbook import load_runbook
+
+    root = work / "incidents"
+    n = 1
+    while (root / f"DEMO-{n}").exists():  # every rehearsal gets a fresh incident folder
+        n += 1
+    incident = f"DEMO-{n}"
+    steps = load_runbook(REHEARSAL_RUNBOOK)["notebooks"]
+    last = steps[-1] if isinstance(steps[-1], str) else steps[-1]["notebook"]
+    report = IncidentFolder(root, incident).step_notebook(len(steps), last).with_suffix(".html")
+    params = {
+        "repo_path": str(clone),
+        "sha": sha,
+        "app": app,
+        "kube_context": "gitops-nb-sandbox",
+        "kubeconfig": str(kubeconfig),
+        "confirm": "true",
+    }
+    cmd = " ".join(
+        [_program(), "runbook", "run", REHEARSAL_RUNBOOK, "--incident", incident, "--root", shlex.quote(str(root))]
+        + [f"-p {shlex.quote(f'{k}={v}')}" for k, v in params.items()]
+    )
+    print(
+        f"\nrehearse the rollback ({app} at {sha[:10]}): pause self-heal, revert in the clone and push to the "
+        "origin Argo CD reads, wait until Argo CD runs the revert, resume self-heal:"
+    )
+    print(f"  {cmd}")
+    print(f"the report will be: {report}")
+    reset = f"{_program()} demo --workdir {shlex.quote(str(work))} --reset"
+    print(f"(without -p confirm=true it is a dry run; afterwards `{reset}` puts the incident back to rehearse again)")
+
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from ..results import load_results
     from ..sandbox.demo import remake_demo_repo
 
     work = Path(args.workdir).resolve()
+    if args.reset:
+        if args.git_only:
+            raise InputError("--reset puts the sandbox's incident back: it does not go with --git-only")
+        from ..sandbox.control import Sandbox, main_progress
+        from ..sandbox.demo import reset_demo_incident
+
+        sb = Sandbox()
+        sb.up(progress=main_progress)
+        t = time.monotonic()
+        app, sha = reset_demo_incident(sb, work, progress=main_progress)
+        main_progress(f"incident back in {time.monotonic() - t:.1f}s")
+        _print_rehearsal(work, work / "deploy-config", sha, app, sb.kubeconfig)
+        return 0
     params: dict[str, Any] = {
         "apps": "",
         "argocd_namespace": "argocd",
@@ -46,7 +113,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         sb.up(progress=main_progress)
         main_progress(f"sandbox up in {time.monotonic() - t:.1f}s; deploying the demo with Argo CD")
         dep = deploy_demo(sb, work, progress=main_progress)
-        print(f"demo deploy-config repo: {dep.repo.path}; Applications: {', '.join(dep.apps)}")
+        print(f"demo deploy-config clone: {dep.repo.path} (pushes to {dep.repo.origin}, which Argo CD reads)")
+        print(f"Applications: {', '.join(dep.apps)}")
         params.update(
             repo_path=str(dep.repo.path),
             at=dep.incident_at.isoformat(),
@@ -57,6 +125,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         expected = dep.bad_sha
     print(f"demo incident time T: {params['at']}")
     if args.no_run:
+        if not args.git_only:
+            _print_rehearsal(work, dep.repo.path, dep.bad_sha, dep.bad_app, sb.kubeconfig)
         return 0
     out = work / "what_changed.ipynb"
     print("running notebooks/what_changed.ipynb with papermill ...", flush=True)
@@ -74,6 +144,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print(
             "the sandbox keeps running: `gitops-nb sandbox down` stops it; `eval $(gitops-nb sandbox env)` for kubectl"
         )
+        _print_rehearsal(work, dep.repo.path, dep.bad_sha, dep.bad_app, sb.kubeconfig)
     return 0
 
 
@@ -82,7 +153,18 @@ def _cmd_what_changed(args: argparse.Namespace) -> int:
 
     from ..investigate.timeline import investigate
 
-    inv = investigate(args.repo, args.at, args.window, [a for a in args.apps.split(",") if a] or None)
+    if args.context and args.snapshot:
+        raise InputError("give --context (a live cluster) or --snapshot (saved evidence), not both")
+    inv = investigate(
+        args.repo,
+        args.at,
+        args.window,
+        [a for a in args.apps.split(",") if a] or None,
+        kube_context=args.context or None,
+        kubeconfig=args.kubeconfig or None,
+        argocd_namespace=args.argocd_namespace,
+        snapshot_dir=args.snapshot or None,
+    )
     with pd.option_context("display.width", 200, "display.max_colwidth", 70, "display.max_columns", 20):
         print(f"T = {inv.at.isoformat()}  window = {inv.window}  repo = {inv.repo.path}")
         print(
@@ -90,6 +172,10 @@ def _cmd_what_changed(args: argparse.Namespace) -> int:
             .assign(sha=inv.timeline["sha"].str[:10])
             .to_string(index=False)
         )
+        if inv.commits.empty:
+            from ..investigate.timeline import explain_empty
+
+            print(f"\n{explain_empty(inv.repo, inv.at, inv.window)}")
         print("\nlikely culprits:")
         print(inv.culprits[["rank", "time", "summary", "score", "why"]].to_string(index=False))
     if args.out:
@@ -122,9 +208,7 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     sb = Sandbox()
     action = args.action
     if action == "build":
-        t = time.monotonic()
-        print(sb.build())
-        main_progress(f"build: {time.monotonic() - t:.0f}s")
+        print(sb.build())  # progress on stderr (one "up to date" line when cached); stdout: the bin dir
     elif action == "up":
         t = time.monotonic()
         sb.up(progress=main_progress)
@@ -147,7 +231,7 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
 
         sb.up(progress=main_progress)
         dep = deploy_demo(sb, Path(args.workdir).resolve(), progress=main_progress)
-        print(f"demo repo: {dep.repo.path}")
+        print(f"demo repo: {dep.repo.path} (a clone; Argo CD reads its origin {dep.repo.origin})")
         print(f"applications: {', '.join(dep.apps)}")
         print(sb.env())
     return 0
@@ -217,6 +301,12 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--window", default=None, help="how far before T to look (default: 15m on the sandbox, 3h git-only)")
     d.add_argument("--git-only", action="store_true", help="no sandbox: the demo repo and the git-side notebook only")
     d.add_argument("--no-run", action="store_true", help="only build (and deploy) the demo repo")
+    d.add_argument(
+        "--reset",
+        action="store_true",
+        help="after a rollback rehearsal: put the incident back (CI's bad bump pushed again, self-heal "
+        "resumed, the bad deploy live) and print the command to rehearse again",
+    )
     d.set_defaults(func=_cmd_demo)
 
     w = sub.add_parser("what-changed", help="print the timeline and likely culprits around time T")
@@ -225,6 +315,14 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--window", default="2h", help="how far before T to look (default: 2h)")
     w.add_argument("--apps", default="", help="comma-separated apps (paths or path parts) to keep")
     w.add_argument("--out", default=None, help="also save the frames (parquet, csv, summary.json) here")
+    w.add_argument(
+        "--context", default="", help="add the cluster side from this kube context (Argo CD deploys, events ...)"
+    )
+    w.add_argument(
+        "--kubeconfig", default="", help="kubeconfig file for --context (default: $KUBECONFIG or ~/.kube/config)"
+    )
+    w.add_argument("--argocd-namespace", default="argocd", help="namespace of Argo CD's Applications (default: argocd)")
+    w.add_argument("--snapshot", default="", help="add the cluster side from a saved snapshot directory instead")
     w.set_defaults(func=_cmd_what_changed)
 
     g = sub.add_parser("repo", help="maintain a local deploy-config clone (optimize: faster per-app history)")

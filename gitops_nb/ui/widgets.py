@@ -6,12 +6,16 @@ from __future__ import annotations
 import html
 import shlex
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from ..errors import GitOpsNbError, InputError
 from ..investigate.plot import SHA, SUMMARY
+
+if TYPE_CHECKING:
+    from ..cluster.live import Cluster
 
 __all__ = ["IncidentConsole", "kube_contexts"]
 
@@ -112,7 +116,12 @@ class IncidentConsole:
             (self.cancel_button, self.cancel),
         ):
             button.on_click(handler)
-        self.change.observe(lambda _c: (self._unreview(), self._highlight()), names="value")
+
+        def on_change(_change: Any) -> None:
+            self._unreview()
+            self._highlight()
+
+        self.change.observe(on_change, names="value")
         self.widget = w.VBox(
             [
                 w.HBox([self.repo_path, self.kubeconfig, self.output_dir]),
@@ -139,7 +148,7 @@ class IncidentConsole:
         color = "#b00020" if error else "#1b5e20"
         self.status.value = f'<span style="color:{color}">{html.escape(text)}</span>'
 
-    def _guard(self, fn: Any) -> bool:
+    def _guard(self, fn: Callable[[], object]) -> bool:
         """Run a handler; errors become a readable line in the console, not a traceback."""
         try:
             fn()
@@ -148,7 +157,7 @@ class IncidentConsole:
             self._say(f"{type(e).__name__}: {e}", error=True)
             return False
 
-    def _cluster(self) -> Any:
+    def _cluster(self) -> Cluster:
         from ..cluster.live import Cluster
 
         if not self.context.value:
@@ -360,7 +369,7 @@ class IncidentConsole:
 
         self._guard(run)
 
-    def _rollback(self, cluster: Any, app: str, sha: str) -> None:
+    def _rollback(self, cluster: Cluster, app: str, sha: str) -> None:
         from ..act.rollback import rollback
 
         self.cancel_button.disabled = False
