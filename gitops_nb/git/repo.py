@@ -6,7 +6,7 @@ import math
 import posixpath
 import re
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -50,9 +50,16 @@ _FORMAT = "--format=%x1e%x1f" + "%x1f".join(_FIELDS) + "%x1f"
 _NTOK = len(_FIELDS) + 1
 _SIMPLE = frozenset("AMDT")
 _MANIFEST_FORMAT = "--format=%x1e%H%x1f%an%x1f%ct%x1f"
+# The fallback when a name, subject or path holds \x1e or \x1f: NUL-separated fields (git allows no NUL in
+# a commit's fields or in a path), parsed token by token (see _nul_records).
+_REC = "\x1e\x1e"
+_NUL_FORMAT = "--format=" + _REC.replace("\x1e", "%x1e") + "%x00".join(_FIELDS)
+_NUL_MANIFEST_FORMAT = "--format=" + _REC.replace("\x1e", "%x1e") + "%H%x00%an%x00%ct"
+_STATUS = re.compile(r"[ACDMRTUXB]\d*")
 _CACHE_SIZE = 8
 _FULL_SHA = re.compile(r"[0-9a-f]{40}")
 _HEX = re.compile(r"[0-9a-fA-F]{4,40}")
+_PARENTS = re.compile(r"[0-9a-f]{40}( [0-9a-f]{40})*")
 _ARGO = "argoproj.io"  # what a file defining an Argo CD Application or ApplicationSet names
 #: a tree as :meth:`DeployRepo._tree` reads it: its paths, its kustomizations and its Flux apps by file
 _TreeInfo = tuple[list[str], dict[str, Kustomization], dict[str, list[dict[str, Any]]]]
@@ -69,6 +76,18 @@ def _epoch_bounds(since: TimeBound, until: TimeBound) -> tuple[int | None, int |
 def _utc(seconds: Sequence[int] | np.ndarray) -> pd.DatetimeIndex:
     ns = np.asarray(seconds, dtype="int64") * 1_000_000_000
     return pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC")
+
+
+def _regular(col: list[list[str]]) -> bool:
+    """Whether a fast parse came out whole: every column as long, shas, parents and times well-formed."""
+    n = len(col[0])
+    return (
+        all(len(c) == n for c in col)
+        and all(len(h) == 40 and _FULL_SHA.fullmatch(h) for h in col[0])
+        and all(t.isdigit() for t in col[4])
+        and all(t.isdigit() for t in col[7])
+        and all(not p or _PARENTS.fullmatch(p) for p in col[1])
+    )
 
 
 def _split_block(block: str, col: list[list[str]]) -> None:
@@ -89,6 +108,64 @@ def _split_block(block: str, col: list[list[str]]) -> None:
     tails = col[_NTOK - 1]
     for i in range(len(tails) - (len(flat) // _NTOK), len(tails)):
         tails[i] = tails[i].removesuffix("\x1e")
+
+
+class _Irregular(Exception):
+    """The fast parse met a control character it uses as a separator: re-read with NUL separators."""
+
+
+def _nul_records(text: str, nfields: int, *, raw: bool) -> Iterator[tuple[list[str], list[str]]]:
+    """The records of a ``git log -z`` run with a ``_REC`` + NUL-separated format: (fields, diff tokens).
+
+    Fields and paths may hold any byte but NUL, so the tokens are read in order: a diff entry is a
+    status (``--name-status``) or a ``:mode mode sha sha status`` line (``--raw``) followed by one
+    path, or two for a rename or copy; paths are taken by count, never by their content.
+    """
+    toks = text.split("\0")
+    i, n = 0, len(toks)
+    while i < n:
+        if not toks[i].startswith(_REC):
+            i += 1  # the empty token after the last NUL
+            continue
+        fields = [toks[i][len(_REC) :], *toks[i + 1 : i + nfields]]
+        i += nfields
+        diff: list[str] = []
+        if i < n and toks[i].startswith("\n"):
+            toks[i] = toks[i][1:]
+            while i < n:
+                tok = toks[i]
+                if raw:
+                    if not tok.startswith(":"):
+                        break
+                    meta = tok.split(" ")
+                    status = meta[4] if len(meta) > 4 else "M"
+                elif _STATUS.fullmatch(tok):
+                    status = tok
+                else:
+                    break
+                k = 2 if status[:1] in ("R", "C") else 1
+                diff += toks[i : i + 1 + k]
+                i += 1 + k
+        yield fields, diff
+
+
+def _raw_record(rec: str) -> tuple[str, str, int, list[str]]:
+    """One ``_MANIFEST_FORMAT`` record of ``git log -z --raw``: (sha, author, time, diff tokens)."""
+    head, _, tail = rec.rpartition("\x1f")
+    parts = head.split("\x1f")
+    if len(parts) != 3 or not _FULL_SHA.fullmatch(parts[0]) or not parts[2].isdigit():
+        raise _Irregular
+    toks = tail.lstrip("\0\n").split("\0")[:-1]
+    # each entry: ":meta" then 1 path (2 for R/C); check the shape end to end
+    i = 0
+    while i < len(toks):
+        meta = toks[i].split(" ")
+        if not toks[i].startswith(":") or len(meta) < 5:
+            raise _Irregular
+        i += 3 if meta[4][:1] in ("R", "C") else 2
+    if i != len(toks):
+        raise _Irregular
+    return parts[0], parts[1], int(parts[2]), toks
 
 
 def _parse_name_status(
@@ -337,9 +414,18 @@ class DeployRepo:
         try:
             for block in read_blocks(self._git, ["log", "-z", _FORMAT, *args], path=self.path):
                 _split_block(block, col)
+            if not _regular(col):
+                raise _Irregular
         except RepoError:
             self.resolve(rev)  # raises the precise error for a rev that does not resolve
             raise
+        except _Irregular:  # a \x1e or \x1f in a name, a message or a path: the slow, exact way
+            col = [[] for _ in range(_NTOK)]
+            _, out, _ = run(self._git, ["log", "-z", _NUL_FORMAT, *args], path=self.path)
+            for fields, diff in _nul_records(out.decode("utf-8", "replace"), len(_FIELDS), raw=False):
+                for k, v in enumerate(fields):
+                    col[k].append(v)
+                col[_NTOK - 1].append("\0\n" + "".join(t + "\0" for t in diff) if diff else "")
         n = len(col[0])
         names = ("sha", "parents", "author", "author_email", "authored_at", "committer", "committer_email")
         c: dict[str, Any] = dict(zip(names, col[:7], strict=True))
@@ -468,11 +554,17 @@ class DeployRepo:
         except RepoError:
             self.resolve(rev)  # raises the precise error for a rev that does not resolve
             raise
-        for rec in records:
-            head, _, tail = rec.rpartition("\x1f")
-            h, an, ct = head.split("\x1f", 2)
-            toks = tail.lstrip("\0\n").split("\0")
-            i, n = 0, len(toks) - 1
+        try:
+            parsed_records = [_raw_record(rec) for rec in records]
+        except _Irregular:  # a \x1e or \x1f in a name or a path: the slow, exact way
+            _, out, _ = run(
+                self._git, ["log", "-z", "--raw", "--no-abbrev", "-M100%", _NUL_MANIFEST_FORMAT, *args], path=self.path
+            )
+            parsed_records = [
+                (f[0], f[1], int(f[2]), diff) for f, diff in _nul_records(out.decode("utf-8", "replace"), 3, raw=True)
+            ]
+        for h, an, ct, toks in parsed_records:
+            i, n = 0, len(toks)
             while i < n:
                 meta = toks[i].split(" ")  # :old_mode new_mode old_sha new_sha status
                 status = meta[4] if len(meta) > 4 else "M"
@@ -481,7 +573,7 @@ class DeployRepo:
                 else:
                     path, i = toks[i + 1], i + 2
                 if (is_manifest_path(path) or path.endswith(".tpl")) and meta[0] != ":160000" and meta[1] != "160000":
-                    entries.append((h, an, int(ct), path, meta[2], meta[3], status[:1]))
+                    entries.append((h, an, ct, path, meta[2], meta[3], status[:1]))
         self._check_shallow([e[0] for e in entries], [e[2] for e in entries])
 
         blobs = batch_read(self._git, {b for e in entries for b in e[4:6] if b != _NULL_SHA}, path=self.path)
