@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 case " $* " in
   *" --git-only "*) ;;
   *) echo "demo: the first run compiles the sandbox (Kubernetes and Argo CD, from source) for several minutes," \
-       "about 9 on 2 cores, showing progress; later runs start in seconds (--git-only needs no sandbox)." >&2 ;;
+       "about 15 on 2 cores, showing progress; later runs start in seconds (--git-only needs no sandbox)." >&2 ;;
 esac
 bash scripts/setup.sh
 exec .venv/bin/gitops-nb demo --workdir out/demo "$@"

@@ -197,9 +197,10 @@ COLD_BUILD_SECONDS = {
     "kube-apiserver": 150,
     "kube-controller-manager": 52,
     "kube-scheduler": 4,
-    "argocd": 148,
+    "argocd": 170,  # with the ApplicationSet controller
     "kwok": 91,
     "kustomize": 10,
+    "helm": 360,  # its own k8s.io v0.33 libraries: 526 s measured under a load of 8 on 2 cores
 }
 #: seconds between two heartbeats while a component compiles and build.sh is silent
 HEARTBEAT_SECONDS = 15.0
@@ -377,7 +378,7 @@ class Sandbox:
     ) -> Path:
         """Compile (or find cached) binaries with ``gitops_nb/sandbox/go/build.sh``; returns the bin dir.
 
-        A cold build takes about 9 minutes on 2 cores, so it talks: each of build.sh's progress
+        A cold build takes about 15 minutes on 2 cores, so it talks: each of build.sh's progress
         lines goes to ``progress`` (default: printed to stderr), and while a component compiles a
         heartbeat every ``heartbeat`` seconds says which one, for how long, and what a cold build
         takes. A cached build says one "up to date" line. ``quiet`` says nothing (a failure still
