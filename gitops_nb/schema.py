@@ -302,7 +302,9 @@ ROLLOUTS: Schema = {
     "replicaset": "object",
     "revision": "Int64",  # deployment.kubernetes.io/revision
     "images": "object",  # list[str]
-    "created_at": UTC,  # when this rollout began
+    "created_at": UTC,  # when the ReplicaSet was created (a revert reuses an old one)
+    "rolled_out_at": UTC,  # when its revision became the Deployment's current one (null in older snapshots)
+    "revision_history": "object",  # list[int]: earlier revisions of a reused ReplicaSet
     "replicas": "Int64",
     "ready_replicas": "Int64",
     "current": "bool",  # the Deployment's newest ReplicaSet

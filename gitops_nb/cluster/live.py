@@ -466,16 +466,26 @@ class Cluster:
             owner = next((o for o in meta.get("ownerReferences") or [] if o.get("kind") == "Deployment"), None)
             if owner is None or (name is not None and owner["name"] != name):
                 continue
-            rev = (meta.get("annotations") or {}).get("deployment.kubernetes.io/revision")
+            anns = meta.get("annotations") or {}
+            rev = anns.get("deployment.kubernetes.io/revision")
+            history = [
+                int(x)
+                for x in str(anns.get("deployment.kubernetes.io/revision-history") or "").split(",")
+                if x.strip().isdigit()
+            ]
             containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+            created = _ts(meta.get("creationTimestamp"))
             rows.append(
                 {
                     "namespace": meta.get("namespace"),
                     "deployment": owner["name"],
                     "replicaset": meta.get("name"),
                     "revision": int(rev) if rev and rev.isdigit() else None,
+                    "revision_history": history,
                     "images": [c.get("image") for c in containers],
-                    "created_at": _ts(meta.get("creationTimestamp")),
+                    "created_at": created,
+                    # a ReplicaSet made for its revision became current when created; a reused one later
+                    "rolled_out_at": _controller_update(meta) if history else created,
                     "replicas": st.get("replicas") or 0,
                     "ready_replicas": st.get("readyReplicas") or 0,
                     "current": False,
@@ -485,8 +495,25 @@ class Cluster:
         newest = {(r["namespace"], r["deployment"]): r["replicaset"] for r in rows}
         for r in rows:
             r["current"] = newest[(r["namespace"], r["deployment"])] == r["replicaset"]
-        rows.sort(key=lambda r: r["created_at"])
+        if any(r["revision_history"] for r in rows):
+            self._time_reused(rows, namespace)
+        rows.sort(key=lambda r: r["rolled_out_at"] or r["created_at"])
         return schema.frame(schema.ROLLOUTS, rows)
+
+    def _time_reused(self, rows: list[dict[str, Any]], namespace: str | None) -> None:
+        """A reused ReplicaSet (a revert to an earlier template) became current when the Deployment scaled it
+        up from 0: the newest such ScalingReplicaSet event while events last, else the controller's last
+        write of the ReplicaSet (its revision annotation) from managedFields."""
+        ev = self.events(namespace)
+        ev = ev[(ev["reason"] == "ScalingReplicaSet") & ev["message"].fillna("").str.contains(" from 0 to ")]
+        up: dict[tuple[str, str], pd.Timestamp] = {}
+        for ns, msg, t in zip(ev["namespace"], ev["message"], ev["time"], strict=True):
+            rs = str(msg).removeprefix("Scaled up replica set ").split(" ")[0]
+            up[(ns, rs)] = max(t, up.get((ns, rs), t))
+        for r in rows:
+            t = up.get((r["namespace"], r["replicaset"]))
+            if r["revision_history"] and t is not None and t >= r["created_at"]:
+                r["rolled_out_at"] = t
 
     def field_edits(self, namespace: str | None, kinds: Sequence[str] | None = None) -> pd.DataFrame:
         """Who last set which fields, and when, from ``managedFields`` (schema :data:`schema.FIELD_EDITS`).
@@ -601,6 +628,16 @@ def _in_cluster() -> bool:
     import os
 
     return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and not os.environ.get("KUBECONFIG")
+
+
+def _controller_update(meta: dict[str, Any]) -> pd.Timestamp | None:
+    """The newest time the Deployment controller wrote an object (not its status), from managedFields."""
+    times = [
+        _ts(m.get("time"))
+        for m in meta.get("managedFields") or []
+        if m.get("manager") == "kube-controller-manager" and m.get("subresource") != "status" and m.get("time")
+    ]
+    return max((t for t in times if t is not None), default=None) or _ts(meta.get("creationTimestamp"))
 
 
 def _scrub(text: str | None) -> str | None:

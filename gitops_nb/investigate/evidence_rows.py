@@ -135,15 +135,18 @@ def cluster_rows(
             author=e.source,
             detail=f"x{e.count}" if e.count and e.count > 1 else None,
         )
-    rolls = _in(rolls[rolls["namespace"].isin(list(by_ns))], "created_at", lo, hi)
+    # a revert reuses an old ReplicaSet: the rollout is when its revision became current, not its creation
+    rolls = rolls[rolls["namespace"].isin(list(by_ns))]
+    rolls = _in(rolls.assign(at=rolls["rolled_out_at"].fillna(rolls["created_at"])), "at", lo, hi)
     for r in rolls.itertuples(index=False):
+        reused = f", reused (was revision {', '.join(map(str, r.revision_history))})" if r.revision_history else ""
         row(
-            r.created_at,
+            r.at,
             RowKind.ROLLOUT,
             "rollout",
             owner[r.namespace],
             f"{r.deployment} rollout #{r.revision}: {', '.join(r.images)}",
-            detail=f"ReplicaSet {r.replicaset}, {r.ready_replicas}/{r.replicas} ready",
+            detail=f"ReplicaSet {r.replicaset}{reused}, {r.ready_replicas}/{r.replicas} ready",
         )
     edits = _in(edits[edits["namespace"].isin(list(by_ns)) & ~edits["is_gitops"]], "time", lo, hi)
     for f in edits.itertuples(index=False):
