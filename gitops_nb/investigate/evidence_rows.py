@@ -6,6 +6,7 @@ Works on any :class:`~gitops_nb.cluster.evidence.EvidenceSource`. Every row carr
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -18,6 +19,10 @@ from ..schema import RowKind
 from ..times import parse_at
 
 __all__ = ["cluster_rows"]
+
+
+#: Argo CD's event for a failed operation: "Sync operation to <revision> failed: <message>"
+_FAILED_OP = re.compile(r"(?:Partial )?[Ss]ync operation to ([0-9a-f]{40}|\S+) failed:?\s*(.*)", re.S)
 
 
 def _in(df: pd.DataFrame, col: str, lo: pd.Timestamp, hi: pd.Timestamp) -> pd.DataFrame:
@@ -113,8 +118,23 @@ def cluster_rows(
                 f"{c.get('type')} on {name}: {str(c.get('message') or '')[:200]}",
                 detail=c.get("message"),
             )
+    # Argo CD keeps only the last operation: the earlier failed ones are in its events, with their revision
+    seen_ops = {(o.app, o.revision) for o in ops.itertuples(index=False)}
     for e in source.events(source.argocd_namespace, lo, hi).itertuples(index=False):
         if e.object_kind == "Application" and e.object_name in path_of:
+            failed = _FAILED_OP.match(e.message or "") if e.reason == "OperationCompleted" else None
+            if failed and (e.object_name, failed[1]) not in seen_ops:
+                seen_ops.add((e.object_name, failed[1]))
+                row(
+                    e.time,
+                    RowKind.SYNC_FAILED,
+                    "argocd-event",
+                    e.object_name,
+                    f"sync Failed for {e.object_name}",
+                    sha=failed[1],
+                    detail=failed[2],
+                )
+                continue
             row(e.time, RowKind.APP_EVENT, "argocd-event", e.object_name, f"{e.reason}: {e.message}", author=e.source)
     if len(by_ns) > PER_NAMESPACE_LIMIT:  # many namespaces: one cluster-wide list each
         events, rolls, edits = source.events(None, lo, hi), source.rollouts(None), source.field_edits(None)
