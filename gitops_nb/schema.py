@@ -321,6 +321,7 @@ FIELD_EDITS: Schema = {
     "subresource": "object",
     "fields": "object",  # list[str] of dotted field paths this manager owns
     "is_gitops": "bool",  # True for Argo CD's own managers
+    "time_bound": "object",  # set when managedFields has no time (a scale subresource update): "after <time> UTC"
 }
 
 #: One row per Application's last operation (``Cluster.operations``).

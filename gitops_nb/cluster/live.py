@@ -520,7 +520,12 @@ class Cluster:
 
         A manual ``kubectl edit`` shows as manager ``kubectl-edit``; Argo CD's own
         writes as ``argocd-controller`` (``is_gitops``). Kubernetes controllers'
-        status writes are left out.
+        status writes are left out. An update through the ``scale`` subresource
+        (``kubectl scale``) has no time in managedFields: its row has ``time`` null and
+        ``time_bound`` says so (:func:`~gitops_nb.manual_edits` bounds it by the last sync).
+
+        A kind this role may not list (Secrets, for a read-only responder) is skipped, never
+        required: ``attrs["skipped"]`` names it (``"secrets: forbidden for this role"``).
         """
         wanted = set(
             kinds
@@ -536,10 +541,16 @@ class Cluster:
             )
         )
         rows: list[dict[str, Any]] = []
+        skipped: list[str] = []
         for kind, lister in self._listers(namespace).items():
             if kind not in wanted:
                 continue
-            for obj in lister():
+            try:
+                objs = list(lister())
+            except ForbiddenError as e:
+                skipped.append(f"{str(e.resource or kind).split('.')[0]}: forbidden for this role")
+                continue
+            for obj in objs:
                 meta = obj.get("metadata") or {}
                 for m in meta.get("managedFields") or []:
                     if m.get("manager") in _CONTROLLER_MANAGERS or m.get("subresource") == "status":
@@ -555,10 +566,13 @@ class Cluster:
                             "subresource": m.get("subresource") or None,
                             "fields": flatten_fields(m.get("fieldsV1")),
                             "is_gitops": m.get("manager") in GITOPS_MANAGERS,
+                            "time_bound": None if m.get("time") else "unknown: managedFields has no time",
                         }
                     )
         rows.sort(key=lambda r: (r["time"] is None, r["time"] or pd.Timestamp(0, tz="UTC")))
-        return schema.frame(schema.FIELD_EDITS, rows)
+        out = schema.frame(schema.FIELD_EDITS, rows)
+        out.attrs["skipped"] = skipped
+        return out
 
     def _list(self, api: Any, kind: str, resource: str, namespace: str | None) -> Iterator[dict[str, Any]]:
         """List ``kind`` (a client method stem, e.g. ``deployment``) in one namespace, or all (``None``)."""

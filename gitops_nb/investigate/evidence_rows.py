@@ -18,7 +18,7 @@ from ..cluster.evidence import PER_NAMESPACE_LIMIT, EvidenceSource
 from ..schema import RowKind
 from ..times import parse_at
 
-__all__ = ["cluster_rows"]
+__all__ = ["bound_untimed", "cluster_rows", "skipped_of"]
 
 
 #: Argo CD's event for a failed operation: "Sync operation to <revision> failed: <message>"
@@ -35,14 +35,42 @@ def _match(name: str, path: str | None, wanted: Sequence[str]) -> bool:
     return any(w in (name, path) or w in parts or (path or "").endswith("/" + w.strip("/")) for w in wanted)
 
 
+def skipped_of(frames: Sequence[pd.DataFrame]) -> list[str]:
+    """The kinds the frames' queries skipped (``attrs["skipped"]``: forbidden for this role), once each."""
+    return list(dict.fromkeys(s for f in frames for s in f.attrs.get("skipped") or []))
+
+
+def bound_untimed(edits: pd.DataFrame, apps: pd.DataFrame) -> pd.DataFrame:
+    """Field edits without a time (an update through the ``scale`` subresource records none) get the last
+    sync of the Applications deploying into their namespace as a lower bound: ``time`` is that bound and
+    ``time_bound`` says ``after <time> UTC``. Without a known sync they stay without a time."""
+    synced: dict[str, pd.Timestamp] = {}
+    for ns, t in zip(apps["dest_namespace"], apps["operation_finished_at"], strict=True):
+        if pd.notna(t):
+            synced[ns] = max(t, synced.get(ns, t))
+    untimed = edits["time"].isna() & edits["namespace"].isin(list(synced))
+    if not untimed.any():
+        return edits
+    edits = edits.copy()
+    bound = edits.loc[untimed, "namespace"].map(synced)
+    edits.loc[untimed, "time"] = bound
+    edits.loc[untimed, "time_bound"] = [f"after {t:%Y-%m-%d %H:%M:%S} UTC" for t in bound]
+    return edits
+
+
 def cluster_rows(
     source: EvidenceSource,
     since: str | datetime | pd.Timestamp | None,
     until: str | datetime | pd.Timestamp | None,
     apps: Sequence[str] | None = None,
+    *,
+    kinds: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Cluster rows for :func:`what_changed` between ``since`` and ``until`` (schema :data:`schema.TIMELINE`,
     plus ``fields`` for manual edits).
+
+    ``kinds`` limits the objects whose field edits are read (``field_edits``' kinds); a kind the role
+    may not list is skipped and named in ``attrs["skipped"]``.
 
     ``app`` is the Application's source path, which for a Kustomize app is the
     Kustomize root of :meth:`DeployRepo.apps`: that is how git and cluster rows meet.
@@ -137,11 +165,14 @@ def cluster_rows(
                 continue
             row(e.time, RowKind.APP_EVENT, "argocd-event", e.object_name, f"{e.reason}: {e.message}", author=e.source)
     if len(by_ns) > PER_NAMESPACE_LIMIT:  # many namespaces: one cluster-wide list each
-        events, rolls, edits = source.events(None, lo, hi), source.rollouts(None), source.field_edits(None)
+        events, rolls = source.events(None, lo, hi), source.rollouts(None)
+        edit_frames = [source.field_edits(None, kinds)]
     else:
         events = pd.concat([source.events(ns, lo, hi) for ns in by_ns] or [schema.frame(schema.EVENTS)])
         rolls = pd.concat([source.rollouts(ns) for ns in by_ns] or [schema.frame(schema.ROLLOUTS)])
-        edits = pd.concat([source.field_edits(ns) for ns in by_ns] or [schema.frame(schema.FIELD_EDITS)])
+        edit_frames = [source.field_edits(ns, kinds) for ns in by_ns]
+    skipped = skipped_of(edit_frames)
+    edits = bound_untimed(pd.concat(edit_frames or [schema.frame(schema.FIELD_EDITS)]), apps_df)
     # one namespace's rows belong to its Application when a single one deploys there
     owner = {ns: names[0] if len(names) == 1 else None for ns, names in by_ns.items()}
     events = events[events["namespace"].isin(list(by_ns))]
@@ -178,9 +209,10 @@ def cluster_rows(
             owner[f.namespace],
             f"{f.manager} changed {f.kind}/{f.name} in {f.namespace}",
             author=f.manager,
-            detail=shown,
+            detail=shown + (f" (time unknown: {f.time_bound})" if isinstance(f.time_bound, str) else ""),
             fields=list(f.fields),
         )
     out = schema.frame(schema.TIMELINE, rows)
     out["fields"] = [r.get("fields", []) for r in rows]
+    out.attrs["skipped"] = skipped
     return out

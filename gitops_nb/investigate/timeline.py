@@ -271,6 +271,7 @@ def what_changed(
     rev: str = "HEAD",
     weights: Weights = DEFAULT_WEIGHTS,
     rendered: int = 0,
+    kinds: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """What changed around time ``at``: a timeline (schema :data:`schema.TIMELINE`), newest first.
 
@@ -289,6 +290,9 @@ def what_changed(
         rendered: the best ``rendered`` ranked commits get what they change in the rendered
             manifests appended to ``detail`` (``rendered: ...``, from :func:`rendered_diff` with the
             sandbox's or ``PATH``'s kustomize and helm); 0 (the default) renders nothing.
+        kinds: the kinds whose manual field edits are read (default: workloads, Services,
+            ConfigMaps, Secrets, Ingresses, HPAs); a kind the role may not list is skipped and named
+            in ``attrs["skipped"]``.
 
     Rows at or before ``at`` that could be culprits (commits, manual edits) get a ``score``
     and a ``rank`` (1 = most likely); ``why`` says how (see :mod:`gitops_nb.investigate.scoring`).
@@ -300,13 +304,15 @@ def what_changed(
     index = _file_index(roots)
     _resolve_wanted(q, roots, cluster)
     details = _details(changes, index)
-    extra = cluster_rows(cluster, q.lo, q.hi, q.wanted or None) if cluster is not None else None
+    extra = cluster_rows(cluster, q.lo, q.hi, q.wanted or None, kinds=kinds) if cluster is not None else None
+    skipped = list(extra.attrs.get("skipped", [])) if extra is not None else []
     deployed = _deploys(q.repo, extra, q.lo) if extra is not None else None
     failed = _failed(q.repo, extra, deployed, q.lo) if extra is not None and deployed is not None else None
     rows = _commit_rows(q, commits, index, details, deployed, weights, failed)
     if extra is not None and len(extra):
         extra = _score_evidence(extra, q.at, weights)
     out = _merge_and_rank(q, rows, extra)
+    out.attrs["skipped"] = skipped
     return _add_rendered(q.repo, out, rendered) if rendered else out
 
 
