@@ -325,7 +325,9 @@ ROLLOUTS: Schema = {
     "replicaset": "object",
     "revision": "Int64",  # deployment.kubernetes.io/revision
     "images": "object",  # list[str]
-    "created_at": UTC,  # when this rollout began
+    "created_at": UTC,  # when the ReplicaSet was created (a revert reuses an old one)
+    "rolled_out_at": UTC,  # when its revision became the Deployment's current one (null in older snapshots)
+    "revision_history": "object",  # list[int]: earlier revisions of a reused ReplicaSet
     "replicas": "Int64",
     "ready_replicas": "Int64",
     "current": "bool",  # the Deployment's newest ReplicaSet
@@ -342,6 +344,7 @@ FIELD_EDITS: Schema = {
     "subresource": "object",
     "fields": "object",  # list[str] of dotted field paths this manager owns
     "is_gitops": "bool",  # True for Argo CD's own managers
+    "time_bound": "object",  # set when managedFields has no time (a scale subresource update): "after <time> UTC"
 }
 
 #: One row per Application's last operation (``Cluster.operations``).

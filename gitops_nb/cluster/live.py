@@ -466,16 +466,26 @@ class Cluster:
             owner = next((o for o in meta.get("ownerReferences") or [] if o.get("kind") == "Deployment"), None)
             if owner is None or (name is not None and owner["name"] != name):
                 continue
-            rev = (meta.get("annotations") or {}).get("deployment.kubernetes.io/revision")
+            anns = meta.get("annotations") or {}
+            rev = anns.get("deployment.kubernetes.io/revision")
+            history = [
+                int(x)
+                for x in str(anns.get("deployment.kubernetes.io/revision-history") or "").split(",")
+                if x.strip().isdigit()
+            ]
             containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+            created = _ts(meta.get("creationTimestamp"))
             rows.append(
                 {
                     "namespace": meta.get("namespace"),
                     "deployment": owner["name"],
                     "replicaset": meta.get("name"),
                     "revision": int(rev) if rev and rev.isdigit() else None,
+                    "revision_history": history,
                     "images": [c.get("image") for c in containers],
-                    "created_at": _ts(meta.get("creationTimestamp")),
+                    "created_at": created,
+                    # a ReplicaSet made for its revision became current when created; a reused one later
+                    "rolled_out_at": _controller_update(meta) if history else created,
                     "replicas": st.get("replicas") or 0,
                     "ready_replicas": st.get("readyReplicas") or 0,
                     "current": False,
@@ -485,15 +495,37 @@ class Cluster:
         newest = {(r["namespace"], r["deployment"]): r["replicaset"] for r in rows}
         for r in rows:
             r["current"] = newest[(r["namespace"], r["deployment"])] == r["replicaset"]
-        rows.sort(key=lambda r: r["created_at"])
+        if any(r["revision_history"] for r in rows):
+            self._time_reused(rows, namespace)
+        rows.sort(key=lambda r: r["rolled_out_at"] or r["created_at"])
         return schema.frame(schema.ROLLOUTS, rows)
+
+    def _time_reused(self, rows: list[dict[str, Any]], namespace: str | None) -> None:
+        """A reused ReplicaSet (a revert to an earlier template) became current when the Deployment scaled it
+        up from 0: the newest such ScalingReplicaSet event while events last, else the controller's last
+        write of the ReplicaSet (its revision annotation) from managedFields."""
+        ev = self.events(namespace)
+        ev = ev[(ev["reason"] == "ScalingReplicaSet") & ev["message"].fillna("").str.contains(" from 0 to ")]
+        up: dict[tuple[str, str], pd.Timestamp] = {}
+        for ns, msg, t in zip(ev["namespace"], ev["message"], ev["time"], strict=True):
+            rs = str(msg).removeprefix("Scaled up replica set ").split(" ")[0]
+            up[(ns, rs)] = max(t, up.get((ns, rs), t))
+        for r in rows:
+            t = up.get((r["namespace"], r["replicaset"]))
+            if r["revision_history"] and t is not None and t >= r["created_at"]:
+                r["rolled_out_at"] = t
 
     def field_edits(self, namespace: str | None, kinds: Sequence[str] | None = None) -> pd.DataFrame:
         """Who last set which fields, and when, from ``managedFields`` (schema :data:`schema.FIELD_EDITS`).
 
         A manual ``kubectl edit`` shows as manager ``kubectl-edit``; Argo CD's own
         writes as ``argocd-controller`` (``is_gitops``). Kubernetes controllers'
-        status writes are left out.
+        status writes are left out. An update through the ``scale`` subresource
+        (``kubectl scale``) has no time in managedFields: its row has ``time`` null and
+        ``time_bound`` says so (:func:`~gitops_nb.manual_edits` bounds it by the last sync).
+
+        A kind this role may not list (Secrets, for a read-only responder) is skipped, never
+        required: ``attrs["skipped"]`` names it (``"secrets: forbidden for this role"``).
         """
         wanted = set(
             kinds
@@ -509,10 +541,16 @@ class Cluster:
             )
         )
         rows: list[dict[str, Any]] = []
+        skipped: list[str] = []
         for kind, lister in self._listers(namespace).items():
             if kind not in wanted:
                 continue
-            for obj in lister():
+            try:
+                objs = list(lister())
+            except ForbiddenError as e:
+                skipped.append(f"{str(e.resource or kind).split('.')[0]}: forbidden for this role")
+                continue
+            for obj in objs:
                 meta = obj.get("metadata") or {}
                 for m in meta.get("managedFields") or []:
                     if m.get("manager") in _CONTROLLER_MANAGERS or m.get("subresource") == "status":
@@ -528,10 +566,13 @@ class Cluster:
                             "subresource": m.get("subresource") or None,
                             "fields": flatten_fields(m.get("fieldsV1")),
                             "is_gitops": m.get("manager") in GITOPS_MANAGERS,
+                            "time_bound": None if m.get("time") else "unknown: managedFields has no time",
                         }
                     )
         rows.sort(key=lambda r: (r["time"] is None, r["time"] or pd.Timestamp(0, tz="UTC")))
-        return schema.frame(schema.FIELD_EDITS, rows)
+        out = schema.frame(schema.FIELD_EDITS, rows)
+        out.attrs["skipped"] = skipped
+        return out
 
     def _list(self, api: Any, kind: str, resource: str, namespace: str | None) -> Iterator[dict[str, Any]]:
         """List ``kind`` (a client method stem, e.g. ``deployment``) in one namespace, or all (``None``)."""
@@ -601,6 +642,16 @@ def _in_cluster() -> bool:
     import os
 
     return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and not os.environ.get("KUBECONFIG")
+
+
+def _controller_update(meta: dict[str, Any]) -> pd.Timestamp | None:
+    """The newest time the Deployment controller wrote an object (not its status), from managedFields."""
+    times = [
+        _ts(m.get("time"))
+        for m in meta.get("managedFields") or []
+        if m.get("manager") == "kube-controller-manager" and m.get("subresource") != "status" and m.get("time")
+    ]
+    return max((t for t in times if t is not None), default=None) or _ts(meta.get("creationTimestamp"))
 
 
 def _scrub(text: str | None) -> str | None:

@@ -95,7 +95,9 @@ class Snapshot:
     def field_edits(self, namespace: str | None, kinds: Sequence[str] | None = None) -> pd.DataFrame:
         f = self.frames["field_edits"]
         f = f[f["namespace"] == namespace] if namespace else f
-        return (f[f["kind"].isin(list(kinds))] if kinds else f).reset_index(drop=True)
+        out = (f[f["kind"].isin(list(kinds))] if kinds else f).reset_index(drop=True)
+        out.attrs["skipped"] = list(self.summary.get("skipped") or [])  # what the role could not read then
+        return out
 
     def _known(self, app: str) -> None:
         if app not in set(self.frames["applications"]["name"]):
@@ -144,6 +146,7 @@ def snapshot(
     *,
     namespaces: Sequence[str] | None = None,
     formats: tuple[str, ...] = ("parquet", "csv"),
+    kinds: Sequence[str] | None = None,
 ) -> Path:
     """Save the cluster's evidence under ``path``: applications, deploy history, operations,
     resources, events, rollouts and field edits (Parquet + CSV + ``summary.json``).
@@ -151,6 +154,8 @@ def snapshot(
     ``namespaces`` defaults to every Application's destination namespace plus Argo CD's.
     Read it back with :class:`Snapshot`; :func:`what_changed` accepts it as ``cluster``.
     ``formats`` as in :func:`~gitops_nb.results.save_results` (``("json",)`` for a text fixture).
+    ``kinds`` limits the kinds whose field edits are saved; a kind the role may not list (Secrets,
+    for a read-only responder) is skipped and named in the summary's ``skipped``.
     """
     from ..results import save_results
 
@@ -165,21 +170,22 @@ def snapshot(
         ),
     }
     if len(nss) > PER_NAMESPACE_LIMIT:  # one cluster-wide list each, kept to the namespaces asked for
-        for name, get in (
-            ("events", cluster.events),
-            ("rollouts", cluster.rollouts),
-            ("field_edits", cluster.field_edits),
-        ):
+        edits = [cluster.field_edits(None, kinds)]
+        for name, get in (("events", cluster.events), ("rollouts", cluster.rollouts)):
             df = get(None)
             frames[name] = df[df["namespace"].isin(nss)].reset_index(drop=True)
+        frames["field_edits"] = edits[0][edits[0]["namespace"].isin(nss)].reset_index(drop=True)
     else:
+        edits = [cluster.field_edits(ns, kinds) for ns in nss]
         frames["events"] = pd.concat([cluster.events(ns) for ns in nss], ignore_index=True)
         frames["rollouts"] = pd.concat([cluster.rollouts(ns) for ns in nss], ignore_index=True)
-        frames["field_edits"] = pd.concat([cluster.field_edits(ns) for ns in nss], ignore_index=True)
+        frames["field_edits"] = pd.concat(edits, ignore_index=True)
+    skipped = list(dict.fromkeys(s for f in edits for s in f.attrs.get("skipped") or []))
     summary = {
         "context": cluster.context,
         "argocd_namespace": cluster.argocd_namespace,
         "taken_at": now_utc(),
         "namespaces": nss,
+        "skipped": skipped,
     }
     return save_results(path, frames, summary, formats=formats)

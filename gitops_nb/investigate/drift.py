@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -9,6 +10,7 @@ import pandas as pd
 
 from ..cluster.evidence import EvidenceSource
 from ..times import parse_at
+from .evidence_rows import bound_untimed, skipped_of
 
 __all__ = ["drift", "manual_edits"]
 
@@ -41,25 +43,37 @@ def drift(cluster: EvidenceSource) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols).astype(object)
 
 
-def manual_edits(cluster: EvidenceSource, since: str | datetime | pd.Timestamp | None = None) -> pd.DataFrame:
+def manual_edits(
+    cluster: EvidenceSource,
+    since: str | datetime | pd.Timestamp | None = None,
+    *,
+    kinds: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """Field edits by anything but Argo CD, in every Application's destination namespace, newest first.
 
     The frame is :data:`schema.FIELD_EDITS` plus ``apps`` (the Applications deploying into
-    that namespace): this is how a 2am ``kubectl edit`` is found.
+    that namespace): this is how a 2am ``kubectl edit`` is found. An edit without a time in
+    managedFields (``kubectl scale``) is kept, timed by its bound (``time_bound``: after the last
+    sync). ``kinds`` limits the kinds read; a kind the role may not list (Secrets) is skipped and
+    named in ``attrs["skipped"]``.
     """
     apps = cluster.applications()
     by_ns: dict[str, list[str]] = {}
     for n, ns in zip(apps["name"], apps["dest_namespace"], strict=True):
         by_ns.setdefault(ns, []).append(n)
-    frames = []
+    frames, read = [], []
     for ns, names in by_ns.items():
-        f = cluster.field_edits(ns)
-        f = f[~f["is_gitops"]]
+        f = cluster.field_edits(ns, kinds)
+        read.append(f)
+        f = bound_untimed(f[~f["is_gitops"]], apps)
         if since is not None:
-            f = f[f["time"] >= parse_at(since)]
+            f = f[f["time"].isna() | (f["time"] >= parse_at(since))]
         frames.append(f.assign(apps=[sorted(names)] * len(f)))  # type: ignore[list-item]  # pandas-stubs: a column of lists
     if not frames:
         from .. import schema
 
-        return schema.frame(schema.FIELD_EDITS).assign(apps=[])
-    return pd.concat(frames, ignore_index=True).sort_values("time", ascending=False).reset_index(drop=True)
+        out = schema.frame(schema.FIELD_EDITS).assign(apps=[])
+    else:
+        out = pd.concat(frames, ignore_index=True).sort_values("time", ascending=False).reset_index(drop=True)
+    out.attrs["skipped"] = skipped_of(read)
+    return out

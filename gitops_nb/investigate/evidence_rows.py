@@ -6,6 +6,7 @@ Works on any :class:`~gitops_nb.cluster.evidence.EvidenceSource`. Every row carr
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -17,7 +18,11 @@ from ..cluster.evidence import PER_NAMESPACE_LIMIT, EvidenceSource
 from ..schema import RowKind
 from ..times import parse_at
 
-__all__ = ["cluster_rows"]
+__all__ = ["bound_untimed", "cluster_rows", "skipped_of"]
+
+
+#: Argo CD's event for a failed operation: "Sync operation to <revision> failed: <message>"
+_FAILED_OP = re.compile(r"(?:Partial )?[Ss]ync operation to ([0-9a-f]{40}|\S+) failed:?\s*(.*)", re.S)
 
 
 def _in(df: pd.DataFrame, col: str, lo: pd.Timestamp, hi: pd.Timestamp) -> pd.DataFrame:
@@ -30,14 +35,42 @@ def _match(name: str, path: str | None, wanted: Sequence[str]) -> bool:
     return any(w in (name, path) or w in parts or (path or "").endswith("/" + w.strip("/")) for w in wanted)
 
 
+def skipped_of(frames: Sequence[pd.DataFrame]) -> list[str]:
+    """The kinds the frames' queries skipped (``attrs["skipped"]``: forbidden for this role), once each."""
+    return list(dict.fromkeys(s for f in frames for s in f.attrs.get("skipped") or []))
+
+
+def bound_untimed(edits: pd.DataFrame, apps: pd.DataFrame) -> pd.DataFrame:
+    """Field edits without a time (an update through the ``scale`` subresource records none) get the last
+    sync of the Applications deploying into their namespace as a lower bound: ``time`` is that bound and
+    ``time_bound`` says ``after <time> UTC``. Without a known sync they stay without a time."""
+    synced: dict[str, pd.Timestamp] = {}
+    for ns, t in zip(apps["dest_namespace"], apps["operation_finished_at"], strict=True):
+        if pd.notna(t):
+            synced[ns] = max(t, synced.get(ns, t))
+    untimed = edits["time"].isna() & edits["namespace"].isin(list(synced))
+    if not untimed.any():
+        return edits
+    edits = edits.copy()
+    bound = edits.loc[untimed, "namespace"].map(synced)
+    edits.loc[untimed, "time"] = bound
+    edits.loc[untimed, "time_bound"] = [f"after {t:%Y-%m-%d %H:%M:%S} UTC" for t in bound]
+    return edits
+
+
 def cluster_rows(
     source: EvidenceSource,
     since: str | datetime | pd.Timestamp | None,
     until: str | datetime | pd.Timestamp | None,
     apps: Sequence[str] | None = None,
+    *,
+    kinds: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Cluster rows for :func:`what_changed` between ``since`` and ``until`` (schema :data:`schema.TIMELINE`,
     plus ``fields`` for manual edits).
+
+    ``kinds`` limits the objects whose field edits are read (``field_edits``' kinds); a kind the role
+    may not list is skipped and named in ``attrs["skipped"]``.
 
     ``app`` is the Application's source path, which for a Kustomize app is the
     Kustomize root of :meth:`DeployRepo.apps`: that is how git and cluster rows meet.
@@ -113,15 +146,33 @@ def cluster_rows(
                 f"{c.get('type')} on {name}: {str(c.get('message') or '')[:200]}",
                 detail=c.get("message"),
             )
+    # Argo CD keeps only the last operation: the earlier failed ones are in its events, with their revision
+    seen_ops = {(o.app, o.revision) for o in ops.itertuples(index=False)}
     for e in source.events(source.argocd_namespace, lo, hi).itertuples(index=False):
         if e.object_kind == "Application" and e.object_name in path_of:
+            failed = _FAILED_OP.match(e.message or "") if e.reason == "OperationCompleted" else None
+            if failed and (e.object_name, failed[1]) not in seen_ops:
+                seen_ops.add((e.object_name, failed[1]))
+                row(
+                    e.time,
+                    RowKind.SYNC_FAILED,
+                    "argocd-event",
+                    e.object_name,
+                    f"sync Failed for {e.object_name}",
+                    sha=failed[1],
+                    detail=failed[2],
+                )
+                continue
             row(e.time, RowKind.APP_EVENT, "argocd-event", e.object_name, f"{e.reason}: {e.message}", author=e.source)
     if len(by_ns) > PER_NAMESPACE_LIMIT:  # many namespaces: one cluster-wide list each
-        events, rolls, edits = source.events(None, lo, hi), source.rollouts(None), source.field_edits(None)
+        events, rolls = source.events(None, lo, hi), source.rollouts(None)
+        edit_frames = [source.field_edits(None, kinds)]
     else:
         events = pd.concat([source.events(ns, lo, hi) for ns in by_ns] or [schema.frame(schema.EVENTS)])
         rolls = pd.concat([source.rollouts(ns) for ns in by_ns] or [schema.frame(schema.ROLLOUTS)])
-        edits = pd.concat([source.field_edits(ns) for ns in by_ns] or [schema.frame(schema.FIELD_EDITS)])
+        edit_frames = [source.field_edits(ns, kinds) for ns in by_ns]
+    skipped = skipped_of(edit_frames)
+    edits = bound_untimed(pd.concat(edit_frames or [schema.frame(schema.FIELD_EDITS)]), apps_df)
     # one namespace's rows belong to its Application when a single one deploys there
     owner = {ns: names[0] if len(names) == 1 else None for ns, names in by_ns.items()}
     events = events[events["namespace"].isin(list(by_ns))]
@@ -135,15 +186,18 @@ def cluster_rows(
             author=e.source,
             detail=f"x{e.count}" if e.count and e.count > 1 else None,
         )
-    rolls = _in(rolls[rolls["namespace"].isin(list(by_ns))], "created_at", lo, hi)
+    # a revert reuses an old ReplicaSet: the rollout is when its revision became current, not its creation
+    rolls = rolls[rolls["namespace"].isin(list(by_ns))]
+    rolls = _in(rolls.assign(at=rolls["rolled_out_at"].fillna(rolls["created_at"])), "at", lo, hi)
     for r in rolls.itertuples(index=False):
+        reused = f", reused (was revision {', '.join(map(str, r.revision_history))})" if r.revision_history else ""
         row(
-            r.created_at,
+            r.at,
             RowKind.ROLLOUT,
             "rollout",
             owner[r.namespace],
             f"{r.deployment} rollout #{r.revision}: {', '.join(r.images)}",
-            detail=f"ReplicaSet {r.replicaset}, {r.ready_replicas}/{r.replicas} ready",
+            detail=f"ReplicaSet {r.replicaset}{reused}, {r.ready_replicas}/{r.replicas} ready",
         )
     edits = _in(edits[edits["namespace"].isin(list(by_ns)) & ~edits["is_gitops"]], "time", lo, hi)
     for f in edits.itertuples(index=False):
@@ -155,9 +209,10 @@ def cluster_rows(
             owner[f.namespace],
             f"{f.manager} changed {f.kind}/{f.name} in {f.namespace}",
             author=f.manager,
-            detail=shown,
+            detail=shown + (f" (time unknown: {f.time_bound})" if isinstance(f.time_bound, str) else ""),
             fields=list(f.fields),
         )
     out = schema.frame(schema.TIMELINE, rows)
     out["fields"] = [r.get("fields", []) for r in rows]
+    out.attrs["skipped"] = skipped
     return out

@@ -8,7 +8,7 @@ A score is ``proximity * weight * breadth * factors``:
   the field's structure (:func:`field_weight`, :mod:`gitops_nb.investigate.fields`);
 - **breadth** grows with the number of apps it reaches: ``1 + log2(1 + apps)``;
 - **factors** damp merges, reverts and changes reverted before T, and lift changes Argo CD
-  deployed before T (and damp those it did not).
+  deployed before T, and more those whose sync failed before T (and damp those it did not deploy).
 
 A commit that touches only files no controller deploys (CI, docs, tooling: :func:`is_tooling_path`)
 and no app is built from is not a candidate: its score is NaN, it gets no rank, and ``why`` says so.
@@ -61,6 +61,8 @@ class Weights:
     reverted_before_t: float = 0.2
     deployed_before_t: float = 1.5  # Argo CD deployed it before T: proximity counts from the deploy
     not_deployed: float = 0.3  # the cluster side is known and no deploy of it came before T
+    #: its sync failed before T (the first failure of a run): proximity counts from the failure
+    failed_to_deploy: float = 3.0
     edit_breadth: float = 2.0  # a manual edit reaches one app: breadth 1 + log2(2)
     edit_concreteness: float = 1.5  # as concrete as a deploy: a change nobody put in git
     edit_default_field: float = 0.5
@@ -146,6 +148,8 @@ class CommitFacts:
     deployed_at: pd.Timestamp | None = None
     cluster_known: bool = False  # a cluster side was given, so "not deployed" means something
     files: Sequence[str] = ()  # the paths it touches (to tell a CI/docs-only commit)
+    failed_at: pd.Timestamp | None = None  # not deployed: the sync of a revision containing it failed then
+    failed_to: str | None = None  # the Argo CD app whose sync failed
 
 
 def commit_score(c: CommitFacts, w: Weights = DEFAULT_WEIGHTS) -> tuple[float, str]:
@@ -178,6 +182,9 @@ def commit_score(c: CommitFacts, w: Weights = DEFAULT_WEIGHTS) -> tuple[float, s
     if c.deployed_at is not None:
         factor = w.deployed_before_t
         why.append(f"deployed {c.deployed_at:%H:%M} UTC to {c.deployed_to}")
+    elif c.failed_at is not None:
+        factor = max(w.failed_to_deploy, w.deployed_before_t)
+        why.append(f"failed to deploy at {c.failed_at:%H:%M} UTC to {c.failed_to}")
     elif c.cluster_known and c.n_apps:
         factor = w.not_deployed
         why.append("not deployed before T")

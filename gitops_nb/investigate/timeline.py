@@ -142,12 +142,34 @@ def _deploys(repo: DeployRepo, cluster_rows: pd.DataFrame, since: pd.Timestamp) 
     return out
 
 
+def _failed(
+    repo: DeployRepo, cluster_rows: pd.DataFrame, deployed: dict[str, list[_Deploy]], since: pd.Timestamp
+) -> dict[str, list[_Deploy]]:
+    """Step 5b: sha -> the failed syncs it broke: the commits of a failed operation's revision that no deploy
+    of that app had brought before it. Only the first failure of a run counts: the syncs failing after it
+    fail for the same commit, not for the ones pushed on top."""
+    out: dict[str, list[_Deploy]] = defaultdict(list)
+    ops = cluster_rows[cluster_rows["kind"].isin([RowKind.DEPLOY, RowKind.SYNC_FAILED])].sort_values("time")
+    failing: set[str] = set()
+    d: Any  # an itertuples() row
+    for d in ops.itertuples(index=False):
+        if d.kind == RowKind.DEPLOY:
+            failing.discard(d.argocd_app)
+        elif d.argocd_app not in failing and isinstance(d.sha, str) and d.sha:
+            failing.add(d.argocd_app)
+            for sha in repo.ancestors(d.sha, since=since):
+                if not any(t <= d.time and a == d.argocd_app for t, _, a in deployed.get(sha, [])):
+                    out[sha].append((d.time, d.app, d.argocd_app))
+    return out
+
+
 def _commit_rows(
     q: _Window,
     landed: pd.DataFrame,
     details: dict[str, list[tuple[FieldRef, str]]],
     deployed: dict[str, list[_Deploy]] | None,
     weights: Weights,
+    failed: dict[str, list[_Deploy]] | None = None,
 ) -> list[dict[str, Any]]:
     """Step 6: one scored row per change that landed in the window (a merge carries its pull request)."""
     holder = {m: sha for sha, merged in zip(landed["sha"], landed["merged_commits"], strict=True) for m in merged}
@@ -188,7 +210,14 @@ def _commit_rows(
         }
         if before >= pd.Timedelta(0):
             deployed_before = first is not None and first[0] <= q.at
+            # not deployed because its sync failed before T: the failure may be the incident
+            fail = (
+                None
+                if deployed_before
+                else min((f for f in (failed or {}).get(c.sha, []) if f[1] in touched and f[0] <= q.at), default=None)
+            )
             basis = q.at - first[0] if first is not None and deployed_before else before
+            basis = q.at - fail[0] if fail is not None else basis
             row["score"], row["why"] = commit_score(
                 CommitFacts(
                     minutes_before=basis.total_seconds() / 60,
@@ -201,6 +230,8 @@ def _commit_rows(
                     deployed_to=first[2] if first is not None else None,
                     cluster_known=deployed is not None,
                     files=list(c.files),
+                    failed_at=fail[0] if fail is not None else None,
+                    failed_to=fail[2] if fail is not None else None,
                 ),
                 weights,
             )
@@ -244,6 +275,7 @@ def what_changed(
     rev: str = "HEAD",
     weights: Weights = DEFAULT_WEIGHTS,
     rendered: int = 0,
+    kinds: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """What changed around time ``at``: a timeline (schema :data:`schema.TIMELINE`), newest first.
 
@@ -262,6 +294,9 @@ def what_changed(
         rendered: the best ``rendered`` ranked commits get what they change in the rendered
             manifests appended to ``detail`` (``rendered: ...``, from :func:`rendered_diff` with the
             sandbox's or ``PATH``'s kustomize and helm); 0 (the default) renders nothing.
+        kinds: the kinds whose manual field edits are read (default: workloads, Services,
+            ConfigMaps, Secrets, Ingresses, HPAs); a kind the role may not list is skipped and named
+            in ``attrs["skipped"]``.
 
     Git rows are the changes that landed on ``rev`` (its first-parent line): a pull request
     merged into it is one row at the merge's time, with the merge's diff against the branch,
@@ -279,12 +314,15 @@ def what_changed(
     if q.wanted:
         _resolve_wanted(q, sorted({*q.repo.apps(q.rev)["app"], *landed.attrs["roots"]}), cluster)
     details = _details(changes, index)
-    extra = cluster_rows(cluster, q.lo, q.hi, q.wanted or None) if cluster is not None else None
+    extra = cluster_rows(cluster, q.lo, q.hi, q.wanted or None, kinds=kinds) if cluster is not None else None
+    skipped = list(extra.attrs.get("skipped", [])) if extra is not None else []
     deployed = _deploys(q.repo, extra, q.lo) if extra is not None else None
-    rows = _commit_rows(q, landed, details, deployed, weights)
+    failed = _failed(q.repo, extra, deployed, q.lo) if extra is not None and deployed is not None else None
+    rows = _commit_rows(q, landed, details, deployed, weights, failed)
     if extra is not None and len(extra):
         extra = _score_evidence(extra, q.at, weights)
     out = _merge_and_rank(q, rows, extra)
+    out.attrs["skipped"] = skipped
     return _add_rendered(q.repo, out, rendered) if rendered else out
 
 
