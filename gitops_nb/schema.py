@@ -355,6 +355,9 @@ OPERATIONS: Schema = {
     "finished_at": UTC,
     "initiated_by": "object",  # a user name, or "automated"
     "retry_count": "Int64",
+    # a sync's ``autoHealAttemptsCount`` (Argo CD 3.x sets it on a self-heal only), else <NA>; optional
+    "self_heal_attempts": "Int64",
+    "sync_resources": "object",  # list[str] kind/name the sync was limited to ([] = all); optional
 }
 
 
