@@ -159,8 +159,21 @@ class RowKind:
     ROLLOUT = "rollout"  # a Deployment's ReplicaSet: a rollout began
     FIELD_EDIT = "field-edit"  # a change made outside git (managedFields: kubectl edit, scale, ...)
     APP_CONDITION = "app-condition"  # an Application condition (ComparisonError, SyncError, ...) standing now
+    RESOURCE_MISSING = "resource-missing"  # a resource the app manages is Missing: deleted outside git
+    HEAL = "heal"  # an Argo CD self-heal: an automated re-sync of the revision already deployed
 
-    ALL = (COMMIT, DEPLOY, SYNC_FAILED, APP_EVENT, K8S_EVENT, ROLLOUT, FIELD_EDIT, APP_CONDITION)
+    ALL = (
+        COMMIT,
+        DEPLOY,
+        SYNC_FAILED,
+        APP_EVENT,
+        K8S_EVENT,
+        ROLLOUT,
+        FIELD_EDIT,
+        APP_CONDITION,
+        RESOURCE_MISSING,
+        HEAL,
+    )
 
 
 TIMELINE: Schema = {

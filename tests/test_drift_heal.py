@@ -10,10 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from kubernetes import client
 
-from gitops_nb import Cluster, drift, refresh, wait_converged
+from gitops_nb import Cluster, RowKind, drift, refresh, wait_converged, what_changed
 
 from .conftest import remove_app
 from .test_argo_setups import Env
@@ -69,3 +70,71 @@ def test_drift_shows_each_edited_field_with_git_and_live_values(env: Env) -> Non
     # without a repo: the names, as before
     names = drift(c)
     assert names[names["app"] == name]["field"].isna().all() and len(names[names["app"] == name]) == 1
+
+
+CONFIG = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shop-config\ndata:\n  LOG_LEVEL: info\n"
+
+
+def test_a_deleted_managed_configmap_is_a_timeline_row(env: Env) -> None:
+    c = env.cluster
+    base = "apps/shop/base"
+    env.work.write(
+        {f"{base}/config.yaml": CONFIG, f"{base}/kustomization.yaml": "resources:\n- deployment.yaml\n- config.yaml\n"}
+    )
+    env.work.commit("shop: a ConfigMap", when=pd.Timestamp.now(tz="UTC"))
+    head = env.push()
+    name, m = env.app("d2", self_heal=False)
+    env.apply(m)
+    ns = m["spec"]["destination"]["namespace"]
+    wait_converged(c, name, head, timeout="90s")
+    before = what_changed(env.work.path, cluster=c, window="30m")
+    assert not (before["kind"] == RowKind.RESOURCE_MISSING).any()
+    client.CoreV1Api(env.api).delete_namespaced_config_map("shop-config", ns)
+    _until("the app to go OutOfSync", lambda: _out_of_sync(c, name))
+    tl = what_changed(env.work.path, cluster=c, window="30m")
+    gone = tl[(tl["kind"] == RowKind.RESOURCE_MISSING) & (tl["argocd_app"] == name)]
+    assert len(gone) == 1, tl[["time", "kind", "summary"]].to_string()
+    assert f"ConfigMap/shop-config in {ns} of {name}" in gone["summary"].iloc[0]
+    assert "OutOfSync event" in gone["detail"].iloc[0]  # timed by Argo CD's event, not reconciledAt
+    res = c.app_resources(name).set_index("name").loc["shop-config"]
+    assert (res["sync_status"], res["health_status"]) == ("OutOfSync", "Missing")
+
+
+def test_a_self_heal_is_labelled_with_the_fields_it_undid(env: Env) -> None:
+    """What Argo CD v3.2.11 records for a self-heal (seen on the sandbox): no new ``status.history``
+    entry (history keeps the one deploy of the revision); ``status.operationState.operation`` has
+    ``initiatedBy: {automated: true}``, ``sync.autoHealAttemptsCount: 1``, ``sync.resources`` = only
+    the OutOfSync resources (Deployment/shop) and ``sync.revision`` = the deployed revision; the
+    app's events are ``OperationStarted: Initiated automated sync to '<sha>'`` and
+    ``OperationCompleted: Partial sync operation to <sha> succeeded`` (plus ``ResourceUpdated``
+    Synced -> OutOfSync -> Synced). The heal (a client-side apply by ``argocd-controller``) takes
+    spec.replicas back, so the edit's ``kubectl-edit`` managedFields entry is gone afterwards; the
+    deployment-controller's ``ScalingReplicaSet`` events (``Scaled up replica set shop-… from 2 to 5``,
+    then down from 5 to 2, no new ReplicaSet) still say that spec.replicas was changed and undone.
+    """
+    c = env.cluster
+    name, m = env.app("d3")  # self-heal on
+    env.apply(m)
+    ns = m["spec"]["destination"]["namespace"]
+    head = env.head()
+    wait_converged(c, name, head, timeout="90s")
+    apps = client.AppsV1Api(env.api)
+    apps.patch_namespaced_deployment("shop", ns, {"spec": {"replicas": 5}}, field_manager="kubectl-edit")
+
+    def healed() -> bool:
+        op = c.raw_application(name)["status"].get("operationState") or {}
+        sync = (op.get("operation") or {}).get("sync") or {}
+        return op.get("phase") == "Succeeded" and bool(sync.get("autoHealAttemptsCount"))
+
+    _until("Argo CD to self-heal", healed)
+    assert apps.read_namespaced_deployment("shop", ns).spec.replicas == 2
+    assert len(c.app_history(name)) == 1  # no history entry for the heal
+    time.sleep(2)  # the scale-down event lands
+    tl = what_changed(env.work.path, cluster=c, window="30m")
+    mine = tl[tl["argocd_app"] == name]
+    heal = mine[mine["kind"] == RowKind.HEAL]
+    assert len(heal) == 1, mine[["time", "kind", "summary", "detail"]].to_string()
+    h = heal.iloc[0]
+    assert h["summary"] == f"Argo CD self-healed {name} at {head[:10]}" and h["sha"] == head
+    assert "spec.replicas of Deployment/shop" in h["detail"] and "from 2 to 5" in h["detail"], h["detail"]
+    assert (mine["kind"] == RowKind.DEPLOY).sum() == 1  # the first deploy stays a deploy
