@@ -159,8 +159,21 @@ class RowKind:
     ROLLOUT = "rollout"  # a Deployment's ReplicaSet: a rollout began
     FIELD_EDIT = "field-edit"  # a change made outside git (managedFields: kubectl edit, scale, ...)
     APP_CONDITION = "app-condition"  # an Application condition (ComparisonError, SyncError, ...) standing now
+    RESOURCE_MISSING = "resource-missing"  # a resource the app manages is Missing: deleted outside git
+    HEAL = "heal"  # an Argo CD self-heal: an automated re-sync of the revision already deployed
 
-    ALL = (COMMIT, DEPLOY, SYNC_FAILED, APP_EVENT, K8S_EVENT, ROLLOUT, FIELD_EDIT, APP_CONDITION)
+    ALL = (
+        COMMIT,
+        DEPLOY,
+        SYNC_FAILED,
+        APP_EVENT,
+        K8S_EVENT,
+        ROLLOUT,
+        FIELD_EDIT,
+        APP_CONDITION,
+        RESOURCE_MISSING,
+        HEAL,
+    )
 
 
 TIMELINE: Schema = {
@@ -358,6 +371,9 @@ OPERATIONS: Schema = {
     "finished_at": UTC,
     "initiated_by": "object",  # a user name, or "automated"
     "retry_count": "Int64",
+    # a sync's ``autoHealAttemptsCount`` (Argo CD 3.x sets it on a self-heal only), else <NA>; optional
+    "self_heal_attempts": "Int64",
+    "sync_resources": "object",  # list[str] kind/name the sync was limited to ([] = all); optional
 }
 
 

@@ -249,6 +249,60 @@ class Cluster:
         )
         return dict(json.loads(resp.data))
 
+    def get_object(
+        self, group: str, version: str, kind: str, namespace: str | None, name: str
+    ) -> dict[str, Any] | None:
+        """Any object as plain JSON, read through the API's generic paths; ``None`` if there is none (404).
+
+        ``kind`` is a kind (``Deployment``) or a plural (``deployments``); ``group`` is ``""`` for the
+        core group. The kind's plural and scope come from the group version's discovery document
+        (read once per group version).
+        """
+        gv = f"{group}/{version}" if group else version
+        base = f"/apis/{gv}" if group else f"/api/{version}"
+        plural, namespaced = self._resource_of(base, gv, kind)
+        path = (
+            f"{base}/namespaces/{namespace}/{plural}/{name}" if namespaced and namespace else f"{base}/{plural}/{name}"
+        )
+        resource = f"{plural}.{group}/{name}" if group else f"{plural}/{name}"
+        try:
+            resp = self.call("get", resource, functools.partial(self._get_path, path))
+        except ClusterError as e:
+            if e.status == 404:
+                return None
+            raise
+        return dict(json.loads(resp))
+
+    def _get_path(self, path: str) -> bytes:
+        """GET an API path as raw bytes; a status that is not 2xx raises the client's ``ApiException``."""
+        from kubernetes.client.exceptions import ApiException
+
+        api: Any = self.api  # the stubs lack param_serialize
+        method, url, headers, _, _ = api.param_serialize(
+            "GET", path, header_params={"Accept": "application/json"}, auth_settings=["BearerToken"]
+        )
+        resp = api.call_api(method, url, header_params=headers)
+        data: bytes = resp.read()
+        if not 200 <= resp.status < 300:
+            raise ApiException(http_resp=resp)
+        return data
+
+    def _resource_of(self, base: str, gv: str, kind: str) -> tuple[str, bool]:
+        """(plural, namespaced) of ``kind`` (or plural) in the group version at ``base``."""
+        cache: dict[str, list[dict[str, Any]]] = self.__dict__.setdefault("_discovery", {})
+        if gv not in cache:
+            resp = self.call("get", f"discovery {gv}", functools.partial(self._get_path, base))
+            cache[gv] = list(json.loads(resp).get("resources") or [])
+        for r in cache[gv]:
+            if "/" not in r.get("name", "") and kind in (r.get("kind"), r.get("name")):
+                return str(r["name"]), bool(r.get("namespaced"))
+        raise ClusterError(
+            f"the API group version {gv} of context {self.context!r} has no kind or resource {kind!r}",
+            context=self.context,
+            resource=f"{kind}.{gv}",
+            verb="get",
+        )
+
     # -- Argo CD ----------------------------------------------------------------------
 
     def raw_applications(self) -> list[dict[str, Any]]:
@@ -374,6 +428,7 @@ class Cluster:
                     "finished_at": _ts(op.get("finishedAt")),
                     "initiated_by": "automated" if by.get("automated") else by.get("username"),
                     "retry_count": op.get("retryCount"),
+                    **_sync_scope(op),
                 }
             )
         return schema.frame(schema.OPERATIONS, rows)
@@ -761,3 +816,14 @@ def _history_rows(a: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _sync_scope(op: dict[str, Any]) -> dict[str, Any]:
+    """A sync operation's self-heal count (``autoHealAttemptsCount``, set by Argo CD 3.x only on a
+    self-heal) and the resources it was limited to (a self-heal syncs only the OutOfSync ones)."""
+    sync = (op.get("operation") or {}).get("sync") or {}
+    count = sync.get("autoHealAttemptsCount", sync.get("selfHealAttemptsCount"))
+    return {
+        "self_heal_attempts": int(count) if count is not None else None,
+        "sync_resources": [f"{r.get('kind')}/{r.get('name')}" for r in sync.get("resources") or []],
+    }

@@ -107,19 +107,25 @@ def cluster_rows(
     e: Any
     r: Any
     f: Any
-    hist = _in(hist[hist["app"].isin(list(path_of))], "deployed_at", lo, hi)
+    hist = hist[hist["app"].isin(list(path_of))]
+    heal_ids = _history_heals(hist)
+    all_hist, hist = hist, _in(hist, "deployed_at", lo, hi)
     for h in hist.itertuples(index=False):
         took = (h.deployed_at - h.deploy_started_at).total_seconds() if pd.notna(h.deploy_started_at) else None
+        healed = (h.app, h.id) in heal_ids
         row(
             h.deployed_at,
-            RowKind.DEPLOY,
+            RowKind.HEAL if healed else RowKind.DEPLOY,
             "argocd",
             h.app,
-            f"Argo CD deployed {str(h.revision)[:10]} to {h.app}",
+            f"Argo CD self-healed {h.app} at {str(h.revision)[:10]}"
+            if healed
+            else f"Argo CD deployed {str(h.revision)[:10]} to {h.app}",
             sha=h.revision,
             author=h.initiated_by,
             detail=f"deploy #{h.id}" + (f", sync took {took:.0f}s" if took is not None else ""),
         )
+    ops_all = ops[ops["app"].isin(list(path_of))]
     ops = ops[ops["app"].isin(list(path_of)) & ops["phase"].isin(["Failed", "Error"])]
     for o in _in(ops, "finished_at", lo, hi).itertuples(index=False):
         row(
@@ -146,9 +152,15 @@ def cluster_rows(
                 f"{c.get('type')} on {name}: {str(c.get('message') or '')[:200]}",
                 detail=c.get("message"),
             )
+    app_events = source.events(source.argocd_namespace, lo, hi)
+    app_events = app_events[
+        (app_events["object_kind"] == "Application") & app_events["object_name"].isin(list(path_of))
+    ]
+    for m in _missing_rows(source, apps_df, app_events, lo, hi):
+        row(**m)
     # Argo CD keeps only the last operation: the earlier failed ones are in its events, with their revision
     seen_ops = {(o.app, o.revision) for o in ops.itertuples(index=False)}
-    for e in source.events(source.argocd_namespace, lo, hi).itertuples(index=False):
+    for e in app_events.itertuples(index=False):
         if e.object_kind == "Application" and e.object_name in path_of:
             failed = _FAILED_OP.match(e.message or "") if e.reason == "OperationCompleted" else None
             if failed and (e.object_name, failed[1]) not in seen_ops:
@@ -187,8 +199,8 @@ def cluster_rows(
             detail=f"x{e.count}" if e.count and e.count > 1 else None,
         )
     # a revert reuses an old ReplicaSet: the rollout is when its revision became current, not its creation
-    rolls = rolls[rolls["namespace"].isin(list(by_ns))]
-    rolls = _in(rolls.assign(at=rolls["rolled_out_at"].fillna(rolls["created_at"])), "at", lo, hi)
+    rolls_all = rolls[rolls["namespace"].isin(list(by_ns))]
+    rolls = _in(rolls_all.assign(at=rolls_all["rolled_out_at"].fillna(rolls_all["created_at"])), "at", lo, hi)
     for r in rolls.itertuples(index=False):
         reused = f", reused (was revision {', '.join(map(str, r.revision_history))})" if r.revision_history else ""
         row(
@@ -199,7 +211,8 @@ def cluster_rows(
             f"{r.deployment} rollout #{r.revision}: {', '.join(r.images)}",
             detail=f"ReplicaSet {r.replicaset}{reused}, {r.ready_replicas}/{r.replicas} ready",
         )
-    edits = _in(edits[edits["namespace"].isin(list(by_ns)) & ~edits["is_gitops"]], "time", lo, hi)
+    edits_all = edits[edits["namespace"].isin(list(by_ns)) & ~edits["is_gitops"]]
+    edits = _in(edits_all, "time", lo, hi)
     for f in edits.itertuples(index=False):
         shown = ", ".join(f.fields[:6]) + (f" … {len(f.fields) - 6} more" if len(f.fields) > 6 else "")
         row(
@@ -212,7 +225,210 @@ def cluster_rows(
             detail=shown + (f" (time unknown: {f.time_bound})" if isinstance(f.time_bound, str) else ""),
             fields=list(f.fields),
         )
+    for heal in _heal_rows(all_hist, ops_all, app_events, edits_all, events, rolls_all, apps_df, lo, hi):
+        row(**heal)
     out = schema.frame(schema.TIMELINE, rows)
     out["fields"] = [r.get("fields", []) for r in rows]
     out.attrs["skipped"] = skipped
+    return out
+
+
+# -- a deleted resource, a self-heal -------------------------------------------------------
+
+
+def _missing_rows(
+    source: EvidenceSource, apps_df: pd.DataFrame, app_events: pd.DataFrame, lo: pd.Timestamp, hi: pd.Timestamp
+) -> list[dict[str, Any]]:
+    """A resource an OutOfSync app manages that is Missing (deleted outside git, self-heal off or not yet
+    healed): one row each, timed by the app's last ``Synced -> OutOfSync`` event, else its reconciledAt."""
+    out: list[dict[str, Any]] = []
+    r: Any
+    for name, sync, reconciled in zip(apps_df["name"], apps_df["sync_status"], apps_df["reconciled_at"], strict=True):
+        if sync != "OutOfSync":
+            continue
+        res = source.app_resources(str(name))
+        gone = res[(res["health_status"] == "Missing") & (res["sync_status"] != "Synced") & ~res["hook"]]
+        if not len(gone):
+            continue
+        mine = app_events[
+            (app_events["object_name"] == name)
+            & app_events["message"].fillna("").str.contains("-> OutOfSync", regex=False)
+        ]
+        if len(mine):
+            at, how = mine["time"].max(), "timed by Argo CD's OutOfSync event"
+        else:
+            at, how = reconciled, "timed by the app's reconciledAt (it was gone by then)"
+        if at is None or pd.isna(at) or not lo <= at <= hi:
+            continue
+        for r in gone.itertuples(index=False):
+            where = f" in {r.namespace}" if r.namespace else ""
+            out.append(
+                {
+                    "time": at,
+                    "kind": RowKind.RESOURCE_MISSING,
+                    "source_name": "argocd",
+                    "app": name,
+                    "summary": f"{r.kind}/{r.name}{where} of {name} is missing from the cluster (deleted outside git?)",
+                    "detail": f"Argo CD: {r.sync_status}, health Missing; {how}",
+                }
+            )
+    return out
+
+
+def _history_heals(hist: pd.DataFrame) -> set[tuple[Any, Any]]:
+    """(app, id) of automated history entries that re-deploy the previous entry's revision: a self-heal,
+    where an Argo CD records one (v3.2 does not: see :func:`_heal_rows`)."""
+    out: set[tuple[Any, Any]] = set()
+    for app, h in hist.sort_values("deployed_at").groupby("app", sort=False):
+        prev = None
+        for by, rev, i in zip(h["initiated_by"], h["revision"], h["id"], strict=True):
+            if by == "automated" and prev is not None and rev == prev:
+                out.add((app, i))
+            prev = rev
+    return out
+
+
+_SCALED = re.compile(r"Scaled (?:up|down) replica set (\S+) from (\d+) to (\d+)")
+
+
+def _heal_rows(
+    hist: pd.DataFrame,
+    ops: pd.DataFrame,
+    app_events: pd.DataFrame,
+    edits: pd.DataFrame,
+    events: pd.DataFrame,
+    rolls: pd.DataFrame,
+    apps_df: pd.DataFrame,
+    lo: pd.Timestamp,
+    hi: pd.Timestamp,
+) -> list[dict[str, Any]]:
+    """Self-heals Argo CD records no history entry for (as v3.2): an automated sync of the revision
+    already deployed. Its evidence: the app's operationState (``initiatedBy.automated``,
+    ``sync.autoHealAttemptsCount`` >= 1, ``sync.resources`` = what was OutOfSync), and the app's events
+    ``OperationStarted: Initiated automated sync to '<sha>'`` then ``OperationCompleted: ... to <sha>
+    succeeded`` at the deployed revision. What it undid: the manual field edits of those resources since
+    the previous deploy, or (once the heal took the fields back and the edit's managedFields entry is
+    gone) the Deployment's scaling events and new ReplicaSets in between."""
+    ns_of = dict(zip(apps_df["name"], apps_df["dest_namespace"], strict=True))
+    found: dict[Any, list[tuple[pd.Timestamp, Any, list[str]]]] = {}
+    # the last operation of each app
+    if "self_heal_attempts" in ops.columns:
+        for app, phase, by, count, rev, at, res in zip(
+            ops["app"],
+            ops["phase"],
+            ops["initiated_by"],
+            ops["self_heal_attempts"],
+            ops["revision"],
+            ops["finished_at"],
+            ops["sync_resources"],
+            strict=True,
+        ):
+            if phase == "Succeeded" and by == "automated" and pd.notna(count) and count >= 1 and pd.notna(at):
+                found.setdefault(app, []).append((at, rev, list(res) if isinstance(res, list) else []))
+    # every automated sync the events still show, at the revision the history last deployed
+    started: dict[Any, str] = {}
+    e: Any
+    for e in app_events.sort_values("time", kind="stable").itertuples(index=False):
+        msg = str(e.message or "")
+        if e.reason == "OperationStarted" and msg.startswith("Initiated automated sync to "):
+            started[e.object_name] = msg.rsplit(" ", 1)[-1].strip("'")
+            continue
+        if e.reason != "OperationCompleted" or not msg.endswith("succeeded"):
+            continue
+        rev = started.pop(e.object_name, None)
+        mine = hist[(hist["app"] == e.object_name) & (hist["deployed_at"] < e.time - pd.Timedelta(seconds=2))]
+        if rev is None or not len(mine) or mine.sort_values("deployed_at")["revision"].iloc[-1] != rev:
+            continue
+        known = found.setdefault(e.object_name, [])
+        if not any(abs(t - e.time) <= pd.Timedelta(seconds=5) for t, _, _ in known):
+            known.append((e.time, rev, []))
+    out: list[dict[str, Any]] = []
+    for app, heals in found.items():
+        mine = hist[hist["app"] == app]
+        for at, rev, resources in sorted(heals, key=lambda x: x[0]):
+            if not lo <= at <= hi:
+                continue
+            before = [t for t in mine["deployed_at"] if t < at] + [t for t, _, _ in heals if t < at]
+            since = max([at - pd.Timedelta(hours=1), *before])
+            undid = _undone(str(ns_of.get(app)), resources, since, at, edits, events, rolls)
+            scope = ", ".join(resources) or "the app"
+            detail = f"self-heal: re-synced {scope} at {str(rev)[:10]}"
+            detail += (
+                "; undid " + "; ".join(f"{fld} of {what} ({how})" for fld, what, how in undid)
+                if undid
+                else "; what it undid is no longer on record"
+            )
+            out.append(
+                {
+                    "time": at,
+                    "kind": RowKind.HEAL,
+                    "source_name": "argocd",
+                    "app": app,
+                    "summary": f"Argo CD self-healed {app} at {str(rev)[:10]}",
+                    "sha": rev,
+                    "author": "automated",
+                    "detail": detail,
+                    "fields": list(dict.fromkeys(fld for fld, _, _ in undid)),
+                }
+            )
+    return out
+
+
+def _undone(
+    ns: str,
+    resources: list[str],
+    lo: pd.Timestamp,
+    hi: pd.Timestamp,
+    edits: pd.DataFrame,
+    events: pd.DataFrame,
+    rolls: pd.DataFrame,
+) -> list[tuple[str, str, str]]:
+    """(field, kind/name, how it is known) for each field a heal between ``lo`` and ``hi`` took back."""
+    scope = set(resources)
+
+    def ours(kind: Any, name: Any) -> bool:
+        return not scope or f"{kind}/{name}" in scope
+
+    out: list[tuple[str, str, str]] = []
+    f: Any
+    for f in edits[(edits["namespace"] == ns) & (edits["time"] >= lo) & (edits["time"] <= hi)].itertuples(index=False):
+        if ours(f.kind, f.name):
+            out += [(x, f"{f.kind}/{f.name}", f"set by {f.manager}") for x in f.fields]
+    edited = {what for _, what, _ in out}
+    slack = pd.Timedelta(seconds=1)  # event times are whole seconds
+    new_rs = rolls[(rolls["namespace"] == ns) & (rolls["created_at"] > lo) & (rolls["created_at"] <= hi + slack)]
+    r: Any
+    for r in new_rs.itertuples(index=False):
+        if ours("Deployment", r.deployment) and f"Deployment/{r.deployment}" not in edited:
+            out.append(
+                (
+                    "spec.template",
+                    f"Deployment/{r.deployment}",
+                    f"rolled out ReplicaSet {r.replicaset}: {', '.join(r.images)}",
+                )
+            )
+    scaled = events[
+        (events["namespace"] == ns)
+        & (events["object_kind"] == "Deployment")
+        & (events["reason"] == "ScalingReplicaSet")
+        & (events["time"] >= lo)
+        & (events["time"] <= hi + slack)
+    ]
+    seen: set[str] = set()
+    e: Any
+    for e in scaled.sort_values("time", kind="stable").itertuples(index=False):
+        m = _SCALED.search(str(e.message or ""))
+        target = f"Deployment/{e.object_name}"
+        if (
+            m is None
+            or m.group(2) == "0"
+            or target in seen
+            or target in edited
+            or not ours("Deployment", e.object_name)
+        ):
+            continue
+        if e.object_name in set(new_rs["deployment"]):
+            continue  # a rollout's scaling (old and new ReplicaSets), not a replicas edit
+        seen.add(target)
+        out.append(("spec.replicas", target, f"scaled from {m.group(2)} to {m.group(3)}"))
     return out

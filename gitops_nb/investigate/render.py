@@ -49,6 +49,7 @@ __all__ = [
     "RENDER_ERROR",
     "RenderResult",
     "default_render_cache",
+    "digest_secrets",
     "find_tool",
     "render_app",
     "rendered_diff",
@@ -336,6 +337,12 @@ def _digest_secrets(docs: list[Any], key: bytes) -> list[Any]:
                         for k, v in d[f].items()
                     }
     return docs
+
+
+def digest_secrets(docs: list[Any], cache: bool | str | Path = True) -> list[Any]:
+    """Digest Secret values in ``docs`` (in place) as :func:`render_app` with the same ``cache`` does,
+    so a live Secret compares with a rendered one without either value being kept."""
+    return _digest_secrets(docs, _secret_key(_cache_dir(cache)))
 
 
 def _cache_get(key: str, cache_dir: Path | None) -> RenderResult | None:
