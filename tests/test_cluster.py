@@ -23,7 +23,7 @@ from gitops_nb import (
     what_changed,
 )
 from gitops_nb.cluster.argocd import application_manifest, apply_application, refresh_app, wait_app
-from gitops_nb.sandbox.control import Ports, Sandbox
+from gitops_nb.sandbox.control import COMPONENTS, Ports, Sandbox
 from gitops_nb.sandbox.demo import RepoWriter
 
 from .conftest import app_files, overlay_text, remove_app, unique
@@ -227,7 +227,7 @@ def test_rbac_forbidden(sandbox: Sandbox, tmp_path: Path) -> None:
 
 def test_argocd_crds_absent(tmp_path: Path) -> None:
     """A second, bare API server (no Argo CD CRDs) on other ports."""
-    bare = Sandbox(tmp_path / "bare", ports=Ports(base=24000))
+    bare = Sandbox(tmp_path / "bare", ports=Ports(base=_free_port_base()))
     bare._prepare()
     try:
         for c in ("etcd", "kube-apiserver"):
@@ -236,3 +236,31 @@ def test_argocd_crds_absent(tmp_path: Path) -> None:
             Cluster(kubeconfig=str(bare.kubeconfig)).applications()
     finally:
         bare.down()
+
+
+def _free_port_base() -> int:
+    """A port base whose every sandbox port is free on loopback (another sandbox may hold a fixed one)."""
+    import socket
+
+    for base in range(24000, 60000, 2500):
+        ports = Ports(base=base)
+        free = True
+        for c in COMPONENTS:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", ports.of(c))) == 0:
+                    free = False
+                    break
+        if free and all(_bindable(base + off) for off in (2379, 2380)):
+            return base
+    raise AssertionError("no free port base for a second sandbox on 127.0.0.1")
+
+
+def _bindable(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False

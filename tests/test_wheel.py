@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,7 +113,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
 
 
 def test_wheel_builds_and_installs_without_warnings(installed: Installed) -> None:
-    assert installed.wheel.name == "gitops_nb-0.1.0-py3-none-any.whl"
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert installed.wheel.name == f"gitops_nb-{version}-py3-none-any.whl"
     # hatchling's output is all about our packaging: no warning of any kind
     assert not re.search(r"(?i)warn|deprecat", installed.build_log), installed.build_log
     # pip's may mention dependencies; nothing may be about our wheel
@@ -122,7 +124,7 @@ def test_wheel_builds_and_installs_without_warnings(installed: Installed) -> Non
         if re.search(r"(?i)warn|deprecat", line) and re.search(r"(?i)gitops[-_]nb", line)
     ]
     assert not ours, ours
-    assert "Successfully installed" in installed.install_log and "gitops-nb-0.1.0" in installed.install_log
+    assert "Successfully installed" in installed.install_log and f"gitops-nb-{version}" in installed.install_log
     installed.run("python", "-m", "pip", "check")
 
 
