@@ -9,6 +9,7 @@ each document came from (``# Source:``).
 
 from __future__ import annotations
 
+import collections
 import os
 import posixpath
 import re
@@ -27,11 +28,13 @@ from ..errors import RepoError
 from .gitio import GIT
 from .manifests import load_documents
 
-__all__ = ["TOOL_ENV", "HelmOutput", "archive_tree", "find_tool", "helm_template", "not_found", "tool_id"]
+__all__ = ["TOOL_ENV", "HelmOutput", "archive_tree", "find_tool", "helm_template", "not_found", "tool_id", "tool_runs"]
 
 #: the environment variable that names each tool's binary
 TOOL_ENV = {"kustomize": "GITOPS_NB_KUSTOMIZE", "helm": "GITOPS_NB_HELM"}
 _TIMEOUT = 300  # seconds for one helm template
+#: how many times each tool was run by this process (renders served from a cache do not count)
+tool_runs: collections.Counter[str] = collections.Counter()
 _ERROR_LINES = 6
 
 
@@ -161,6 +164,7 @@ def helm_template(
             args += ["-f", str(inline)]
         for name, value, force in parameters:
             args += ["--set-string" if force else "--set", f"{name}={value}"]
+        tool_runs["helm"] += 1
         try:
             proc = subprocess.run(
                 [str(binary), *args],

@@ -42,7 +42,7 @@ from ..errors import InputError, RepoError
 from ..git.gitio import GIT
 from ..git.manifests import KUSTOMIZATION_FILES, YAML_SUFFIXES, diff_documents, load_documents
 from ..git.repo import DeployRepo
-from ..git.tools import archive_tree, find_tool, first_lines, not_found, tool_env, tool_id
+from ..git.tools import archive_tree, find_tool, first_lines, not_found, tool_env, tool_id, tool_runs
 
 __all__ = [
     "RENDER_ERROR",
@@ -54,8 +54,6 @@ __all__ = [
     "tool_runs",
 ]
 
-#: how many times each tool was run by this process (renders served from a cache do not count)
-tool_runs: collections.Counter[str] = collections.Counter()
 
 RENDER_ERROR = "render-error"
 _TIMEOUT = 300  # seconds for one kustomize build / helm template
