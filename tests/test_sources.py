@@ -475,7 +475,11 @@ def test_bad_input_is_a_row_that_says_so(tmp_path: Path) -> None:
     assert changes.loc["missing", "change"] == "added" and "missing value file" in changes.loc["missing", "error"]
 
 
-def test_templated_applications_are_skipped_with_a_row_that_says_why(tmp_path: Path) -> None:
+def test_templated_applications_are_skipped_with_a_row_that_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without helm, what the substitution cannot read is a row that says why (and that helm is missing)."""
+    monkeypatch.setenv("GITOPS_NB_HELM", str(tmp_path / "no-helm"))
     w = RepoWriter(tmp_path / "r")
     ranged = """{{- range .Values.apps }}
 ---
@@ -505,6 +509,7 @@ spec:
     a = by_app(DeployRepo(tmp_path / "r").apps())
     assert a["plain"]["error"] is None
     assert "range" in a["apps/templates/ranged.yaml#1"]["error"]
+    assert "helm not found: " in a["apps/templates/ranged.yaml#1"]["error"]
     assert "spec.source.path" in a["apps/templates/tpl.yaml#0"]["error"]
     assert a["apps/templates/tpl.yaml#0"]["files"] == ["apps/templates/tpl.yaml"]
 
@@ -597,3 +602,206 @@ def test_a_plugin_over_a_kustomization_dir_is_the_plugin_app(tmp_path: Path) -> 
     repo = DeployRepo(tmp_path / "r")
     assert list(repo.apps()["app"]) == ["kh"]
     assert list(repo.affected_apps(sha)["app"]) == ["kh"]
+
+
+# -- an app-of-apps chart Argo CD renders with helm (shaped like argoproj/argocd-example-apps' apps/) ----------
+
+APP_OF_APPS = """{{- range .Values.applications }}
+{{- $config := $.Values.config -}}
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: {{ printf "acme.%s" .name | quote }}
+  namespace: argocd
+  finalizers:
+  - resources-finalizer.argocd.argoproj.io
+spec:
+  destination:
+    namespace: {{ .namespace | default .name | quote }}
+    server: {{ $config.spec.destination.server | quote }}
+  project: default
+  source:
+    path: {{ .path | default .name | quote }}
+    repoURL: {{ $config.spec.source.repoURL }}
+    targetRevision: {{ $config.spec.source.targetRevision }}
+    {{- with .tool }}
+    {{- . | toYaml | nindent 4 }}
+    {{- end }}
+  syncPolicy:
+    syncOptions:
+      - CreateNamespace=true
+---
+{{ end -}}
+"""
+
+CHILDREN = """
+  - name: web
+    tool:
+      helm:
+        releaseName: web
+  - name: worker
+    path: manifests/worker
+  - name: checkout
+    path: kustomize/checkout/overlays/prod
+    namespace: shop
+  - name: payments
+    path: plugins/payments
+    tool:
+      plugin:
+        name: sops
+"""
+
+
+def app_of_apps_values(children: str = CHILDREN) -> str:
+    return f"""config:
+  spec:
+    destination:
+      server: https://kubernetes.default.svc
+    source:
+      repoURL: {REPO}
+      targetRevision: main
+
+applications:{children}"""
+
+
+def app_of_apps_files() -> dict[str, str | None]:
+    return {
+        "apps/Chart.yaml": chart("applications"),  # the chart's name is not its directory's
+        "apps/values.yaml": app_of_apps_values(),
+        "apps/templates/applications.yaml": APP_OF_APPS,
+        "web/Chart.yaml": chart("web"),
+        "web/values.yaml": values("1.0.0"),
+        "web/templates/deployment.yaml": TEMPLATE,
+        "web/templates/_helpers.tpl": '{{- define "web.fullname" -}}{{ .Release.Name }}{{- end }}\n',
+        "manifests/worker/deployment.yaml": deploy("worker", "1"),
+        "kustomize/checkout/base/kustomization.yaml": "resources:\n- deployment.yaml\n",
+        "kustomize/checkout/base/deployment.yaml": deploy("checkout", "1"),
+        "kustomize/checkout/overlays/prod/kustomization.yaml": "resources:\n- ../../base\n",
+        "plugins/payments/secrets.enc.yaml": "data: x\n",
+    }
+
+
+#: the child Applications the chart makes, as Argo CD would hold them (what Cluster.applications() reads)
+def child_specs() -> list[dict[str, Any]]:
+    def spec(name: str, path: str, ns: str | None = None, **tool: Any) -> dict[str, Any]:
+        source = {"repoURL": REPO, "targetRevision": "main", "path": path, **tool}
+        return {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Application",
+            "metadata": {"name": f"acme.{name}", "namespace": "argocd"},
+            "spec": {"destination": {"namespace": ns or name}, "source": source},
+        }
+
+    return [
+        spec("web", "web", helm={"releaseName": "web"}),
+        spec("worker", "manifests/worker"),
+        spec("checkout", "kustomize/checkout/overlays/prod", "shop"),
+        spec("payments", "plugins/payments", plugin={"name": "sops"}),
+    ]
+
+
+@pytest.fixture
+def helm(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The real helm (the sandbox's build): a missing helm fails these tests, it does not skip them."""
+    from gitops_nb.git.tools import find_tool
+
+    monkeypatch.delenv("GITOPS_NB_HELM", raising=False)
+    found = find_tool("helm")
+    assert found is not None, "no helm: run `gitops-nb sandbox build` (or set $GITOPS_NB_HELM)"
+    monkeypatch.setenv("GITOPS_NB_HELM", str(found))
+    return found
+
+
+@pytest.fixture
+def app_of_apps(tmp_path: Path, helm: Path) -> RepoWriter:
+    w = RepoWriter(tmp_path / "r")
+    w.commit("app of apps", when=T0, author=ALICE, files=app_of_apps_files())
+    return w
+
+
+def test_an_app_of_apps_chart_with_a_range_is_rendered_with_helm(app_of_apps: RepoWriter) -> None:
+    repo = DeployRepo(app_of_apps.path)
+    df = repo.apps()
+    assert df["error"].isna().all(), df[df["error"].notna()][["app", "error"]]
+    a = by_app(df)
+    assert sorted(n for n in a if n.startswith("acme.")) == [
+        "acme.checkout",
+        "acme.payments",
+        "acme.web",
+        "acme.worker",
+    ]
+    definition = ["apps/templates/applications.yaml", "apps/values.yaml"]
+    assert a["acme.web"]["source_type"] == "helm"
+    assert a["acme.web"]["files"] == sorted(
+        [
+            *definition,
+            "web/Chart.yaml",
+            "web/values.yaml",
+            "web/templates/deployment.yaml",
+            "web/templates/_helpers.tpl",
+        ]
+    )
+    assert a["acme.worker"]["files"] == sorted([*definition, "manifests/worker/deployment.yaml"])
+    assert a["acme.checkout"]["source_type"] == "kustomize" and a["acme.checkout"]["namespace"] == "shop"
+    assert "kustomize/checkout/base/deployment.yaml" in a["acme.checkout"]["files"]
+    assert a["acme.payments"]["source_type"] == "plugin"
+    assert a["acme.payments"]["files"] == sorted([*definition, "plugins/payments/secrets.enc.yaml"])
+    # the same Applications given as specs (from the cluster) map to the same files
+    from_git = df.sort_values("app").reset_index(drop=True)
+    from_specs = repo.apps(applications=child_specs()).sort_values("app").reset_index(drop=True)
+    pd.testing.assert_frame_equal(from_git, from_specs)
+
+
+def test_app_of_apps_children_in_affected_apps_and_app_changes(app_of_apps: RepoWriter) -> None:
+    from gitops_nb.git import repo as repo_module
+    from gitops_nb.git import tools
+
+    repo_module._chart_renders.clear()  # renders are by content: another test's may serve this one's
+    runs = tools.tool_runs["helm"]
+    w = app_of_apps
+    one = w.commit(
+        "worker 2", when=T0 + pd.Timedelta("1h"), files={"manifests/worker/deployment.yaml": deploy("worker", "2")}
+    )
+    children = CHILDREN + "  - name: billing\n    path: manifests/billing\n"
+    two = w.commit(
+        "billing",
+        when=T0 + pd.Timedelta("2h"),
+        files={"apps/values.yaml": app_of_apps_values(children), "manifests/billing/deployment.yaml": deploy("b", "1")},
+    )
+    repo = DeployRepo(w.path)
+    assert list(repo.affected_apps(one)["app"]) == ["acme.worker"]
+    changes = repo.app_changes(two)
+    got = {(a, c) for a, c in zip(changes["app"], changes["change"], strict=True)}
+    assert ("acme.billing", "added") in got
+    assert {c for a, c in got if a != "acme.billing"} == {"changed"}  # the values file builds every child
+    # one render per chart content: the initial tree and the worker commit share it, the values change re-renders
+    assert tools.tool_runs["helm"] - runs == 2
+    repo2 = DeployRepo(w.path)
+    repo2.apps(one)
+    repo2.apps(two)
+    assert tools.tool_runs["helm"] - runs == 2  # another DeployRepo of the same repo: from memory
+
+
+def test_an_app_of_apps_rendered_with_the_values_its_application_names(tmp_path: Path, helm: Path) -> None:
+    """A root Application with its own value files has the chart rendered with them (as Argo CD does)."""
+    w = RepoWriter(tmp_path / "r")
+    files = app_of_apps_files()
+    files["apps/values-prod.yaml"] = "applications:\n  - name: worker\n    path: manifests/worker\n"
+    files["bootstrap/root.yaml"] = application("root", src("apps", helm="valueFiles:\n- values-prod.yaml"))
+    w.commit("root", when=T0, files=files)
+    a = by_app(DeployRepo(w.path).apps())
+    assert sorted(n for n in a if n.startswith("acme.")) == ["acme.worker"]
+    assert "apps/values-prod.yaml" in a["acme.worker"]["files"]
+    assert a["root"]["error"] is None and "apps/templates/applications.yaml" in a["root"]["files"]
+
+
+def test_a_chart_helm_cannot_render_is_an_error_row(tmp_path: Path, helm: Path) -> None:
+    w = RepoWriter(tmp_path / "r")
+    files = app_of_apps_files()
+    files["apps/templates/applications.yaml"] = APP_OF_APPS.replace(
+        "namespace: argocd", 'namespace: {{ required "argocdNamespace is required" $.Values.argocdNamespace }}'
+    )
+    w.commit("broken", when=T0, files=files)
+    a = by_app(DeployRepo(w.path).apps())
+    row = a["apps/templates/applications.yaml#0"]
+    assert "helm template failed" in row["error"] and "argocdNamespace is required" in row["error"]

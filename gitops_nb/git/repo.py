@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import posixpath
 import re
+import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
@@ -36,7 +38,17 @@ from .manifests import (
     is_manifest_path,
     load_documents,
 )
-from .sources import Tree, app_rows, applications_in_tree, combine, normalize_repo_url, specs_from, template_change
+from .sources import (
+    ChartValues,
+    Tree,
+    app_rows,
+    applications_in_tree,
+    combine,
+    normalize_repo_url,
+    specs_from,
+    template_change,
+)
+from .tools import HelmOutput, find_tool, helm_template, not_found, tool_id
 
 __all__ = ["DeployRepo"]
 
@@ -62,6 +74,10 @@ _HEX = re.compile(r"[0-9a-fA-F]{4,40}")
 _PARENTS = re.compile(r"[0-9a-f]{40}( [0-9a-f]{40})*")
 _HEXES = re.compile(r"[0-9a-f]*")
 _ARGO = "argoproj.io"  # what a file defining an Argo CD Application or ApplicationSet names
+#: ``helm template`` renders of app-of-apps charts, by (helm, chart, its tree and value blobs, settings)
+_chart_renders: OrderedDict[tuple[Any, ...], HelmOutput] = OrderedDict()
+_chart_lock = threading.Lock()
+_CHART_RENDERS = 256
 #: a tree as :meth:`DeployRepo._tree` reads it: its paths, its kustomizations and its Flux apps by file
 _TreeInfo = tuple[list[str], dict[str, Kustomization], dict[str, list[dict[str, Any]]]]
 
@@ -643,8 +659,12 @@ class DeployRepo:
         (Helm, Kustomize, directory, jsonnet, plugin; see :mod:`~gitops_nb.git.sources`). A Kustomize
         root an Application builds is listed once, as the Application. ``error`` says what could not
         be read (a broken chart, a values file that is not YAML, a missing value file, an unknown
-        source type, a templated Application skipped). Parsed kustomizations and Flux objects are
-        cached per blob and layouts per set of references, so a tree is read, not re-parsed.
+        source type, a templated Application skipped). An app-of-apps chart the ``{{ .Values.x }}``
+        substitution cannot read (``range``, ``default``, ``printf``...) is rendered with the real
+        ``helm template`` on a ``git archive`` copy of the chart (the work tree is never touched), cached
+        by the chart's tree and value files; without helm its rows say ``helm not found: ...``.
+        Parsed kustomizations and Flux objects are cached per blob and layouts per set of
+        references, so a tree is read, not re-parsed.
         """
         sha = self.resolve(rev)
         if applications is None and sha in self._apps:
@@ -662,11 +682,47 @@ class DeployRepo:
         if applications is None and not argo_files:
             return []  # no Application in the repo and none given: nothing more to read
         tree = Tree(paths, lambda want: self._read_texts(sha, want))
-        defined = applications_in_tree(tree, argo_files, self._this_repo)
-        specs = defined if applications is None else specs_from(applications)
+        given = [] if applications is None else specs_from(applications)
+        render = functools.partial(self._render_chart, sha)
+        defined = applications_in_tree(tree, argo_files, self._this_repo, render=render, given=given)
+        specs = defined if applications is None else given
         if specs:
             tree.prefetch(kustomization_paths(paths))  # Kustomize sources read them: one cat-file, not one each
         return app_rows(specs, tree, self._this_repo, defined)
+
+    def _render_chart(self, sha: str, chart: str, how: ChartValues) -> tuple[list[tuple[str | None, Any]], str | None]:
+        """``helm template`` of an app-of-apps chart at ``sha``, cached by the tree of the chart, the blobs of its
+        value files and how it is rendered (a window's trees share one render until the chart changes)."""
+        binary = find_tool("helm")
+        if binary is None:
+            return [], not_found("helm")
+        objects = [f"{sha}:{chart}", *(f"{sha}:{f}" for f in how.value_files)]
+        status, out, err = run(self._git, ["rev-parse", *objects], path=self.path, check=False)
+        if status != 0:
+            return [], f"cannot read {chart or '.'} or its value files at {sha[:10]}: {err.strip()}"
+        key = (tuple(tool_id(binary)), chart, tuple(out.decode().split()), how)
+        with _chart_lock:
+            if key in _chart_renders:
+                _chart_renders.move_to_end(key)
+                hit = _chart_renders[key]
+                return hit.docs, hit.error
+        result = helm_template(
+            self.path,
+            sha,
+            chart,
+            release=how.release,
+            namespace=how.namespace,
+            value_files=how.value_files,
+            values=how.values,
+            parameters=how.parameters,
+            binary=binary,
+        )
+        if result.error is None or result.error.startswith("helm template failed"):  # a crash may pass next time
+            with _chart_lock:
+                _chart_renders[key] = result
+                while len(_chart_renders) > _CHART_RENDERS:
+                    _chart_renders.popitem(last=False)
+        return result.docs, result.error
 
     def _read_texts(self, sha: str, want: list[str]) -> dict[str, str | None]:
         content = batch_read(self._git, [f"{sha}:{p}" for p in want], path=self.path)

@@ -31,9 +31,11 @@ ApplicationSet) is one of its files too: a change to its spec changes the app.
 Applications are learned from the cluster (:func:`specs_from`: ``Cluster.applications()`` rows or
 raw Application objects) or from git alone (:func:`applications_in_tree`): plain Application
 manifests, Applications in an app-of-apps chart's templates (``{{ .Values.x }}`` filled from the
-chart's ``values.yaml``; a document whose needed fields keep another ``{{ }}``, or inside a
-``range``, is skipped with a row that says so), and ApplicationSets whose ``list`` and ``git``
-(directories, files) generators are evaluated on the tree; other generators are reported, not run.
+chart's ``values.yaml``; a chart this cannot read -- a ``range``, ``default``, ``printf``, a needed
+field that keeps another ``{{ }}`` -- or one its Application gives values is rendered with the real
+``helm template``, as Argo CD does, when a renderer is given; without helm such a document is
+skipped with a row that says so), and ApplicationSets whose ``list`` and ``git`` (directories,
+files) generators are evaluated on the tree; other generators are reported, not run.
 Broken input (a chart whose ``Chart.yaml`` is not YAML, a values file that is not YAML, a missing
 value file, an unknown source type) sets the row's ``error``; it never raises.
 """
@@ -58,6 +60,8 @@ from .manifests import KUSTOMIZATION_FILES, load_documents
 __all__ = [
     "GENERATE_PATHS",
     "AppSpec",
+    "ChartRenderer",
+    "ChartValues",
     "Tree",
     "app_rows",
     "applications_in_tree",
@@ -839,20 +843,138 @@ def _appset_apps(
     return out
 
 
+@dataclass(frozen=True)
+class ChartValues:
+    """How an app-of-apps chart is rendered (as the Application pointing at it says, or the chart's defaults).
+
+    ``value_files`` are repo paths; ``values`` inline YAML; ``parameters`` (name, value, forceString).
+    """
+
+    release: str
+    namespace: str = "argocd"  # where an app-of-apps' Applications live, unless its Application says
+    value_files: tuple[str, ...] = ()
+    values: str | None = None
+    parameters: tuple[tuple[str, str, bool], ...] = ()
+
+
+#: renders a chart directory of the tree (``helm template``): its documents, each with the repo path of
+#: the template it came from, or why it could not (``helm not found: ...``, ``helm template failed: ...``)
+ChartRenderer = Callable[[str, ChartValues], tuple[list[tuple[str | None, Any]], str | None]]
+
+_APP_KIND = re.compile(r"(?m)^\s*kind:\s*[\"']?Application(Set)?[\"']?\s*$")
+
+
+def _chart_values(chart: str, app: AppSpec, src: Mapping[str, Any], tree: Tree) -> ChartValues:
+    """How ``app`` (one of its sources is ``src``) has Argo CD render ``chart``."""
+    helm = _dict(src.get("helm"))
+    files: list[str] = []
+    for v in helm.get("valueFiles") or []:
+        if not isinstance(v, str) or v.startswith("$") or "://" in v:
+            continue  # another source's or a URL's values: not in this tree
+        target = _norm(chart, v)
+        if target is not None and (target in tree or not helm.get("ignoreMissingValueFiles")):
+            files.append(target)
+    values = helm.get("values")
+    if helm.get("valuesObject") is not None:
+        values = yaml.safe_dump(helm["valuesObject"], sort_keys=False)
+    params = tuple(
+        (str(p["name"]), str(p.get("value", "")), bool(p.get("forceString")))
+        for p in helm.get("parameters") or []
+        if isinstance(p, dict) and p.get("name")
+    )
+    return ChartValues(
+        release=str(helm.get("releaseName") or app.name),
+        namespace=str(app.namespace or "argocd"),
+        value_files=tuple(files),
+        values=str(values) if values else None,
+        parameters=params,
+    )
+
+
+def _pointed_at(
+    apps: Iterable[AppSpec], tree: Tree, this_repo: Callable[[str | None], bool]
+) -> dict[str, list[ChartValues]]:
+    """The charts of this tree that Applications build, with how each renders them."""
+    out: dict[str, list[ChartValues]] = {}
+    for app in apps:
+        for src in app.sources:
+            path = src.get("path")
+            if src.get("chart") or not isinstance(path, str) or not this_repo(src.get("repoURL")):
+                continue
+            if any(src.get(k) is not None for k in ("kustomize", "directory", "plugin")):
+                continue
+            d = _norm("", path)
+            if d is not None and (f"{d}/Chart.yaml" if d else "Chart.yaml") in tree:
+                how = _chart_values(d, app, src, tree)
+                if how not in out.setdefault(d, []):
+                    out[d].append(how)
+    return out
+
+
+def _templates(chart: str, tree: Tree) -> list[str]:
+    return [p for p in tree.under(f"{chart}/templates" if chart else "templates") if p.endswith((".yaml", ".yml"))]
+
+
+def _is_app_of_apps(chart: str, tree: Tree) -> bool:
+    """Whether a chart's templates make Applications or ApplicationSets."""
+    return any(_APP_KIND.search(tree.read(p) or "") for p in _templates(chart, tree))
+
+
+def _rendered_apps(
+    chart: str,
+    docs: list[tuple[str | None, Any]],
+    how: ChartValues,
+    tree: Tree,
+    this_repo: Callable[[str | None], bool],
+) -> list[AppSpec]:
+    """The Applications (and ApplicationSets' apps) in a chart's ``helm template`` output."""
+    values = [f for f in (f"{chart}/values.yaml" if chart else "values.yaml",) if f in tree]
+    values += [f for f in how.value_files if f not in values]
+    helpers = [p for p in tree.under(f"{chart}/templates" if chart else "templates") if p.endswith(".tpl")]
+    out: list[AppSpec] = []
+    for src, doc in docs:
+        if not isinstance(doc, dict) or not str(doc.get("apiVersion", "")).startswith(ARGO_GROUP):
+            continue
+        file = src if src is not None and src in tree else (f"{chart}/Chart.yaml" if chart else "Chart.yaml")
+        if doc.get("kind") == "Application":
+            specs = [_spec_from_doc(doc, file)]
+        elif doc.get("kind") == "ApplicationSet":
+            specs = _appset_apps(file, doc, tree, this_repo)
+        else:
+            continue
+        for spec in specs:
+            spec.extra_files += [f for f in (*values, *helpers) if f not in spec.extra_files]
+        out += specs
+    return out
+
+
 def applications_in_tree(
-    tree: Tree, candidates: Iterable[str], this_repo: Callable[[str | None], bool] = lambda url: True
+    tree: Tree,
+    candidates: Iterable[str],
+    this_repo: Callable[[str | None], bool] = lambda url: True,
+    *,
+    render: ChartRenderer | None = None,
+    given: Iterable[AppSpec] = (),
 ) -> list[AppSpec]:
     """The Applications the repo defines: ``candidates`` are the files that may hold them
-    (YAML naming ``argoproj.io``); plain manifests, app-of-apps chart templates, ApplicationSets."""
+    (YAML naming ``argoproj.io``); plain manifests, app-of-apps chart templates, ApplicationSets.
+
+    An app-of-apps chart (its templates make Applications, or an Application of the repo or of
+    ``given`` builds it and its templates name ``kind: Application``) that the ``{{ .Values.x }}``
+    substitution cannot read (a ``range``, ``default``, ``printf``...), or that an Application
+    renders with its own values, is rendered with ``render`` (``helm template``) when given: its
+    Applications are the rendered ones. If it cannot be rendered, the skipped rows stay and say why.
+    """
     files = sorted(set(candidates))
     tree.prefetch(files)
     out: list[AppSpec] = []
+    simple: dict[str, list[AppSpec]] = {}  # chart -> the Applications its templates gave to the substitution
     for f in files:
         text = tree.read(f)
         if text is None:
             continue
-        if "{{" in text and is_template_path(f) and _chart_root(f, tree) is not None:
-            out += _template_apps(f, text, tree, this_repo)
+        if "{{" in text and is_template_path(f) and (root := _chart_root(f, tree)) is not None:
+            simple.setdefault(root, []).extend(_template_apps(f, text, tree, this_repo))
             continue
         try:
             docs = load_documents(text)
@@ -867,6 +989,43 @@ def applications_in_tree(
                 out.append(_spec_from_doc(doc, f))
             elif doc.get("kind") == "ApplicationSet":
                 out += _appset_apps(f, doc, tree, this_repo)
+    pointed = _pointed_at([*out, *given, *(a for apps in simple.values() for a in apps)], tree, this_repo)
+    if render is not None:  # the templates of the charts Applications build: one read for them all
+        tree.prefetch(p for chart in pointed if chart not in simple for p in _templates(chart, tree))
+    for chart in sorted(simple.keys() | pointed.keys()):
+        apps = simple.get(chart, [])
+        failed = [a for a in apps if a.error]
+        how = pointed.get(chart) or [ChartValues(release=posixpath.basename(chart) or "apps")]
+        own_values = any(h.value_files or h.values or h.parameters for h in how)
+        if render is None or not (failed or own_values or chart not in simple):
+            out += apps
+            continue
+        if chart not in simple and not _is_app_of_apps(chart, tree):
+            continue  # a chart of workloads, not of Applications
+        rendered: list[AppSpec] = []
+        errors: list[str] = []
+        for h in how:
+            docs, error = render(chart, h)
+            if error:
+                errors.append(error)
+            else:
+                rendered += _rendered_apps(chart, docs, h, tree, this_repo)
+        if errors:  # keep what the substitution read; the rows it could not read say why helm did not help
+            why = "; ".join(dict.fromkeys(errors))
+            for a in failed:
+                a.error = f"{a.error}; {why}"
+            out += apps
+            if chart not in simple:
+                file = f"{chart}/Chart.yaml" if chart else "Chart.yaml"
+                out.append(AppSpec(name=f"{chart or '.'}#render", defined_in=file, error=why))
+            continue
+        # the rendered chart replaces what its templates gave read as plain YAML (a template without {{ }})
+        out = [a for a in out if not (a.defined_in and _chart_root(a.defined_in, tree) == chart)]
+        seen = {a.name for a in out}
+        for a in rendered:
+            if a.name not in seen:
+                seen.add(a.name)
+                out.append(a)
     return out
 
 

@@ -25,9 +25,7 @@ import json
 import os
 import posixpath
 import secrets
-import shutil
 import subprocess
-import tarfile
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -44,6 +42,7 @@ from ..errors import InputError, RepoError
 from ..git.gitio import GIT
 from ..git.manifests import KUSTOMIZATION_FILES, YAML_SUFFIXES, diff_documents, load_documents
 from ..git.repo import DeployRepo
+from ..git.tools import archive_tree, find_tool, first_lines, not_found, tool_env, tool_id, tool_runs
 
 __all__ = [
     "RENDER_ERROR",
@@ -56,14 +55,10 @@ __all__ = [
     "tool_runs",
 ]
 
-#: how many times each tool was run by this process (renders served from a cache do not count)
-tool_runs: collections.Counter[str] = collections.Counter()
 
 RENDER_ERROR = "render-error"
 _TIMEOUT = 300  # seconds for one kustomize build / helm template
-_ERROR_LINES = 6
 _MEMO_SIZE = 1024
-_TOOL_ENV = {"kustomize": "GITOPS_NB_KUSTOMIZE", "helm": "GITOPS_NB_HELM"}
 _lock = threading.Lock()
 #: renders in memory, by (disk cache dir, key): a hit never skips writing another cache dir
 _memo: collections.OrderedDict[tuple[str, str], RenderResult] = collections.OrderedDict()
@@ -226,21 +221,7 @@ class _Trees:
             if rev in self._dirs:
                 return Path(self._dirs[rev])
             dest = self.scratch() / rev
-            dest.mkdir()
-            with subprocess.Popen(
-                [*GIT, "-C", self.repo.path, "archive", "--format=tar", rev],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            ) as proc:
-                assert proc.stdout is not None and proc.stderr is not None
-                with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
-                    tar.extractall(dest, filter="data")
-                err = proc.stderr.read()  # small: read after the archive, no deadlock
-                status = proc.wait()
-            if status != 0:
-                raise RepoError(
-                    f"git archive {rev} failed: {err.decode(errors='replace').strip()}", path=self.repo.path
-                )
+            archive_tree(self.repo.path, rev, dest)
             self._dirs[rev] = str(dest)
             return dest
 
@@ -269,34 +250,6 @@ def _common_dir(paths: Sequence[str]) -> str:
         return ""
     common = posixpath.commonpath(["/".join(p) for p in parts])
     return common
-
-
-# -- tools ----------------------------------------------------------------------------------------
-
-
-def _newest_sandbox_bin(tool: str) -> Path | None:
-    """The tool in the most recent complete sandbox build (``gitops-nb sandbox build``), if any."""
-    cache = Path(os.environ.get("GITOPS_NB_CACHE", Path.home() / ".cache" / "gitops-nb"))
-    stamps = sorted((cache / "sandbox").glob("*/stamp"), key=lambda p: p.stat().st_mtime, reverse=True)
-    return next((s.parent / "bin" / tool for s in stamps if (s.parent / "bin" / tool).is_file()), None)
-
-
-def find_tool(tool: str, bin_dir: str | Path | None = None) -> Path | None:
-    """Where ``tool`` (kustomize, helm) is: ``bin_dir``, ``$GITOPS_NB_<TOOL>``, the sandbox's build, ``PATH``."""
-    if bin_dir is not None:
-        p = Path(bin_dir) / tool
-        return p if p.is_file() else None
-    if env := os.environ.get(_TOOL_ENV[tool]):
-        return Path(env) if Path(env).is_file() else None
-    if found := _newest_sandbox_bin(tool):
-        return found
-    which = shutil.which(tool)
-    return Path(which) if which else None
-
-
-def _tool_id(p: Path) -> list[Any]:
-    st = p.resolve().stat()
-    return [str(p.resolve()), st.st_size, st.st_mtime_ns]
 
 
 # -- the cache ------------------------------------------------------------------------------------
@@ -384,11 +337,6 @@ def _cache_put(key: str, result: RenderResult, cache_dir: Path | None) -> None:
 # -- one render -----------------------------------------------------------------------------------
 
 
-def _first_lines(text: str) -> str:
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-    return "\n".join(lines[:_ERROR_LINES]) or "(no output)"
-
-
 def _helm_args(app: _App, values_file: Path | None) -> list[str] | str:
     args = ["template", app.release or "release", app.path or ".", "--namespace", app.namespace or "default"]
     if app.include_crds:
@@ -472,13 +420,13 @@ def _render(
                 try:
                     docs += load_documents(_git(repo.path, "show", f"{rev}:{name}").decode("utf-8", "replace"))
                 except yaml.YAMLError as e:
-                    return RenderResult(tool=tool, error=f"{name}: {_first_lines(str(e))}")
+                    return RenderResult(tool=tool, error=f"{name}: {first_lines(str(e))}")
         return RenderResult(tool=tool, docs=_digest_secrets(_plain(docs), _secret_key(cache_dir)))
     binary = find_tool(tool, bin_dir)
     if binary is None:
         return RenderResult(
             tool=tool,
-            error=f"{tool} not found: run `gitops-nb sandbox build`, set ${_TOOL_ENV[tool]}, or put {tool} on PATH",
+            error=not_found(tool),
         )
     values_file = None
     if tool == "helm" and app.values:  # written only if the tool runs
@@ -489,21 +437,14 @@ def _render(
     inputs = _inputs(repo, trees, app, rev, tool)
     tree = trees.tree_sha(rev, inputs) or trees.tree_sha(rev, "")
     key_args = [a if a != str(values_file) else f"values:{app.values}" for a in args]
-    key = hashlib.sha256(json.dumps([tool, _tool_id(binary), inputs, tree, key_args]).encode()).hexdigest()
+    key = hashlib.sha256(json.dumps([tool, tool_id(binary), inputs, tree, key_args]).encode()).hexdigest()
     if use and (hit := _cache_get(key, cache_dir)) is not None:
         return hit
     if values_file is not None and app.values is not None:
         values_file.write_text(app.values)
     root = trees.root(rev)
     home = trees.scratch() / "home"
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "HELM_CACHE_HOME": f"{home}/helm/cache",
-        "HELM_CONFIG_HOME": f"{home}/helm/config",
-        "HELM_DATA_HOME": f"{home}/helm/data",
-        "LANG": "C.UTF-8",
-    }
+    env = tool_env(home)
     with _lock:
         tool_runs[tool] += 1
     try:
@@ -513,13 +454,13 @@ def _render(
     except (OSError, subprocess.TimeoutExpired) as e:  # not cached: may pass next time
         return RenderResult(tool=tool, error=f"{tool} could not run: {e}")
     if proc.returncode != 0:
-        result = RenderResult(tool=tool, error=_first_lines(proc.stderr.decode("utf-8", "replace")))
+        result = RenderResult(tool=tool, error=first_lines(proc.stderr.decode("utf-8", "replace")))
     else:
         try:
             parsed = load_documents(proc.stdout.decode("utf-8", "replace"))
             result = RenderResult(tool=tool, docs=_digest_secrets(_plain(parsed), _secret_key(cache_dir)))
         except yaml.YAMLError as e:
-            result = RenderResult(tool=tool, error=f"{tool} output is not YAML: {_first_lines(str(e))}")
+            result = RenderResult(tool=tool, error=f"{tool} output is not YAML: {first_lines(str(e))}")
     if use:
         _cache_put(key, result, cache_dir)
     return result
