@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import posixpath
 import re
 from collections import OrderedDict
@@ -154,6 +155,7 @@ class DeployRepo:
         self._apps: dict[str, pd.DataFrame] = {}
         self._manifest: dict[tuple[str, ...], pd.DataFrame] = {}
         self._remotes: set[str] | None = None
+        self._local: set[str] = set()
 
     def __repr__(self) -> str:
         return f"DeployRepo({self.path!r})"
@@ -530,7 +532,10 @@ class DeployRepo:
         return [p.split(":", 1)[1] for p in out.decode("utf-8", "replace").split("\0") if p] if status == 0 else []
 
     def _this_repo(self, url: str | None) -> bool:
-        """Whether an Application source's ``repoURL`` is this repository (any, when no remote names it)."""
+        """Whether an Application source's ``repoURL`` is this repository (any, when no remote names it).
+
+        A ``file://`` URL is this repository when it is its path or the path of one of its local
+        remotes (an Application of another local repository is not: the sandbox serves many)."""
         if self._remotes is None:
             _, out, _ = run(self._git, ["config", "--get-regexp", r"^remote\..*\.url$"], path=self.path, check=False)
             urls = [ln.split(" ", 1)[1] for ln in out.decode("utf-8", "replace").splitlines() if " " in ln]
@@ -539,6 +544,10 @@ class DeployRepo:
                 for u in urls
                 if ("://" in u and not u.startswith("file:")) or re.match(r"[\w.-]+@[\w.-]+:", u)
             }
+            local = [self.path] + [u for u in urls if u.startswith(("file:", "/", "."))]
+            self._local = {_local_path(self.path, u) for u in local}
+        if url is not None and url.startswith("file://"):
+            return _local_path(self.path, url) in self._local
         return url is None or not self._remotes or normalize_repo_url(url) in self._remotes
 
     def _flux_objects(self, sha: str) -> list[tuple[str, Any]]:
@@ -614,6 +623,12 @@ class DeployRepo:
                     }
                 )
         return schema.frame(schema.APP_CHANGES, rows)
+
+
+def _local_path(base: str, url: str) -> str:
+    """A local repository's path from a ``file://`` URL or a path (relative to ``base``), resolved."""
+    p = url.removeprefix("file://")
+    return os.path.realpath(os.path.join(base, p)).removesuffix("/.git")
 
 
 def _text(blobs: dict[str, bytes | Any], blob: str) -> str | None:
