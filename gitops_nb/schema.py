@@ -158,7 +158,8 @@ TIMELINE: Schema = {
     "rank": "Int64",  # 1 = most likely culprit; <NA> for rows that are not candidates
     "why": "object",  # how the score was made
     "deployed_at": UTC,  # git rows: when Argo CD first deployed a revision containing the commit (cluster given)
-    "argocd_app": "object",  # cluster rows: the Argo CD Application the row is about
+    "argocd_app": "object",  # cluster rows: the Argo CD Application the row is about; commit rows (cluster
+    # given): the cluster's Applications built from the files it touches, and those that deployed it
 }
 
 #: The ranked culprits (``culprits``): the candidate rows of a timeline, best first.

@@ -76,23 +76,43 @@ def _ask(
     return _Window(r, parse_at(at), parse_window(window), a, wanted, rev)
 
 
-def _file_index(roots: pd.DataFrame) -> dict[str, list[str]]:
-    """Step 2: every repo file -> the apps built from it."""
+def _file_index(
+    roots: pd.DataFrame, live: pd.DataFrame | None = None
+) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Step 2: every repo file -> the apps built from it; and -> the cluster's Applications built from it.
+
+    ``roots`` are the apps git defines (Kustomize roots, Flux apps, the repo's Applications);
+    ``live`` the cluster's Applications (``DeployRepo.apps(rev, applications=...)`` rows, the
+    Kustomize roots no Application builds left out). A cluster Application git alone does not see
+    (not defined in the repo, building no Kustomize root of it: a Helm chart, a ``$values`` file)
+    is an app of its own, under its name.
+    """
     index: dict[str, list[str]] = defaultdict(list)
     for app, files in zip(roots["app"], roots["files"], strict=True):
         for f in files:
             index[f].append(app)
-    return index
+    argo: dict[str, list[str]] = defaultdict(list)
+    if live is None:
+        return index, argo
+    known = set(roots["app"])
+    for app, files, dirs, kind in zip(live["app"], live["files"], live["dirs"], live["source_type"], strict=True):
+        if kind in ("kustomize", "flux"):  # a Kustomize root or Flux app, not an Application
+            continue
+        unseen = app not in known and not {d or "." for d in dirs} & known
+        for f in files:
+            argo[f].append(app)
+            if unseen:
+                index[f].append(app)
+    return index, argo
 
 
-def _resolve_wanted(q: _Window, roots: pd.DataFrame, cluster: EvidenceSource | None) -> None:
+def _resolve_wanted(q: _Window, roots: pd.DataFrame, index: dict[str, list[str]], argo: pd.DataFrame | None) -> None:
     """Step 3: ``apps=`` may name Argo CD Applications too (their source paths); refuse a name nothing matches."""
     if not q.wanted:
         return
-    if cluster is not None:
-        argo = cluster.applications()
+    if argo is not None:
         q.wanted += [p for n, p in zip(argo["name"], argo["path"], strict=True) if n in q.wanted and p]
-    known = list(roots["app"])
+    known = list(dict.fromkeys([*roots["app"], *(a for apps in index.values() for a in apps)]))
     if not any(_match_app(x, q.wanted) for x in known):
         raise InputError(
             f"no Kustomize root matches apps={q.wanted!r} in {q.repo.path}: known roots are {', '.join(known) or 'none'}"
@@ -145,6 +165,7 @@ def _commit_rows(
     q: _Window,
     commits: pd.DataFrame,
     index: dict[str, list[str]],
+    argo: dict[str, list[str]],
     details: dict[str, list[tuple[FieldRef, str]]],
     deployed: dict[str, list[_Deploy]] | None,
     weights: Weights,
@@ -159,11 +180,13 @@ def _commit_rows(
     c: Any  # an itertuples() row: pandas-stubs types every field as any scalar
     for c in commits.itertuples(index=False):
         touched = sorted({app for f in c.files for app in index.get(f, [])})
-        if q.wanted and not any(_match_app(x, q.wanted) for x in touched):
+        reached = sorted({app for f in c.files for app in argo.get(f, [])})  # the cluster's Applications
+        if q.wanted and not any(_match_app(x, q.wanted) for x in touched + reached):
             continue
         det = details.get(c.sha, [])
         before = q.at - c.committed_at
-        dep = [d for d in (deployed or {}).get(c.sha, []) if d[1] in touched]  # a commit no app builds deploys nothing
+        # a commit no app builds deploys nothing
+        dep = [d for d in (deployed or {}).get(c.sha, []) if d[1] in touched or d[2] in reached]
         first = min(dep) if dep else None
         row: dict[str, Any] = {
             "time": c.committed_at,
@@ -180,7 +203,7 @@ def _commit_rows(
             "score": 0.0,
             "why": None,
             "deployed_at": first[0] if first else None,
-            "argocd_app": ", ".join(sorted({d[2] for d in dep})) or None,
+            "argocd_app": ", ".join(sorted({*reached, *(d[2] for d in dep)})) or None,
         }
         if before >= pd.Timedelta(0):
             deployed_before = first is not None and first[0] <= q.at
@@ -265,13 +288,16 @@ def what_changed(
     q = _ask(repo, at, window, apps, after, rev)
     commits = q.repo.commits(since=q.lo, until=q.hi, rev=q.rev)
     changes = q.repo.manifest_changes(since=q.lo, until=q.hi, rev=q.rev)
+    frames = cluster.argocd_frames() if cluster is not None else None  # read once, for the index and the rows
+    argo = frames[0] if frames is not None else None
     roots = q.repo.apps(q.rev)
-    index = _file_index(roots)
-    _resolve_wanted(q, roots, cluster)
+    live = q.repo.apps(q.rev, applications=argo) if argo is not None and len(argo) else None
+    index, argo_index = _file_index(roots, live)
+    _resolve_wanted(q, roots, index, argo)
     details = _details(changes, index)
-    extra = cluster_rows(cluster, q.lo, q.hi, q.wanted or None) if cluster is not None else None
+    extra = cluster_rows(cluster, q.lo, q.hi, q.wanted or None, frames=frames) if cluster is not None else None
     deployed = _deploys(q.repo, extra, q.lo) if extra is not None else None
-    rows = _commit_rows(q, commits, index, details, deployed, weights)
+    rows = _commit_rows(q, commits, index, argo_index, details, deployed, weights)
     if extra is not None and len(extra):
         extra = _score_evidence(extra, q.at, weights)
     out = _merge_and_rank(q, rows, extra)
