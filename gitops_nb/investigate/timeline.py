@@ -77,13 +77,13 @@ def _ask(
 
 
 def _file_index(
-    roots: pd.DataFrame, live: pd.DataFrame | None = None
+    roots: pd.DataFrame, live: pd.DataFrame | None = None, names: Iterable[str] = ()
 ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """Step 2: every repo file -> the apps built from it; and -> the cluster's Applications built from it.
 
     ``roots`` are the apps git defines (Kustomize roots, Flux apps, the repo's Applications);
-    ``live`` the cluster's Applications (``DeployRepo.apps(rev, applications=...)`` rows, the
-    Kustomize roots no Application builds left out). A cluster Application git alone does not see
+    ``live`` the cluster's Applications (``DeployRepo.apps(rev, applications=...)`` rows; only
+    those of the Application ``names`` are read, not the Kustomize roots no Application builds). A cluster Application git alone does not see
     (not defined in the repo, building no Kustomize root of it: a Helm chart, a ``$values`` file)
     is an app of its own, under its name.
     """
@@ -94,9 +94,9 @@ def _file_index(
     argo: dict[str, list[str]] = defaultdict(list)
     if live is None:
         return index, argo
-    known = set(roots["app"])
-    for app, files, dirs, kind in zip(live["app"], live["files"], live["dirs"], live["source_type"], strict=True):
-        if kind in ("kustomize", "flux"):  # a Kustomize root or Flux app, not an Application
+    known, names = set(roots["app"]), set(names)
+    for app, files, dirs in zip(live["app"], live["files"], live["dirs"], strict=True):
+        if app not in names:  # a Kustomize root or Flux app no Application builds
             continue
         unseen = app not in known and not {d or "." for d in dirs} & known
         for f in files:
@@ -292,7 +292,7 @@ def what_changed(
     argo = frames[0] if frames is not None else None
     roots = q.repo.apps(q.rev)
     live = q.repo.apps(q.rev, applications=argo) if argo is not None and len(argo) else None
-    index, argo_index = _file_index(roots, live)
+    index, argo_index = _file_index(roots, live, argo["name"] if argo is not None else ())
     _resolve_wanted(q, roots, index, argo)
     details = _details(changes, index)
     extra = cluster_rows(cluster, q.lo, q.hi, q.wanted or None, frames=frames) if cluster is not None else None
