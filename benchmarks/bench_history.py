@@ -5,6 +5,7 @@ run), the ratio and the target. Exits 1 if a target is missed.
 
     python benchmarks/bench_history.py                 # 100,000-commit and 2,000-commit repos
     python benchmarks/bench_history.py --commits 20000 # a quicker run
+    python benchmarks/bench_history.py --only what_changed
 
 Synthetic repos are generated once (git fast-import) and cached under
 ``$GITOPS_NB_CACHE/bench`` (default ``~/.cache/gitops-nb/bench``).
@@ -25,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import best
 from make_repo import START, STEP, generate
 
-from gitops_nb import DeployRepo
+from gitops_nb import DeployRepo, what_changed
 
 CACHE = Path(os.environ.get("GITOPS_NB_CACHE", Path.home() / ".cache" / "gitops-nb")) / "bench"
 
@@ -57,11 +58,14 @@ def main() -> int:
     ap.add_argument(
         "--naive", action="store_true", help="also time naive GitPython (iter_commits + stats) on the small repo"
     )
+    ap.add_argument("--only", default="", help="run only the measurements whose name contains this")
     a = ap.parse_args()
     large, small = repo_of(a.commits), repo_of(a.small)
     results: list[tuple[str, float, float, float]] = []
 
     def measure(name: str, ours: Callable[[], object], raw: Callable[[], object], target: float, repeat: int) -> None:
+        if a.only not in name:
+            return
         raw()  # warm the page cache for both
         t_raw, t_ours = best(raw, repeat), best(ours, repeat)
         results.append((name, t_ours, t_raw, target))
@@ -116,6 +120,23 @@ def main() -> int:
             lambda lo=lo, hi=hi: DeployRepo(large).manifest_changes(since=iso(lo), until=iso(hi)),
             git_raw(large, "-p", f"--since={iso(lo)}", f"--until={iso(hi)}", "HEAD"),
             3.0,
+            a.repeat * 3,
+        )
+    # what_changed end to end: the landed changes (first-parent walk), their semantic diffs, each
+    # change's apps mapped at its own trees; against git printing the same window's patches
+    for label, n, path, window, target in (
+        ("2-hour window, mid-history", a.commits // 2, large, 7200, 3.0),
+        ("2-hour window, most recent", a.commits - 1, large, 7200, 15.0),  # git answers in ~5 ms
+        (f"whole {a.small}-commit history", a.small - 1, small, STEP * a.small, 18.0),  # YAML parsing dominates
+    ):
+        hi = START + STEP * n
+        measure(
+            f"what_changed, {label}",
+            lambda path=path, hi=hi, window=window: what_changed(
+                DeployRepo(path), iso(hi), pd.Timedelta(seconds=window), after=None
+            ),
+            git_raw(path, "-p", "--first-parent", f"--since={iso(hi - window)}", f"--until={iso(hi)}", "HEAD"),
+            target,
             a.repeat * 3,
         )
     if a.naive:

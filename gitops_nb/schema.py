@@ -22,6 +22,7 @@ __all__ = [
     "COMMITS",
     "CULPRITS",
     "FILE_CHANGES",
+    "LANDED",
     "MANIFEST_CHANGES",
     "RENDERED_DIFF",
     "TIMELINE",
@@ -126,6 +127,25 @@ APP_CHANGES: Schema = {
     "error": "object",  # as in APPS
 }
 
+#: One row per change that landed on a branch (``DeployRepo.landed``): its first-parent line, newest first.
+LANDED: Schema = {
+    "sha": "object",  # the commit on the branch: a merge, or a direct (squashed, rebased) commit
+    "short_sha": "object",
+    "parents": "object",  # list[str]; the first is the branch before the change landed
+    "landed_at": UTC,  # when it landed: the commit's committer time (a merge's, for a pull request)
+    "landed_via": "object",  # merge or direct
+    "author": "object",  # of the landed commit (for a merge: who merged)
+    "committer": "object",
+    "subject": "object",
+    "authored_at": UTC,  # when the change was written: the earliest author time of the merged commits, else its own
+    "merged_commits": "object",  # list[str]: the commits a merge brought in, newest first; [] for a direct commit
+    "merged_authors": "object",  # list[str]: their authors, newest first, each once
+    "reverts": "object",  # the sha it (or a commit it merged) reverts, or None
+    "files": "object",  # list[str]: paths changed against the first parent
+    "apps": "object",  # list[str]: apps it reaches (roots, Flux apps at its own and parent's tree; Applications at the newest)
+    "matched": "object",  # dict[str, list[str]]: app -> the files it was reached through
+}
+
 
 #: The merged timeline (``what_changed``), newest first.
 class RowKind:
@@ -160,6 +180,9 @@ TIMELINE: Schema = {
     "deployed_at": UTC,  # git rows: when Argo CD first deployed a revision containing the commit (cluster given)
     "argocd_app": "object",  # cluster rows: the Argo CD Application the row is about; commit rows (cluster
     # given): the cluster's Applications built from the files it touches, and those that deployed it
+    "authored_at": UTC,  # git rows: when the change was written (the earliest merged commit's author time)
+    "landed_via": "object",  # git rows: merge or direct (``time`` is when it landed on the branch)
+    "merged_commits": "object",  # git rows: list[str] of the commits a merge brought in ([] for direct)
 }
 
 #: The ranked culprits (``culprits``): the candidate rows of a timeline, best first.

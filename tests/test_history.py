@@ -529,3 +529,34 @@ def test_the_string_form_of_kustomize_patches_is_followed(tmp_path: Path) -> Non
     r = DeployRepo(tmp_path / "r")
     assert f"{root}/replicas-patch.yaml" in r.apps().set_index("app").loc[root, "files"]
     assert list(r.affected_apps(sha)["app"]) == [root]
+
+
+def test_control_characters_in_names_subjects_and_paths_lose_no_row(tmp_path: Path) -> None:
+    """\\x1e and \\x1f (our fast parser's separators) in a subject, an author or a file name: every
+    commit, file and field is still there, as git reports them (they crashed or dropped rows)."""
+    w = RepoWriter(tmp_path / "r")
+    dep = "apps/a/deploy.yaml"
+    odd = "apps/a/we\x1fird\x1ename.yaml"
+
+    def deployment(n: int) -> str:
+        return f"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: a\nspec:\n  replicas: {n}\n"
+
+    w.commit("initial", files={dep: deployment(1)}, when=T0)
+    w.commit(
+        "sub\x1eject with\x1f control",
+        files={dep: deployment(2), odd: "kind: ConfigMap\nmetadata:\n  name: c\ndata:\n  k: v\n"},
+        when=T0 + pd.Timedelta("1m"),
+        author=("Ro\x1fbot\x1e", "robot@example.com"),
+    )
+    w.commit("after", files={dep: deployment(3)}, when=T0 + pd.Timedelta("2m"))
+    r = DeployRepo(tmp_path / "r")
+    c = r.commits()
+    assert list(c["sha"]) == git(w.path, "rev-list", "HEAD").split()
+    assert list(c["subject"]) == git(w.path, "log", "-z", "--format=%s").split("\0")[:-1]
+    assert list(c["author"]) == git(w.path, "log", "-z", "--format=%an").split("\0")[:-1]
+    assert "\x1f" in c["author"].iloc[1]  # git keeps an inner control character (it trims a trailing one)
+    want = [p for p in git(w.path, "log", "-z", "--name-only", "--format=").split("\0") if p.strip("\n")]
+    assert sorted(r.file_changes()["path"]) == sorted(p.lstrip("\n") for p in want)
+    m = r.manifest_changes()
+    assert odd in set(m["path"]) and (m["field"] == "spec.replicas").sum() == 2
+    assert not m["unreadable"].any()

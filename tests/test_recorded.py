@@ -111,3 +111,22 @@ def test_a_snapshot_answers_for_a_deleted_app(rec: Recorded) -> None:
     assert rec.facts["bad_sha"] in set(h["revision"])
     with pytest.raises(g.UnknownAppError, match="no Application 'nope'"):
         rec.snap.app_history("nope")
+
+
+def test_the_cli_reads_a_snapshot_like_the_notebook(rec: Recorded) -> None:
+    """`gitops-nb what-changed --snapshot DIR` adds the cluster side from saved evidence."""
+    import sys
+
+    res = subprocess.run(
+        [sys.executable, "-m", "gitops_nb", "what-changed", rec.repo.path, "--at", rec.facts["incident_at"],
+         "--window", "15m", "--snapshot", str(DATA / "evidence")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    culprits = res.stdout.split("likely culprits:")[1].splitlines()
+    assert culprits[2].split()[0] == "1" and "deployed" in culprits[2]  # the deploy evidence is in the why
+    both = subprocess.run(
+        [sys.executable, "-m", "gitops_nb", "what-changed", rec.repo.path, "--snapshot", "x", "--context", "y"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert both.returncode == 2 and "not both" in both.stderr

@@ -620,7 +620,7 @@ def _source(src: dict[str, Any] | None) -> dict[str, Any]:
         "target_revision": src.get("targetRevision"),
         "chart": src.get("chart"),
         "ref": src.get("ref"),
-        **{k: src[k] for k in ("helm", "kustomize", "directory", "plugin") if src.get(k) is not None},
+        **{k: src.get(k) for k in ("helm", "kustomize", "directory", "plugin")},  # None when unset: one shape
     }
 
 

@@ -22,7 +22,8 @@ __all__ = ["GIT", "MISSING", "batch_read", "read_blocks", "resolve_commits", "ru
 
 #: ``git`` with every setting that shapes the output we parse pinned, so a user's ``~/.gitconfig``
 #: (signed-commit checks, decorations, prefixes, quoting, colours, encodings, rename detection)
-#: cannot change our answers. Commands that need renames ask for them with ``-M``.
+#: cannot change our answers. Commands that need renames ask for them with ``-M``. The commit-graph
+#: settings only make git faster (never change output): path queries use changed-path filters.
 GIT = [
     "git",
     "-c", "log.showSignature=false",
@@ -43,6 +44,9 @@ GIT = [
     "-c", "color.ui=false",
     "-c", "i18n.logOutputEncoding=UTF-8",
     "-c", "core.pager=cat",
+    # a commit-graph (and its changed-path filters) is read when there is one, whatever the config says
+    "-c", "core.commitGraph=true",
+    "-c", "commitGraph.readChangedPaths=true",
 ]  # fmt: skip
 
 

@@ -13,7 +13,15 @@ from typing import Any
 
 from .manifests import KUSTOMIZATION_FILES, is_flux_kustomization, is_manifest_path, load_documents
 
-__all__ = ["FLUX_APIS", "Kustomization", "build_apps", "flux_apps", "parse_kustomization"]
+__all__ = [
+    "FLUX_APIS",
+    "Kustomization",
+    "Layout",
+    "build_apps",
+    "flux_apps",
+    "kustomization_from_docs",
+    "parse_kustomization",
+]
 
 #: apiVersion prefixes of the Flux objects that deploy from the tree (what ``DeployRepo.apps`` greps for)
 FLUX_APIS = ("kustomize.toolkit.fluxcd.io", "helm.toolkit.fluxcd.io")
@@ -48,12 +56,19 @@ def _norm(base: str, ref: str) -> str | None:
 
 def parse_kustomization(path: str, text: str) -> Kustomization:
     """Parse one kustomization file; a broken file yields an entry with ``error`` set."""
-    base = posixpath.dirname(path)
-    k = Kustomization(dir=base, file=path)
     try:
         docs = load_documents(text)
     except Exception as e:  # yaml errors of every kind: report, do not raise
-        k.error = f"cannot parse {path}: {e}"
+        return kustomization_from_docs(path, e)
+    return kustomization_from_docs(path, docs)
+
+
+def kustomization_from_docs(path: str, docs: list[Any] | Exception) -> Kustomization:
+    """:func:`parse_kustomization` from the file's loaded YAML documents (or the error loading them)."""
+    base = posixpath.dirname(path)
+    k = Kustomization(dir=base, file=path)
+    if isinstance(docs, Exception):
+        k.error = f"cannot parse {path}: {docs}"
         return k
     doc: Any = docs[0] if docs else {}
     if not isinstance(doc, dict):
@@ -139,6 +154,140 @@ def _this_repo(source_ref: Mapping[str, Any]) -> bool:
     return source_ref.get("kind", "GitRepository") == "GitRepository" and source_ref.get("name") == THIS_REPO_SOURCE
 
 
+class Layout:
+    """Which apps a tree has and which files each is built from, from its kustomizations and Flux objects alone.
+
+    The apps are the Kustomize roots and the Flux objects that deploy from the tree (see
+    :func:`build_apps`). A layout depends only on the kustomization files (their references) and
+    the Flux objects (their paths), not on the rest of the tree, so one layout serves every commit
+    with the same references: a CI tag bump changes a kustomization's text but not its layout.
+    :meth:`apps` lists each app's files in a tree; :meth:`match` says which apps a path of that
+    tree belongs to. Both agree by construction.
+    """
+
+    def __init__(self, kustomizations: Iterable[Kustomization], flux: Iterable[Mapping[str, Any]] = ()) -> None:
+        kusts: dict[str, Kustomization] = {}
+        for k in sorted(kustomizations, key=lambda k: k.file):
+            if not k.flux:  # a Flux Kustomization object in a kustomization-named file is no kustomization
+                kusts.setdefault(k.dir, k)  # kustomization.yaml wins over .yml (sorted order)
+        used_as_base: set[str] = set()
+        for k in kusts.values():
+            used_as_base.update(r for r in k.refs if r in kusts and r != k.dir)
+        fluxes = list(flux)
+        deployed = {f["dir"] for f in fluxes if f["kind"] == "Kustomization" and f["dir"] in kusts}
+        for f in fluxes:  # a generated kustomization takes in the kustomization dirs under its path
+            if f["kind"] == "Kustomization" and f["dir"] not in kusts:
+                used_as_base.update(d for d in kusts if _under(d, f["dir"]))
+        memo: dict[str, tuple[set[str], set[str], set[str], set[str]]] = {}
+
+        def closure(d: str, stack: tuple[str, ...] = ()) -> tuple[set[str], set[str], set[str], set[str]]:
+            if d in memo:
+                return memo[d]
+            k = kusts[d]
+            kfiles, refs, dirs, remote = {k.file}, set(), {d}, set(k.remote)
+            for r in k.refs:
+                if r in kusts:
+                    if r in stack or r == d:
+                        continue
+                    f2, r2, d2, rem2 = closure(r, (*stack, d))
+                    kfiles |= f2
+                    refs |= r2
+                    dirs |= d2
+                    remote |= rem2
+                else:  # a file, a directory of plain manifests, or a missing file
+                    refs.add(r)
+            memo[d] = (kfiles, refs, dirs, remote)
+            return memo[d]
+
+        self.roots: list[dict[str, Any]] = []
+        self._by_file: dict[str, list[str]] = {}  # kustomization file -> apps built from it
+        self._by_ref: dict[str, list[str]] = {}  # referenced file or directory -> apps
+        self._flux_dirs: dict[str, list[tuple[str, bool]]] = {}  # Flux app's dir -> (app, manifests only)
+
+        def add(app: str, kfiles: set[str], refs: set[str], row: dict[str, Any]) -> None:
+            self.roots.append({"app": app, **row, "kfiles": kfiles})
+            for f in kfiles:
+                self._by_file.setdefault(f, []).append(app)
+            for r in refs:
+                if r:  # the repo root as a plain directory reference matches nothing (as kustomize reads it)
+                    self._by_ref.setdefault(r, []).append(app)
+
+        for d in sorted(kusts):
+            if d in used_as_base and d not in deployed:
+                continue
+            kfiles, refs, dirs, remote = closure(d)
+            row = {"kustomization": kusts[d].file, "namespace": kusts[d].namespace, "dirs": sorted(dirs)}
+            add(d or ".", kfiles, refs, row | {"remote": sorted(remote), "source_type": "kustomize", "flux_dir": None})
+        seen = {r["app"] for r in self.roots}
+        for f in sorted(fluxes, key=lambda f: (f["dir"], f["file"], str(f["name"]))):
+            app = f["dir"] or "."
+            if f["kind"] == "HelmRelease" and app in seen:
+                app = f"{app}@{f['name']}"
+            if app in seen:
+                continue
+            seen.add(app)
+            helm = f["kind"] == "HelmRelease"
+            kfiles, refs, dirs, remote = set(), set(f["extra"]) if helm else set(), set(), set()
+            for d in (d for d in kusts if not helm and _under(d, f["dir"])):
+                f2, r2, d2, rem2 = closure(d)
+                kfiles |= f2
+                refs |= r2
+                dirs |= d2
+                remote |= rem2
+            # a Flux Kustomization applies the manifests under its path; a HelmRelease's chart is every file under it
+            self._flux_dirs.setdefault(f["dir"], []).append((app, not helm))
+            row = {"kustomization": f["file"], "namespace": f["namespace"], "dirs": sorted(dirs)}
+            add(app, kfiles, refs, row | {"remote": sorted(remote), "source_type": "flux", "flux_dir": f["dir"]})
+
+    @property
+    def names(self) -> list[str]:
+        """The apps' names (a root's directory, a Flux app's path or ``path@name``)."""
+        return [r["app"] for r in self.roots]
+
+    def match(self, path: str) -> list[str]:
+        """The apps built from ``path``, a file of the tree this layout belongs to."""
+        found = list(self._by_file.get(path, ()))
+        found += self._by_ref.get(path, ())
+        cut = path.rfind("/")
+        while cut > 0:
+            found += self._by_ref.get(path[:cut], ())
+            cut = path.rfind("/", 0, cut)
+        if self._flux_dirs:
+            manifest = is_manifest_path(path) and not _hidden(path)
+            for d in _prefixes(path):
+                found += (app for app, manifests_only in self._flux_dirs.get(d, ()) if manifest or not manifests_only)
+        return sorted(set(found)) if len(found) > 1 else found
+
+    def apps(self, paths: Iterable[str]) -> list[dict[str, Any]]:
+        """One row per app, with ``files``: every path of ``paths`` (the tree) its build reads.
+
+        A Flux object whose path holds no file of the tree is no app (as :func:`build_apps` says).
+        """
+        files: dict[str, set[str]] = {r["app"]: set(r["kfiles"]) for r in self.roots}
+        alive = {""}  # the Flux dirs that hold a file
+        if self._by_ref or self._flux_dirs:
+            for p in paths:
+                for app in self.match(p):
+                    files[app].add(p)
+                if self._flux_dirs:
+                    alive.update(d for d in _prefixes(p) if d in self._flux_dirs and d != p)
+        return [
+            {k: v for k, v in r.items() if k not in ("kfiles", "flux_dir")} | {"files": sorted(files[r["app"]])}
+            for r in self.roots
+            if r["flux_dir"] is None or r["flux_dir"] in alive
+        ]
+
+
+def _prefixes(path: str) -> list[str]:
+    """``""``, every directory above ``path`` and ``path`` itself: ``a/b/c`` -> ``"", a, a/b, a/b/c``."""
+    out = [""]
+    cut = path.find("/")
+    while cut > 0:
+        out.append(path[:cut])
+        cut = path.find("/", cut + 1)
+    return [*out, path]
+
+
 def build_apps(
     paths: Iterable[str], read: Mapping[str, str], flux: Iterable[Mapping[str, Any]] = ()
 ) -> list[dict[str, Any]]:
@@ -154,88 +303,7 @@ def build_apps(
     the kustomization directories there (which are then no roots of their own). A HelmRelease is
     built from its chart's directory and values files. Its ``kustomization`` is the Flux object's file.
     """
-    all_paths = set(paths)
-    kusts: dict[str, Kustomization] = {}
-    for p in sorted(read):
-        k = parse_kustomization(p, read[p])
-        if not k.flux:
-            kusts.setdefault(k.dir, k)  # kustomization.yaml wins over .yml (sorted order)
-    used_as_base: set[str] = set()
-    for k in kusts.values():
-        used_as_base.update(r for r in k.refs if r in kusts and r != k.dir)
-    flux = [f for f in flux if f["dir"] == "" or any(p.startswith(f["dir"] + "/") for p in all_paths)]
-    deployed = {f["dir"] for f in flux if f["kind"] == "Kustomization" and f["dir"] in kusts}
-    for f in flux:  # a generated kustomization takes in the kustomization dirs under its path
-        if f["kind"] == "Kustomization" and f["dir"] not in kusts:
-            used_as_base.update(d for d in kusts if _under(d, f["dir"]))
-
-    memo: dict[str, tuple[set[str], set[str], set[str]]] = {}
-
-    def closure(d: str, stack: tuple[str, ...] = ()) -> tuple[set[str], set[str], set[str]]:
-        if d in memo:
-            return memo[d]
-        k = kusts[d]
-        files, dirs, remote = {k.file}, {d}, set(k.remote)
-        for r in k.refs:
-            if r in kusts:
-                if r in stack or r == d:
-                    continue
-                f2, d2, r2 = closure(r, (*stack, d))
-                files |= f2
-                dirs |= d2
-                remote |= r2
-            elif r in all_paths:
-                files.add(r)
-            else:  # a directory of plain manifests, or a missing file: take what is under it
-                prefix = r + "/"
-                files.update(p for p in all_paths if p.startswith(prefix))
-        memo[d] = (files, dirs, remote)
-        return memo[d]
-
-    rows = []
-    for d in sorted(kusts):
-        if d in used_as_base and d not in deployed:
-            continue
-        files, dirs, remote = closure(d)
-        rows.append(
-            {
-                "app": d or ".",
-                "kustomization": kusts[d].file,
-                "namespace": kusts[d].namespace,
-                "files": sorted(files),
-                "dirs": sorted(dirs),
-                "remote": sorted(remote),
-            }
-        )
-    seen = {r["app"] for r in rows}
-    for f in sorted(flux, key=lambda f: (f["dir"], f["file"], str(f["name"]))):
-        app = f["dir"] or "."
-        if f["kind"] == "HelmRelease" and app in seen:
-            app = f"{app}@{f['name']}"
-        if app in seen:
-            continue
-        seen.add(app)
-        files = {p for p in all_paths if _under(p, f["dir"]) and is_manifest_path(p) and not _hidden(p)}
-        dirs = set()
-        remote = set()
-        if f["kind"] == "HelmRelease":
-            files = {p for p in all_paths if _under(p, f["dir"])} | (set(f["extra"]) & all_paths)
-        for d in (d for d in kusts if _under(d, f["dir"]) and f["kind"] == "Kustomization"):
-            f2, d2, r2 = closure(d)
-            files |= f2
-            dirs |= d2
-            remote |= r2
-        rows.append(
-            {
-                "app": app,
-                "kustomization": f["file"],
-                "namespace": f["namespace"],
-                "files": sorted(files),
-                "dirs": sorted(dirs),
-                "remote": sorted(remote),
-            }
-        )
-    return rows
+    return Layout((parse_kustomization(p, read[p]) for p in read), flux).apps(paths)
 
 
 def _hidden(path: str) -> bool:

@@ -6,8 +6,8 @@ import math
 import os
 import posixpath
 import re
-from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,8 +27,16 @@ from ..errors import (
 )
 from ..times import parse_at
 from .gitio import MISSING, batch_read, read_blocks, resolve_commits, run, stream_records
-from .kustomize import FLUX_APIS, build_apps, flux_apps, kustomization_paths
-from .manifests import BEFORE, KUSTOMIZATION_FILES, InvalidYAML, diff_documents, is_manifest_path, load_documents
+from .kustomize import FLUX_APIS, Kustomization, Layout, flux_apps, kustomization_from_docs, kustomization_paths
+from .manifests import (
+    BEFORE,
+    KUSTOMIZATION_FILES,
+    YAML_SUFFIXES,
+    InvalidYAML,
+    diff_documents,
+    is_manifest_path,
+    load_documents,
+)
 from .sources import Tree, app_rows, applications_in_tree, combine, normalize_repo_url, specs_from, template_change
 
 __all__ = ["DeployRepo"]
@@ -43,9 +51,20 @@ _FORMAT = "--format=%x1e%x1f" + "%x1f".join(_FIELDS) + "%x1f"
 _NTOK = len(_FIELDS) + 1
 _SIMPLE = frozenset("AMDT")
 _MANIFEST_FORMAT = "--format=%x1e%H%x1f%an%x1f%ct%x1f"
+# The fallback when a name, subject or path holds \x1e or \x1f: NUL-separated fields (git allows no NUL in
+# a commit's fields or in a path), parsed token by token (see _nul_records).
+_REC = "\x1e\x1e"
+_NUL_FORMAT = "--format=" + _REC.replace("\x1e", "%x1e") + "%x00".join(_FIELDS)
+_NUL_MANIFEST_FORMAT = "--format=" + _REC.replace("\x1e", "%x1e") + "%H%x00%an%x00%ct"
+_STATUS = re.compile(r"[ACDMRTUXB]\d*")
 _CACHE_SIZE = 8
 _FULL_SHA = re.compile(r"[0-9a-f]{40}")
 _HEX = re.compile(r"[0-9a-fA-F]{4,40}")
+_PARENTS = re.compile(r"[0-9a-f]{40}( [0-9a-f]{40})*")
+_HEXES = re.compile(r"[0-9a-f]*")
+_ARGO = "argoproj.io"  # what a file defining an Argo CD Application or ApplicationSet names
+#: a tree as :meth:`DeployRepo._tree` reads it: its paths, its kustomizations and its Flux apps by file
+_TreeInfo = tuple[list[str], dict[str, Kustomization], dict[str, list[dict[str, Any]]]]
 
 
 def _epoch_bounds(since: TimeBound, until: TimeBound) -> tuple[int | None, int | None]:
@@ -59,6 +78,28 @@ def _epoch_bounds(since: TimeBound, until: TimeBound) -> tuple[int | None, int |
 def _utc(seconds: Sequence[int] | np.ndarray) -> pd.DatetimeIndex:
     ns = np.asarray(seconds, dtype="int64") * 1_000_000_000
     return pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC")
+
+
+def _regular(col: list[list[str]]) -> bool:
+    """Whether a fast parse came out whole: every column as long, shas, parents and times well-formed.
+
+    Checked on joined columns (one C-level scan each), so it costs little next to the parse.
+    """
+    n = len(col[0])
+    if any(len(c) != n for c in col):
+        return False
+    if n == 0:
+        return True
+    shas, parents = "".join(col[0]), " ".join(p for p in col[1] if p)
+    return (
+        len(shas) == 40 * n
+        and _HEXES.fullmatch(shas) is not None
+        and (not parents or _PARENTS.fullmatch(parents) is not None)
+        and "".join(col[4]).isdigit()
+        and "".join(col[7]).isdigit()
+        and all(col[4])
+        and all(col[7])
+    )
 
 
 def _split_block(block: str, col: list[list[str]]) -> None:
@@ -79,6 +120,64 @@ def _split_block(block: str, col: list[list[str]]) -> None:
     tails = col[_NTOK - 1]
     for i in range(len(tails) - (len(flat) // _NTOK), len(tails)):
         tails[i] = tails[i].removesuffix("\x1e")
+
+
+class _Irregular(Exception):
+    """The fast parse met a control character it uses as a separator: re-read with NUL separators."""
+
+
+def _nul_records(text: str, nfields: int, *, raw: bool) -> Iterator[tuple[list[str], list[str]]]:
+    """The records of a ``git log -z`` run with a ``_REC`` + NUL-separated format: (fields, diff tokens).
+
+    Fields and paths may hold any byte but NUL, so the tokens are read in order: a diff entry is a
+    status (``--name-status``) or a ``:mode mode sha sha status`` line (``--raw``) followed by one
+    path, or two for a rename or copy; paths are taken by count, never by their content.
+    """
+    toks = text.split("\0")
+    i, n = 0, len(toks)
+    while i < n:
+        if not toks[i].startswith(_REC):
+            i += 1  # the empty token after the last NUL
+            continue
+        fields = [toks[i][len(_REC) :], *toks[i + 1 : i + nfields]]
+        i += nfields
+        diff: list[str] = []
+        if i < n and toks[i].startswith("\n"):
+            toks[i] = toks[i][1:]
+            while i < n:
+                tok = toks[i]
+                if raw:
+                    if not tok.startswith(":"):
+                        break
+                    meta = tok.split(" ")
+                    status = meta[4] if len(meta) > 4 else "M"
+                elif _STATUS.fullmatch(tok):
+                    status = tok
+                else:
+                    break
+                k = 2 if status[:1] in ("R", "C") else 1
+                diff += toks[i : i + 1 + k]
+                i += 1 + k
+        yield fields, diff
+
+
+def _raw_record(rec: str) -> tuple[str, str, int, list[str]]:
+    """One ``_MANIFEST_FORMAT`` record of ``git log -z --raw``: (sha, author, time, diff tokens)."""
+    head, _, tail = rec.rpartition("\x1f")
+    parts = head.split("\x1f")
+    if len(parts) != 3 or not _FULL_SHA.fullmatch(parts[0]) or not parts[2].isdigit():
+        raise _Irregular
+    toks = tail.lstrip("\0\n").split("\0")[:-1]
+    # each entry: ":meta" then 1 path (2 for R/C); check the shape end to end
+    i = 0
+    while i < len(toks):
+        meta = toks[i].split(" ")
+        if not toks[i].startswith(":") or len(meta) < 5:
+            raise _Irregular
+        i += 3 if meta[4][:1] in ("R", "C") else 2
+    if i != len(toks):
+        raise _Irregular
+    return parts[0], parts[1], int(parts[2]), toks
 
 
 def _parse_name_status(
@@ -154,8 +253,18 @@ class DeployRepo:
         self._walks: OrderedDict[tuple[Any, ...], tuple[pd.DataFrame, pd.DataFrame]] = OrderedDict()
         self._apps: dict[str, pd.DataFrame] = {}
         self._manifest: dict[tuple[str, ...], pd.DataFrame] = {}
+        self._landed: dict[tuple[str, ...], pd.DataFrame] = {}
+        self._kparsed: dict[tuple[str, str], Kustomization] = {}
+        self._layouts: dict[tuple[Any, ...], Layout] = {}
+        self._note: str | None = None
+        self._docs: dict[bytes, list[Any] | InvalidYAML] = {}
         self._remotes: set[str] | None = None
         self._local: set[str] = set()
+        self._named: dict[
+            tuple[str, str], tuple[list[dict[str, Any]], bool]
+        ] = {}  # (path, blob) -> (Flux apps, names Argo CD)
+        self._argo_found: dict[str, list[str]] = {}
+        self._trees: OrderedDict[str, _TreeInfo] = OrderedDict()
 
     def __repr__(self) -> str:
         return f"DeployRepo({self.path!r})"
@@ -293,24 +402,43 @@ class DeployRepo:
         paths: Sequence[str] | str | None,
         rev: str,
         max_count: int | None = None,
+        first_parent: bool = False,
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
         self._check_rev(rev)
         sha = self._fast_resolve(rev) or self.resolve(rev)
         args = self._log_args(sha, since, until, paths)
         if max_count is not None:
             args.insert(0, f"--max-count={max_count}")
+        if first_parent:  # merges show their diff against the first parent: what they brought to the branch
+            args[:0] = ["--first-parent", "-m"]
         key = tuple(args)
         if key in self._walks:
             self._walks.move_to_end(key)
             return self._walks[key]
+        commits, changes = self._read_log(["-M", "--name-status", *args], rev)
+        self._walks[key] = (commits, changes)
+        if len(self._walks) > _CACHE_SIZE:
+            self._walks.popitem(last=False)
+        return commits, changes
 
+    def _read_log(self, args: list[str], rev: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """One streamed ``git log -z <args>`` in our format, as (commits, file changes) frames."""
         col: list[list[str]] = [[] for _ in range(_NTOK)]
         try:
-            for block in read_blocks(self._git, ["log", "-z", "-M", "--name-status", _FORMAT, *args], path=self.path):
+            for block in read_blocks(self._git, ["log", "-z", _FORMAT, *args], path=self.path):
                 _split_block(block, col)
+            if not _regular(col):
+                raise _Irregular
         except RepoError:
             self.resolve(rev)  # raises the precise error for a rev that does not resolve
             raise
+        except _Irregular:  # a \x1e or \x1f in a name, a message or a path: the slow, exact way
+            col = [[] for _ in range(_NTOK)]
+            _, out, _ = run(self._git, ["log", "-z", _NUL_FORMAT, *args], path=self.path)
+            for fields, diff in _nul_records(out.decode("utf-8", "replace"), len(_FIELDS), raw=False):
+                for k, v in enumerate(fields):
+                    col[k].append(v)
+                col[_NTOK - 1].append("\0\n" + "".join(t + "\0" for t in diff) if diff else "")
         n = len(col[0])
         names = ("sha", "parents", "author", "author_email", "authored_at", "committer", "committer_email")
         c: dict[str, Any] = dict(zip(names, col[:7], strict=True))
@@ -328,12 +456,9 @@ class DeployRepo:
         c["reverts"] = self._reverts(c["subject"], c["body"])
         c["authored_at"] = _utc(c["authored_at"])
         c["committed_at"] = _utc(c["committed_at"])
-        commits = schema.frame(schema.COMMITS, c)
-        changes = schema.frame(schema.FILE_CHANGES, f | {"committed_at": _utc(f["committed_at"])})
-        self._walks[key] = (commits, changes)
-        if len(self._walks) > _CACHE_SIZE:
-            self._walks.popitem(last=False)
-        return commits, changes
+        return schema.frame(schema.COMMITS, c), schema.frame(
+            schema.FILE_CHANGES, f | {"committed_at": _utc(f["committed_at"])}
+        )
 
     def _reverts(self, subjects: list[str], bodies: list[str]) -> list[str | None]:
         found: list[str | None] = []
@@ -355,6 +480,8 @@ class DeployRepo:
         until: TimeBound = None,
         paths: Sequence[str] | str | None = None,
         rev: str = "HEAD",
+        *,
+        first_parent: bool = False,
     ) -> pd.DataFrame:
         """One row per commit reachable from ``rev`` (schema: :data:`schema.COMMITS`), newest first.
 
@@ -363,8 +490,17 @@ class DeployRepo:
             until: latest committer date, inclusive.
             paths: only commits touching these paths (git pathspecs).
             rev: where to start walking.
+            first_parent: only the branch's own line (``git log --first-parent -m``): each
+                commit as it landed on ``rev``, merges listing the files they changed against
+                their first parent. See :meth:`landed` for the merged commits.
+
+        A path query on a large repo is much faster with a changed-paths commit-graph
+        (``gitops-nb repo optimize PATH``); without one, the frame's ``attrs["note"]`` says so.
         """
-        return self._walk(since, until, paths, rev)[0].copy()
+        commits = self._walk(since, until, paths, rev, first_parent=first_parent)[0].copy()
+        if paths and (note := self.path_query_note()):
+            commits.attrs["note"] = note
+        return commits
 
     def file_changes(
         self,
@@ -372,13 +508,16 @@ class DeployRepo:
         until: TimeBound = None,
         paths: Sequence[str] | str | None = None,
         rev: str = "HEAD",
+        *,
+        first_parent: bool = False,
     ) -> pd.DataFrame:
         """One row per (commit, path) (schema: :data:`schema.FILE_CHANGES`), newest first.
 
-        Merge commits list no files (their changes are in the merged commits).
+        Merge commits list no files (their changes are in the merged commits), except with
+        ``first_parent=True``, where a merge lists what it changed against its first parent.
         Arguments as in :meth:`commits`; both share one ``git log`` walk.
         """
-        return self._walk(since, until, paths, rev)[1].copy()
+        return self._walk(since, until, paths, rev, first_parent=first_parent)[1].copy()
 
     # -- semantic changes -----------------------------------------------------
 
@@ -388,6 +527,8 @@ class DeployRepo:
         until: TimeBound = None,
         paths: Sequence[str] | str | None = None,
         rev: str = "HEAD",
+        *,
+        first_parent: bool = False,
     ) -> pd.DataFrame:
         """One row per changed field of YAML manifests (schema: :data:`schema.MANIFEST_CHANGES`).
 
@@ -400,10 +541,14 @@ class DeployRepo:
         commit's version, the same prefixed with ``before this commit: `` when only
         the version before it is unreadable (a commit that fixes the file). YAML is
         read as Argo CD, Kustomize and Flux read it (see :mod:`gitops_nb.git.manifests`).
+        With ``first_parent=True``, the branch's own line only, and a merge's rows are its changes
+        against its first parent (as in :meth:`commits`).
         """
         self._check_rev(rev)
         sha = self._fast_resolve(rev) or self.resolve(rev)
         args = self._log_args(sha, since, until, paths)
+        if first_parent:
+            args[:0] = ["--first-parent", "-m"]
         key = ("manifest", *args)
         if key not in self._manifest:
             self._manifest[key] = self._manifest_changes(rev, args)
@@ -422,11 +567,17 @@ class DeployRepo:
         except RepoError:
             self.resolve(rev)  # raises the precise error for a rev that does not resolve
             raise
-        for rec in records:
-            head, _, tail = rec.rpartition("\x1f")
-            h, an, ct = head.split("\x1f", 2)
-            toks = tail.lstrip("\0\n").split("\0")
-            i, n = 0, len(toks) - 1
+        try:
+            parsed_records = [_raw_record(rec) for rec in records]
+        except _Irregular:  # a \x1e or \x1f in a name or a path: the slow, exact way
+            _, out, _ = run(
+                self._git, ["log", "-z", "--raw", "--no-abbrev", "-M100%", _NUL_MANIFEST_FORMAT, *args], path=self.path
+            )
+            parsed_records = [
+                (f[0], f[1], int(f[2]), diff) for f, diff in _nul_records(out.decode("utf-8", "replace"), 3, raw=True)
+            ]
+        for h, an, ct, toks in parsed_records:
+            i, n = 0, len(toks)
             while i < n:
                 meta = toks[i].split(" ")  # :old_mode new_mode old_sha new_sha status
                 status = meta[4] if len(meta) > 4 else "M"
@@ -435,7 +586,7 @@ class DeployRepo:
                 else:
                     path, i = toks[i + 1], i + 2
                 if (is_manifest_path(path) or path.endswith(".tpl")) and meta[0] != ":160000" and meta[1] != "160000":
-                    entries.append((h, an, int(ct), path, meta[2], meta[3], status[:1]))
+                    entries.append((h, an, ct, path, meta[2], meta[3], status[:1]))
         self._check_shallow([e[0] for e in entries], [e[2] for e in entries])
 
         blobs = batch_read(self._git, {b for e in entries for b in e[4:6] if b != _NULL_SHA}, path=self.path)
@@ -455,10 +606,8 @@ class DeployRepo:
                 elif b"\0" in raw[:8000]:
                     parsed[blob] = ([], "binary")
                 else:
-                    try:
-                        parsed[blob] = (load_documents(raw.decode("utf-8", "replace")), None)
-                    except InvalidYAML as e:
-                        parsed[blob] = (None, str(e))
+                    loaded = self._load(raw)
+                    parsed[blob] = (None, str(loaded)) if isinstance(loaded, InvalidYAML) else (loaded, None)
             return parsed[blob]
 
         rows: list[dict[str, Any]] = []
@@ -496,28 +645,30 @@ class DeployRepo:
         (Helm, Kustomize, directory, jsonnet, plugin; see :mod:`~gitops_nb.git.sources`). A Kustomize
         root an Application builds is listed once, as the Application. ``error`` says what could not
         be read (a broken chart, a values file that is not YAML, a missing value file, an unknown
-        source type, a templated Application skipped).
+        source type, a templated Application skipped). Parsed kustomizations and Flux objects are
+        cached per blob and layouts per set of references, so a tree is read, not re-parsed.
         """
         sha = self.resolve(rev)
         if applications is None and sha in self._apps:
             return self._apps[sha].copy()
-        _, out, _ = run(self._git, ["ls-tree", "-r", "-z", "--name-only", sha], path=self.path)
-        paths = [p for p in out.decode("utf-8", "replace").split("\0") if p]
-        tree = Tree(paths, lambda want: self._read_texts(sha, want))
-        kpaths = kustomization_paths(paths)
-        tree.prefetch(kpaths)
-        texts = {p: t for p in kpaths if (t := tree.read(p)) is not None}
-        base = build_apps(paths, texts, flux_apps(self._flux_objects(sha)))
-        for r in base:
-            kfile = r["kustomization"]
-            plain = posixpath.basename(kfile) in KUSTOMIZATION_FILES and (posixpath.dirname(kfile) or ".") == r["app"]
-            r["source_type"] = "kustomize" if plain else "flux"
-        defined = applications_in_tree(tree, self._argo_files(sha), self._this_repo)
-        specs = defined if applications is None else specs_from(applications)
-        frame = schema.frame(schema.APPS, combine(base, app_rows(specs, tree, self._this_repo, defined)))
+        paths, kusts, flux = self._tree(sha)
+        base = self._layout(kusts, flux).apps(paths)
+        frame = schema.frame(schema.APPS, combine(base, self._argo_rows(sha, paths, applications)))
         if applications is None:
             self._apps[sha] = frame
         return frame.copy()
+
+    def _argo_rows(self, sha: str, paths: list[str], applications: Any = None) -> list[dict[str, Any]]:
+        """The Argo CD Applications at ``sha`` (:meth:`apps` rows), built from the tree ``paths``."""
+        argo_files = self._argo_files(sha)
+        if applications is None and not argo_files:
+            return []  # no Application in the repo and none given: nothing more to read
+        tree = Tree(paths, lambda want: self._read_texts(sha, want))
+        defined = applications_in_tree(tree, argo_files, self._this_repo)
+        specs = defined if applications is None else specs_from(applications)
+        if specs:
+            tree.prefetch(kustomization_paths(paths))  # Kustomize sources read them: one cat-file, not one each
+        return app_rows(specs, tree, self._this_repo, defined)
 
     def _read_texts(self, sha: str, want: list[str]) -> dict[str, str | None]:
         content = batch_read(self._git, [f"{sha}:{p}" for p in want], path=self.path)
@@ -525,11 +676,21 @@ class DeployRepo:
             p: c.decode("utf-8", "replace") if isinstance(c := content[f"{sha}:{p}"], bytes) else None for p in want
         }
 
+    def _grep(self, sha: str, patterns: Iterable[str]) -> list[str]:
+        """The YAML files at ``sha`` that contain one of ``patterns`` (fixed strings)."""
+        args = ["grep", "-l", "-z", "-F", *(a for p in patterns for a in ("-e", p)), sha, "--", "*.yaml", "*.yml"]
+        status, out, _ = run(self._git, args, path=self.path, check=False)
+        if status != 0:  # 1: no match
+            return []
+        return [p.split(":", 1)[1] for p in out.decode("utf-8", "replace").split("\0") if p]
+
     def _argo_files(self, sha: str) -> list[str]:
         """The YAML files at ``sha`` that name ``argoproj.io`` (where Applications may be defined)."""
-        args = ["grep", "-l", "-z", "-F", "-e", "argoproj.io", sha, "--", "*.yaml", "*.yml"]
-        status, out, _ = run(self._git, args, path=self.path, check=False)
-        return [p.split(":", 1)[1] for p in out.decode("utf-8", "replace").split("\0") if p] if status == 0 else []
+        if sha not in self._argo_found:
+            if len(self._argo_found) > 256:
+                self._argo_found.clear()
+            self._argo_found[sha] = self._grep(sha, [_ARGO])
+        return self._argo_found[sha]
 
     def _this_repo(self, url: str | None) -> bool:
         """Whether an Application source's ``repoURL`` is this repository (any, when no remote names it).
@@ -550,24 +711,94 @@ class DeployRepo:
             return _local_path(self.path, url) in self._local
         return url is None or not self._remotes or normalize_repo_url(url) in self._remotes
 
-    def _flux_objects(self, sha: str) -> list[tuple[str, Any]]:
-        """(file, document) of every YAML document at ``sha`` in a file that names a Flux deploying API."""
-        args = ["grep", "-l", "-z", "-F", *(a for api in FLUX_APIS for a in ("-e", api)), sha, "--", "*.yaml", "*.yml"]
-        status, out, _ = run(self._git, args, path=self.path, check=False)
-        if status != 0:  # 1: no match
+    def _flux_of(self, path: str, raw: bytes) -> list[dict[str, Any]]:
+        """The Flux apps (:func:`~gitops_nb.git.kustomize.flux_apps`) one file's content defines."""
+        if not any(api.encode() in raw for api in FLUX_APIS):
             return []
-        found = [p.split(":", 1)[1] for p in out.decode("utf-8", "replace").split("\0") if p]
-        content = batch_read(self._git, [f"{sha}:{p}" for p in found], path=self.path)
-        objects: list[tuple[str, Any]] = []
-        for p in found:
-            raw = content.get(f"{sha}:{p}")
-            if not isinstance(raw, bytes):
+        loaded = self._load(raw)
+        if isinstance(loaded, InvalidYAML):
+            return []  # manifest_changes reports it as unreadable
+        return flux_apps((path, d) for d in loaded)
+
+    def _tree(self, sha: str) -> _TreeInfo:
+        """Every path of the commit's tree, its kustomizations parsed and its Flux apps by file
+        (one ``ls-tree``, one ``git grep``, one ``cat-file``; parses cached per blob)."""
+        if sha in self._trees:
+            self._trees.move_to_end(sha)
+            return self._trees[sha]
+        _, out, _ = run(self._git, ["ls-tree", "-r", "-z", "--full-tree", sha], path=self.path)
+        paths: list[str] = []
+        blobs: dict[str, str] = {}
+        for entry in out.decode("utf-8", "replace").split("\0"):
+            if not entry:
                 continue
+            meta, _, path = entry.partition("\t")
+            paths.append(path)
+            kind_sha = meta.split(" ")
+            if kind_sha[1:2] == ["blob"]:
+                blobs[path] = kind_sha[2]
+        kpaths = [p for p in blobs if posixpath.basename(p) in KUSTOMIZATION_FILES]
+        # one grep finds the files with Flux objects and those that may define Argo CD Applications
+        named = [p for p in self._grep(sha, (*FLUX_APIS, _ARGO)) if p in blobs]
+        todo = [blobs[p] for p in kpaths if (p, blobs[p]) not in self._kparsed]
+        todo += [blobs[p] for p in named if (p, blobs[p]) not in self._named]
+        content = batch_read(self._git, todo, path=self.path)
+        kusts: dict[str, Kustomization] = {}
+        for p in kpaths:
+            b = blobs[p]
+            if (p, b) not in self._kparsed:
+                raw = content.get(b, MISSING)
+                if not isinstance(raw, bytes):
+                    continue
+                self._kparsed[(p, b)] = kustomization_from_docs(p, self._load(raw))
+            kusts[p] = self._kparsed[(p, b)]
+        flux: dict[str, list[dict[str, Any]]] = {}
+        argo_files: list[str] = []
+        for p in named:
+            b = blobs[p]
+            if (p, b) not in self._named:
+                raw = content.get(b, MISSING)
+                if not isinstance(raw, bytes):
+                    continue
+                self._named[(p, b)] = (self._flux_of(p, raw), _ARGO.encode() in raw)
+            found, argo = self._named[(p, b)]
+            if found:
+                flux[p] = found
+            if argo:
+                argo_files.append(p)
+        if len(self._argo_found) > 256:
+            self._argo_found.clear()
+        self._argo_found[sha] = argo_files
+        self._trees[sha] = (paths, kusts, flux)
+        if len(self._trees) > _CACHE_SIZE:
+            self._trees.popitem(last=False)
+        return self._trees[sha]
+
+    def _load(self, raw: bytes) -> list[Any] | InvalidYAML:
+        """A file's YAML documents (or the error reading them), parsed once per content for this repo.
+
+        :meth:`landed` reads kustomizations and :meth:`manifest_changes` diffs them: one parse serves both.
+        """
+        hit = self._docs.get(raw)
+        if hit is None:
             try:
-                objects.extend((p, d) for d in load_documents(raw.decode("utf-8", "replace")))
-            except InvalidYAML:
-                continue  # manifest_changes reports it as unreadable
-        return objects
+                hit = load_documents(raw.decode("utf-8", "replace"))
+            except InvalidYAML as e:
+                hit = e
+            if len(self._docs) >= 8192:
+                self._docs.clear()
+            self._docs[raw] = hit
+        return hit
+
+    def _layout(self, kusts: dict[str, Kustomization], flux: dict[str, list[dict[str, Any]]]) -> Layout:
+        """The layout of a set of kustomizations and Flux apps, shared by every tree with the same references."""
+        objects = [f for fs in flux.values() for f in fs]
+        key = (tuple(sorted(_signature(k) for k in kusts.values())), tuple(sorted(_flux_signature(f) for f in objects)))
+        if key not in self._layouts:
+            if len(self._layouts) > 256:
+                self._layouts.clear()
+            self._layouts[key] = Layout(kusts.values(), objects)
+        return self._layouts[key]
 
     def ancestors(self, rev: str, since: TimeBound = None) -> set[str]:
         """The shas reachable from ``rev`` (committed at or after ``since``); empty if ``rev`` is unknown."""
@@ -576,23 +807,42 @@ class DeployRepo:
         status, out, _ = run(self._git, args, path=self.path, check=False)
         return set(out.decode().split()) if status == 0 else set()
 
-    def _commit_apps(self, sha: str, applications: Any) -> tuple[set[str], pd.DataFrame, pd.DataFrame]:
-        """The files a commit touched, the apps at it and at its first parent."""
+    def _commit_apps(
+        self, sha: str, applications: Any
+    ) -> tuple[set[str], dict[str, list[str]], set[str], pd.DataFrame, pd.DataFrame]:
+        """What one commit changed against its first parent, and the apps it reaches.
+
+        Returns the files it touched; the Kustomize roots and Flux apps it reaches with their files
+        (mapped with the layouts of its own tree and its first parent's, as :meth:`landed` maps every
+        change); the names of every layout app of those two trees; the apps at it and at its parent.
+        """
         full = self.resolve(sha)
-        commits, changes = self._walk(None, None, None, full, max_count=1)
+        commits, changes = self._walk(None, None, None, full, max_count=1, first_parent=True)
         touched = set(changes["path"]) | set(changes["old_path"].dropna())
         parents = commits["parents"].iloc[0] if len(commits) else []
+        layout = self._layout(*self._tree(full)[1:])
+        before = self._layout(*self._tree(parents[0])[1:]) if parents else Layout(())
+        matched = _match(layout, before, zip(changes["path"], changes["change"], changes["old_path"], strict=True))
         old = self.apps(parents[0], applications) if parents else schema.frame(schema.APPS)
-        return touched, self.apps(full, applications), old
+        return touched, matched, {*layout.names, *before.names}, self.apps(full, applications), old
 
     def affected_apps(self, sha: str, applications: Any = None) -> pd.DataFrame:
         """The apps a commit changes, with the ``matched`` files (``applications`` as in :meth:`apps`).
 
-        Apps are read at the commit and at its first parent, so deleted files count.
+        A file counts for the Kustomize roots and Flux apps built from it in the commit's own tree and
+        in its first parent's (so deleted files and moved apps count); an Argo CD Application counts
+        the changed files among its files at the commit (or, gone there, at its parent). A merge's
+        changes are those against its first parent: what it brought to the branch. :meth:`landed`
+        maps every change the same way.
         """
-        touched, new, old = self._commit_apps(sha, applications)
+        touched, matched, layout_apps, new, old = self._commit_apps(sha, applications)
         apps = pd.concat([new, old]).drop_duplicates("app", keep="first")
-        rows = [{**row, "matched": m} for row in apps.to_dict("records") if (m := sorted(touched & set(row["files"])))]
+        rows = []
+        for row in apps.to_dict("records"):
+            app = str(row["app"])
+            m = matched.get(app, []) if app in layout_apps else sorted(touched & set(row["files"]))
+            if m:
+                rows.append({**row, "matched": m})
         return schema.frame(schema.AFFECTED_APPS, rows)  # its columns even when no app is reached
 
     def app_changes(self, sha: str, applications: Any = None) -> pd.DataFrame:
@@ -600,9 +850,9 @@ class DeployRepo:
 
         ``added``/``removed``: the app exists only after/before the commit (an Application manifest,
         an ApplicationSet's new directory, a new Kustomize root); ``changed``: the commit touches
-        files it is built from (``matched``). ``applications`` as in :meth:`apps`.
+        files it is built from (``matched``, as in :meth:`affected_apps`). ``applications`` as in :meth:`apps`.
         """
-        touched, new, old = self._commit_apps(sha, applications)
+        touched, layout_matched, layout_apps, new, old = self._commit_apps(sha, applications)
         olds = {r["app"]: r for r in old.to_dict("records")}
         news = {r["app"]: r for r in new.to_dict("records")}
         rows = []
@@ -610,7 +860,10 @@ class DeployRepo:
             o, n = olds.get(app), news.get(app)
             row = n or o
             assert row is not None
-            matched = sorted(touched & (set(o["files"] if o else []) | set(n["files"] if n else [])))
+            if app in layout_apps:
+                matched = layout_matched.get(str(app), [])
+            else:
+                matched = sorted(touched & (set(o["files"] if o else []) | set(n["files"] if n else [])))
             change = "added" if o is None else "removed" if n is None else "changed" if matched else None
             if change:
                 rows.append(
@@ -623,6 +876,317 @@ class DeployRepo:
                     }
                 )
         return schema.frame(schema.APP_CHANGES, rows)
+
+    # -- what landed on the branch ---------------------------------------------
+
+    def landed(self, since: TimeBound = None, until: TimeBound = None, rev: str = "HEAD") -> pd.DataFrame:
+        """One row per change that landed on ``rev`` (schema: :data:`schema.LANDED`), newest first.
+
+        The branch's first-parent line: a merge lands a pull request's commits at the merge's
+        committer time, with its diff against the first parent; a direct, squashed or rebased
+        commit lands itself. ``since``/``until`` bound the landing (committer) time. Each row
+        names the commits a merge brought in (``merged_commits``, ``merged_authors``) and the
+        earliest time they were written (``authored_at``), and the apps the change reaches:
+        Kustomize roots and Flux apps mapped with the kustomizations and Flux objects of the
+        commit's own tree and its parent's (as :meth:`affected_apps`), Argo CD Applications
+        defined in git with the window's newest tree (see :meth:`_argo_overlay`).
+        ``attrs["roots"]`` lists every app seen in those trees.
+
+        One ``git log --first-parent -m --name-status`` walk; when the range has merges, one more
+        ``git log`` lists the merged commits; kustomizations that change are read with one ``cat-file``.
+        """
+        self._check_rev(rev)
+        sha = self._fast_resolve(rev) or self.resolve(rev)
+        key = ("landed", *self._log_args(sha, since, until, None))
+        if key not in self._landed:
+            self._landed[key] = self._landed_frame(since, until, rev)
+            if len(self._landed) > _CACHE_SIZE:
+                self._landed.pop(next(iter(self._landed)))
+        return self._landed[key].copy()
+
+    def _landed_frame(self, since: TimeBound, until: TimeBound, rev: str) -> pd.DataFrame:
+        commits, changes = self._walk(since, until, None, rev, first_parent=True)
+        merged, side = self._merged(commits, rev)
+        matched, roots, has_argo = self._landed_apps(commits, changes)
+        if len(commits) and has_argo:
+            matched, argo = self._argo_overlay(commits["sha"].iloc[0], changes, matched, list(commits["sha"]))
+            roots |= argo
+        own_authored = commits["authored_at"]
+        rows: dict[str, list[Any]] = {k: [] for k in ("authored_at", "merged_commits", "merged_authors", "reverts")}
+        for i, (h, own_reverts) in enumerate(zip(commits["sha"], commits["reverts"], strict=True)):
+            mine = merged.get(h, [])
+            rows["merged_commits"].append([side["sha"][j] for j in mine])
+            rows["merged_authors"].append(list(dict.fromkeys(side["author"][j] for j in mine)))
+            rows["authored_at"].append(min([side["authored_at"][j] for j in mine], default=own_authored[i]))
+            rows["reverts"].append(own_reverts or next((side["reverts"][j] for j in mine if side["reverts"][j]), None))
+        out = schema.frame(
+            schema.LANDED,
+            {
+                "sha": list(commits["sha"]),
+                "short_sha": list(commits["short_sha"]),
+                "parents": list(commits["parents"]),
+                "landed_at": commits["committed_at"].array,
+                "landed_via": ["merge" if m else "direct" for m in commits["is_merge"]],
+                "author": list(commits["author"]),
+                "committer": list(commits["committer"]),
+                "subject": list(commits["subject"]),
+                "files": list(commits["files"]),
+                "apps": [list(m) for m in matched],
+                "matched": matched,
+                **rows,
+            },
+        )
+        out.attrs["roots"] = sorted(roots)
+        return out
+
+    def _merged(self, commits: pd.DataFrame, rev: str) -> tuple[dict[str, list[int]], dict[str, list[Any]]]:
+        """The commits each merge of a first-parent walk brought in (indexes into the side walk's columns).
+
+        One ``git log`` lists every commit reachable from the merges' other parents and not from the
+        branch before the range; walking merges oldest first, each claims what no earlier merge did.
+        That is exactly ``git log M^1..M`` minus ``M``, for every merge ``M``, in one process.
+        """
+        chain = set(commits["sha"])
+        merges = [(h, p) for h, p in zip(commits["sha"], commits["parents"], strict=True) if len(p) > 1]
+        if not merges:
+            return {}, {}
+        tips = list(dict.fromkeys(x for _, p in merges for x in p[1:]))
+        before = list(dict.fromkeys(p[0] for p in commits["parents"] if p and p[0] not in chain))
+        side_commits, _ = self._read_log([*tips, *(["--not", *before] if before else []), "--"], rev)
+        side = {k: list(side_commits[k]) for k in ("sha", "parents", "author", "authored_at", "reverts")}
+        index = {h: j for j, h in enumerate(side["sha"])}
+        claimed: set[str] = set()
+        out: dict[str, list[int]] = {}
+        for h, parents in reversed(merges):  # oldest first: a commit belongs to the merge that landed it
+            mine: list[int] = []
+            stack = list(parents[1:])
+            while stack:
+                x = stack.pop()
+                if x in chain or x in claimed or x not in index:
+                    continue
+                claimed.add(x)
+                mine.append(index[x])
+                stack.extend(side["parents"][index[x]])
+            out[h] = sorted(mine)
+        return out, side
+
+    def _landed_apps(
+        self, commits: pd.DataFrame, changes: pd.DataFrame
+    ) -> tuple[list[dict[str, list[str]]], set[str], bool]:
+        """For each commit of a first-parent walk: the apps it reaches -> the files it reaches them through.
+
+        The kustomizations and Flux objects of the oldest commit's parent are read once; walking
+        towards the tip, each commit's diff against its first parent updates them (a gap in the line
+        re-reads the tree), so Kustomize roots and Flux apps are mapped at each commit's own trees.
+        Argo CD Applications are then mapped at the window's tree (:meth:`_argo_overlay`); the last
+        value says whether the newest tree has a file naming ``argoproj.io`` (tracked the same way).
+        """
+        by_sha: dict[str, list[tuple[str, str, str | None]]] = defaultdict(list)
+        for h, p, ch, old in zip(changes["sha"], changes["path"], changes["change"], changes["old_path"], strict=True):
+            by_sha[h].append((p, ch, old))
+        shas, parents = list(commits["sha"]), list(commits["parents"])
+        # kustomizations, and every YAML file (a Flux object may be added to any): one cat-file
+        wanted = [
+            f"{h}:{p}"
+            for h, rows in by_sha.items()
+            for p, ch, _ in rows
+            if ch != "D" and (posixpath.basename(p) in KUSTOMIZATION_FILES or p.endswith(YAML_SUFFIXES))
+        ]
+        texts = batch_read(self._git, wanted, path=self.path)
+        matched: list[dict[str, list[str]]] = [{}] * len(shas)
+        seen: dict[int, Layout] = {}
+        kusts: dict[str, Kustomization] = {}
+        flux: dict[str, list[dict[str, Any]]] = {}
+        argo: set[str] = set()
+        layout, prev = Layout(()), None
+        for i in range(len(shas) - 1, -1, -1):
+            h, ps = shas[i], parents[i]
+            if not ps:
+                kusts, flux, argo, layout = {}, {}, set(), Layout(())
+            elif ps[0] != prev:
+                _, k0, f0 = self._tree(ps[0])
+                kusts, flux = dict(k0), dict(f0)  # copies: the tree's are cached
+                argo = set(self._argo_files(ps[0]))
+                layout = self._layout(kusts, flux)
+            before = layout
+            seen[id(before)] = before
+            changed = False
+            for p, ch, old in by_sha.get(h, ()):
+                if old and ch == "R":
+                    changed |= kusts.pop(old, None) is not None
+                    changed |= bool(flux.pop(old, None))
+                    argo.discard(old)
+                is_k, is_y = posixpath.basename(p) in KUSTOMIZATION_FILES, p.endswith(YAML_SUFFIXES)
+                if not (is_k or is_y):
+                    continue
+                raw = texts.get(f"{h}:{p}", MISSING) if ch != "D" else MISSING
+                if is_k:
+                    k = kustomization_from_docs(p, self._load(raw)) if isinstance(raw, bytes) else None
+                    old_k = kusts.pop(p, None)
+                    if k is not None:
+                        kusts[p] = k
+                    if (k and _signature(k)) != (old_k and _signature(old_k)):
+                        changed = True
+                if is_y:
+                    new_f = self._flux_of(p, raw) if isinstance(raw, bytes) else []
+                    old_f = flux.pop(p, [])
+                    if new_f:
+                        flux[p] = new_f
+                    if [_flux_signature(f) for f in new_f] != [_flux_signature(f) for f in old_f]:
+                        changed = True
+                    if isinstance(raw, bytes) and _ARGO.encode() in raw:
+                        argo.add(p)
+                    else:
+                        argo.discard(p)
+            if changed:
+                layout = self._layout(kusts, flux)
+                seen[id(layout)] = layout
+            matched[i] = _match(layout, before, by_sha.get(h, ()))
+            prev = h
+        return matched, {name for lay in seen.values() for name in lay.names}, bool(argo)
+
+    def _argo_overlay(
+        self, sha: str, changes: pd.DataFrame, matched: list[dict[str, list[str]]], shas: list[str]
+    ) -> tuple[list[dict[str, list[str]]], set[str]]:
+        """Argo CD Applications in the per-commit mapping, read at ``sha`` (the window's newest tree).
+
+        Applications (from git: manifests, app-of-apps templates, ApplicationSets) are mapped at the
+        window's tree, not each commit's: reading every source type (charts, value files, generators)
+        at every commit would cost a tree read per commit. A Kustomize root an Application builds
+        (mapped per commit) is named as the Application, as :meth:`apps` lists it; a changed file among
+        an Application's files at that tree reaches it too. Called only when that tree has a file
+        naming ``argoproj.io`` (:meth:`_landed_apps` tracks them), so without Applications nothing is read.
+        """
+        if not shas:
+            return matched, set()
+        argo = self._argo_rows(sha, self._tree(sha)[0])
+        if not argo:
+            return matched, set()
+        covers: dict[str, list[str]] = defaultdict(list)  # Kustomize root -> the Applications building it
+        by_file: dict[str, list[str]] = defaultdict(list)
+        for r in argo:
+            for d in dict.fromkeys(d or "." for d in r["dirs"]):
+                covers[d].append(r["app"])
+            for f in r["files"]:
+                by_file[f].append(r["app"])
+        touched: dict[str, list[str]] = defaultdict(list)
+        for h, p, old in zip(changes["sha"], changes["path"], changes["old_path"], strict=True):
+            touched[h] += [p, old] if isinstance(old, str) else [p]
+        out: list[dict[str, list[str]]] = []
+        for h, m in zip(shas, matched, strict=True):
+            found: dict[str, set[str]] = defaultdict(set)
+            for app, files in m.items():
+                for a in covers.get(app, [app]):
+                    found[a].update(files)
+            for f in touched.get(h, ()):
+                for a in by_file.get(f, ()):
+                    found[a].add(f)
+            out.append({a: sorted(found[a]) for a in sorted(found)})
+        return out, {r["app"] for r in argo}
+
+    # -- path queries ------------------------------------------------------------
+
+    def commit_graph(self) -> dict[str, Any]:
+        """What commit-graph the repository has: ``exists``, ``bloom`` (changed-path filters in every
+        layer) and ``commits`` (how many it covers). Read from the files, no git process."""
+        info = Path(self._repo.common_dir) / "objects" / "info"
+        chain = info / "commit-graphs" / "commit-graph-chain"
+        files = [info / "commit-graph"] if (info / "commit-graph").exists() else []
+        if chain.exists():
+            files = [info / "commit-graphs" / f"graph-{h}.graph" for h in chain.read_text().split()]
+        layers = [x for f in files if (x := _graph_chunks(f)) is not None]
+        return {
+            "exists": bool(layers),
+            "bloom": bool(layers) and all(b for b, _ in layers),
+            "commits": sum(n for _, n in layers),
+        }
+
+    def path_query_note(self, threshold: int = 10_000) -> str | None:
+        """A note when path queries here would gain from a changed-paths commit-graph, else None.
+
+        Said for a repository of more than ``threshold`` commits whose commit-graph (if any)
+        has no changed-path (Bloom) filters.
+        """
+        if self._note is None:
+            graph = self.commit_graph()
+            if graph["bloom"]:
+                self._note = ""
+            else:
+                n = graph["commits"]
+                if not graph["exists"]:  # count no further than the threshold: this must stay cheap
+                    args = ["rev-list", "--count", f"--max-count={threshold + 1}", "--all"]
+                    status, out, _ = run(self._git, args, path=self.path, check=False)
+                    n = int(out.decode().strip() or 0) if status == 0 else 0
+                self._note = (
+                    f"{self.path} has more than {threshold} commits and no changed-paths commit-graph: path queries walk "
+                    "every commit. `gitops-nb repo optimize PATH` writes one (about 6x faster per-app "
+                    "history); `git maintenance start` keeps it up to date"
+                    if n > threshold
+                    else ""
+                )
+        return self._note or None
+
+    def optimize(self) -> dict[str, Any]:
+        """Write a commit-graph with changed-path filters (``git commit-graph write --reachable
+        --changed-paths``), so path queries skip commits that do not touch the path.
+
+        This changes the clone's local metadata only (``.git/objects/info/commit-graph``): no commit,
+        ref, config or work-tree file, nothing that is pushed. Running it again rewrites the same
+        graph (idempotent). Returns the graph before and after (see :meth:`commit_graph`).
+        """
+        before = self.commit_graph()
+        run(self._git, ["commit-graph", "write", "--reachable", "--changed-paths"], path=self.path)
+        self._note = None
+        return {"before": before, "after": self.commit_graph()}
+
+
+def _signature(k: Kustomization) -> tuple[Any, ...]:
+    """What of a kustomization shapes the layout (not its images, replicas or other settings)."""
+    return (k.file, k.flux, k.namespace, tuple(k.refs), tuple(k.remote))
+
+
+def _flux_signature(f: dict[str, Any]) -> tuple[Any, ...]:
+    """What of a Flux app (:func:`~gitops_nb.git.kustomize.flux_apps`) shapes the layout."""
+    return (f["file"], repr(f["kind"]), repr(f["name"]), repr(f["namespace"]), f["dir"], tuple(f["extra"]))
+
+
+def _match(layout: Layout, before: Layout, rows: Iterable[tuple[str, str, str | None]]) -> dict[str, list[str]]:
+    """app -> the files a change reaches it through: a path is mapped in the tree it exists in
+    (after the change with ``layout``, before it with ``before``; both for a modified file)."""
+    found: dict[str, set[str]] = defaultdict(set)
+    for path, change, old in rows:
+        if change != "D":
+            for app in layout.match(path):
+                found[app].add(path)
+        if change in ("M", "T", "D"):
+            for app in before.match(path):
+                found[app].add(path)
+        if isinstance(old, str):
+            for app in before.match(old):
+                found[app].add(old)
+    return {app: sorted(found[app]) for app in sorted(found)}
+
+
+def _graph_chunks(f: Path) -> tuple[bool, int] | None:
+    """(has changed-path filters, number of commits) of one commit-graph file, or None if unreadable.
+
+    The format (gitformat-commit-graph(5)): "CGPH", version, hash version, chunk count, base count,
+    then a table of (4-byte chunk id, 8-byte offset); the OIDF chunk's last fanout entry is the count.
+    """
+    try:
+        with f.open("rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8 or head[:4] != b"CGPH":
+                return None
+            table = fh.read(12 * (head[6] + 1))
+            chunks = {table[i : i + 4]: int.from_bytes(table[i + 4 : i + 12], "big") for i in range(0, len(table), 12)}
+            count = 0
+            if b"OIDF" in chunks:
+                fh.seek(chunks[b"OIDF"] + 255 * 4)
+                count = int.from_bytes(fh.read(4), "big")
+            return (b"BIDX" in chunks and b"BDAT" in chunks), count
+    except OSError:
+        return None
 
 
 def _local_path(base: str, url: str) -> str:

@@ -139,7 +139,7 @@ class CommitFacts:
     minutes_before: float  # from the commit (or its deploy) to T
     n_apps: int
     fields: Sequence[FieldRef | str]
-    is_merge: bool = False
+    is_merge: bool = False  # a merge that brings no change of its own (one carrying its PR is scored as the change)
     is_revert: bool = False
     reverted_by: str | None = None  # the sha that reverted it before T
     deployed_to: str | None = None  # the Argo CD app it was deployed to before T (cluster known)

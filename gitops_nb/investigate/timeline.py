@@ -77,50 +77,59 @@ def _ask(
 
 
 def _file_index(
-    roots: pd.DataFrame, live: pd.DataFrame | None = None, names: Iterable[str] = ()
-) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """Step 2: every repo file -> the apps built from it; and -> the cluster's Applications built from it.
+    landed: pd.DataFrame, live: pd.DataFrame | None = None, names: Iterable[str] = ()
+) -> tuple[dict[tuple[str, str], list[str]], dict[str, list[str]]]:
+    """Step 2: (sha, file) -> the apps the change reaches through it, mapped in the change's own trees;
+    and every file -> the cluster's Applications built from it.
 
-    ``roots`` are the apps git defines (Kustomize roots, Flux apps, the repo's Applications);
-    ``live`` the cluster's Applications (``DeployRepo.apps(rev, applications=...)`` rows; only
-    those of the Application ``names`` are read, not the Kustomize roots no Application builds). A cluster Application git alone does not see
-    (not defined in the repo, building no Kustomize root of it: a Helm chart, a ``$values`` file)
-    is an app of its own, under its name.
+    ``landed`` is :meth:`DeployRepo.landed` (Kustomize roots and Flux apps mapped per commit, the
+    repo's Applications at the window's tree); ``live`` the cluster's Applications
+    (``DeployRepo.apps(sha, applications=...)`` rows at the window's tree; only those of the
+    Application ``names`` are read, not the Kustomize roots no Application builds). A cluster
+    Application git alone does not see (not defined in the repo, building no Kustomize root of it:
+    a Helm chart, a ``$values`` file) is an app of its own, under its name, for every change to its files.
     """
-    index: dict[str, list[str]] = defaultdict(list)
-    for app, files in zip(roots["app"], roots["files"], strict=True):
-        for f in files:
-            index[f].append(app)
+    index: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for sha, matched in zip(landed["sha"], landed["matched"], strict=True):
+        for app, files in matched.items():
+            for f in files:
+                index[sha, f].append(app)
     argo: dict[str, list[str]] = defaultdict(list)
     if live is None:
         return index, argo
-    known, names = set(roots["app"]), set(names)
+    known, names = set(landed.attrs.get("roots", ())), set(names)
+    unseen: dict[str, list[str]] = defaultdict(list)
     for app, files, dirs in zip(live["app"], live["files"], live["dirs"], strict=True):
         if app not in names:  # a Kustomize root or Flux app no Application builds
             continue
-        unseen = app not in known and not {d or "." for d in dirs} & known
+        hidden = app not in known and not {d or "." for d in dirs} & known
         for f in files:
             argo[f].append(app)
-            if unseen:
-                index[f].append(app)
+            if hidden:
+                unseen[f].append(app)
+    if unseen:
+        for sha, files in zip(landed["sha"], landed["files"], strict=True):
+            for f in files:
+                for app in unseen.get(f, ()):
+                    if app not in index.get((sha, f), ()):
+                        index[sha, f].append(app)
     return index, argo
 
 
-def _resolve_wanted(q: _Window, roots: pd.DataFrame, index: dict[str, list[str]], argo: pd.DataFrame | None) -> None:
+def _resolve_wanted(q: _Window, known: Sequence[str], argo: pd.DataFrame | None) -> None:
     """Step 3: ``apps=`` may name Argo CD Applications too (their source paths); refuse a name nothing matches."""
     if not q.wanted:
         return
     if argo is not None:
         q.wanted += [p for n, p in zip(argo["name"], argo["path"], strict=True) if n in q.wanted and p]
-    known = list(dict.fromkeys([*roots["app"], *(a for apps in index.values() for a in apps)]))
     if not any(_match_app(x, q.wanted) for x in known):
         raise InputError(
             f"no Kustomize root matches apps={q.wanted!r} in {q.repo.path}: known roots are {', '.join(known) or 'none'}"
         )
 
 
-def _details(changes: pd.DataFrame, index: dict[str, list[str]]) -> dict[str, list[tuple[FieldRef, str]]]:
-    """Step 4: each commit's semantic changes as (the field with its row's context, one line a person reads)."""
+def _details(changes: pd.DataFrame, index: dict[tuple[str, str], list[str]]) -> dict[str, list[tuple[FieldRef, str]]]:
+    """Step 4: each landed change's semantic changes as (the field with its row's context, one line a person reads)."""
     by_sha: dict[str, list[tuple[FieldRef, str]]] = defaultdict(list)
     for sha, path, kind, fld, old, new, change, via, error in zip(
         changes["sha"],
@@ -134,8 +143,9 @@ def _details(changes: pd.DataFrame, index: dict[str, list[str]]) -> dict[str, li
         changes["error"],
         strict=True,
     ):
-        label = _short_app(index[path][0]) if index.get(path) else path
-        ref = FieldRef(fld or "", kind, via, path, new if new is not None else old, deployed=bool(index.get(path)))
+        apps = index.get((sha, path))
+        label = _short_app(apps[0]) if apps else path
+        ref = FieldRef(fld or "", kind, via, path, new if new is not None else old, deployed=bool(apps))
         if change == "modified":
             by_sha[sha].append((ref, f"{label}: {fld} {old} → {new}"))
         elif change == "unreadable":
@@ -163,39 +173,41 @@ def _deploys(repo: DeployRepo, cluster_rows: pd.DataFrame, since: pd.Timestamp) 
 
 def _commit_rows(
     q: _Window,
-    commits: pd.DataFrame,
-    index: dict[str, list[str]],
+    landed: pd.DataFrame,
+    index: dict[tuple[str, str], list[str]],
     argo: dict[str, list[str]],
     details: dict[str, list[tuple[FieldRef, str]]],
     deployed: dict[str, list[_Deploy]] | None,
     weights: Weights,
 ) -> list[dict[str, Any]]:
-    """Step 6: one scored row per commit in the window."""
+    """Step 6: one scored row per change that landed in the window (a merge carries its pull request)."""
+    holder = {m: sha for sha, merged in zip(landed["sha"], landed["merged_commits"], strict=True) for m in merged}
     reverted = {
-        sha: by
-        for sha, by, when in zip(commits["reverts"], commits["sha"], commits["committed_at"], strict=True)
+        holder.get(sha, sha): by
+        for sha, by, when in zip(landed["reverts"], landed["sha"], landed["landed_at"], strict=True)
         if sha is not None and when <= q.at
     }
     rows: list[dict[str, Any]] = []
     c: Any  # an itertuples() row: pandas-stubs types every field as any scalar
-    for c in commits.itertuples(index=False):
-        touched = sorted({app for f in c.files for app in index.get(f, [])})
-        reached = sorted({app for f in c.files for app in argo.get(f, [])})  # the cluster's Applications
+    for c in landed.itertuples(index=False):
+        # the apps mapped in the change's own trees, and the cluster's Applications git alone does not see
+        touched = sorted({*c.apps, *(app for f in c.files for app in index.get((c.sha, f), ()))})
+        reached = sorted({app for f in c.files for app in argo.get(f, ())})  # the cluster's Applications
         if q.wanted and not any(_match_app(x, q.wanted) for x in touched + reached):
             continue
         det = details.get(c.sha, [])
-        before = q.at - c.committed_at
-        # a commit no app builds deploys nothing
-        dep = [d for d in (deployed or {}).get(c.sha, []) if d[1] in touched or d[2] in reached]
+        before = q.at - c.landed_at
+        # a commit no app builds deploys nothing (an Application is matched by its source path or its name)
+        dep = [d for d in (deployed or {}).get(c.sha, []) if d[1] in touched or d[2] in touched or d[2] in reached]
         first = min(dep) if dep else None
         row: dict[str, Any] = {
-            "time": c.committed_at,
+            "time": c.landed_at,
             "kind": RowKind.COMMIT,
             "source": "git",
             "app": ", ".join(touched) or None,
             "apps": touched,
             "sha": c.sha,
-            "author": c.author,
+            "author": ", ".join(c.merged_authors) if c.merged_authors else c.author,
             "summary": c.subject,
             "detail": "; ".join(d for _, d in det[:_MAX_DETAIL])
             + (f"; … {len(det) - _MAX_DETAIL} more" if len(det) > _MAX_DETAIL else ""),
@@ -204,6 +216,9 @@ def _commit_rows(
             "why": None,
             "deployed_at": first[0] if first else None,
             "argocd_app": ", ".join(sorted({*reached, *(d[2] for d in dep)})) or None,
+            "authored_at": c.authored_at,
+            "landed_via": c.landed_via,
+            "merged_commits": list(c.merged_commits),
         }
         if before >= pd.Timedelta(0):
             deployed_before = first is not None and first[0] <= q.at
@@ -213,7 +228,7 @@ def _commit_rows(
                     minutes_before=basis.total_seconds() / 60,
                     n_apps=len(touched),
                     fields=[f for f, _ in det],
-                    is_merge=bool(c.is_merge),
+                    is_merge=c.landed_via == "merge" and not c.files,  # only a merge that brings nothing is damped
                     is_revert=c.reverts is not None,
                     reverted_by=reverted.get(c.sha),
                     deployed_at=first[0] if first is not None and deployed_before else None,
@@ -282,22 +297,33 @@ def what_changed(
             manifests appended to ``detail`` (``rendered: ...``, from :func:`rendered_diff` with the
             sandbox's or ``PATH``'s kustomize and helm); 0 (the default) renders nothing.
 
+    Git rows are the changes that landed on ``rev`` (its first-parent line): a pull request
+    merged into it is one row at the merge's time, with the merge's diff against the branch,
+    the merged commits' authors, ``merged_commits`` and ``authored_at`` (when they were written).
+    Each change's files are mapped to apps with the kustomizations of its own tree and its
+    parent's, so a later move or deletion of an app does not lose older changes.
+
     Rows at or before ``at`` that could be culprits (commits, manual edits) get a ``score``
     and a ``rank`` (1 = most likely); ``why`` says how (see :mod:`gitops_nb.investigate.scoring`).
     """
     q = _ask(repo, at, window, apps, after, rev)
-    commits = q.repo.commits(since=q.lo, until=q.hi, rev=q.rev)
-    changes = q.repo.manifest_changes(since=q.lo, until=q.hi, rev=q.rev)
+    landed = q.repo.landed(since=q.lo, until=q.hi, rev=q.rev)
+    changes = q.repo.manifest_changes(since=q.lo, until=q.hi, rev=q.rev, first_parent=True)
     frames = cluster.argocd_frames() if cluster is not None else None  # read once, for the index and the rows
     argo = frames[0] if frames is not None else None
-    roots = q.repo.apps(q.rev)
-    live = q.repo.apps(q.rev, applications=argo) if argo is not None and len(argo) else None
-    index, argo_index = _file_index(roots, live, argo["name"] if argo is not None else ())
-    _resolve_wanted(q, roots, index, argo)
+    live = None
+    if argo is not None and len(argo):
+        # the cluster's Applications, mapped at the window's tree as the repo's own are (DeployRepo.landed)
+        tree = landed["sha"].iloc[0] if len(landed) else q.rev
+        live = q.repo.apps(tree, applications=argo)
+    index, argo_index = _file_index(landed, live, argo["name"] if argo is not None else ())
+    if q.wanted:  # the apps of the repo, of the window's trees, and the cluster's Applications built from it
+        reached = (a for apps in argo_index.values() for a in apps)
+        _resolve_wanted(q, sorted({*q.repo.apps(q.rev)["app"], *landed.attrs["roots"], *reached}), argo)
     details = _details(changes, index)
     extra = cluster_rows(cluster, q.lo, q.hi, q.wanted or None, frames=frames) if cluster is not None else None
     deployed = _deploys(q.repo, extra, q.lo) if extra is not None else None
-    rows = _commit_rows(q, commits, index, argo_index, details, deployed, weights)
+    rows = _commit_rows(q, landed, index, argo_index, details, deployed, weights)
     if extra is not None and len(extra):
         extra = _score_evidence(extra, q.at, weights)
     out = _merge_and_rank(q, rows, extra)
@@ -456,8 +482,8 @@ def investigate(
     tl = what_changed(r, at, window, apps, cluster, rev=rev)
     lo, hi = tl.attrs["at"] - tl.attrs["window"], tl.attrs["at"] + tl.attrs["after"]
     shas = set(tl["sha"].dropna())
-    commits = r.commits(since=lo, until=hi, rev=rev)
-    changes = r.manifest_changes(since=lo, until=hi, rev=rev)
+    commits = r.commits(since=lo, until=hi, rev=rev, first_parent=True)
+    changes = r.manifest_changes(since=lo, until=hi, rev=rev, first_parent=True)
     if tl.attrs["apps"]:
         commits = commits[commits["sha"].isin(shas)].reset_index(drop=True)
         changes = changes[changes["sha"].isin(shas)].reset_index(drop=True)

@@ -183,6 +183,25 @@ def _cmd_what_changed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_repo(args: argparse.Namespace) -> int:
+    from ..git.repo import DeployRepo
+
+    repo = DeployRepo(args.path)
+    res = repo.optimize()
+    before, after = res["before"], res["after"]
+    state = "already had" if before["bloom"] and before["commits"] == after["commits"] else "now has"
+    print(
+        f"{repo.path} {state} a commit-graph with changed-path filters ({after['commits']} commits): "
+        "per-app history queries skip commits that do not touch the app"
+    )
+    print(
+        "changed: the clone's local metadata only (.git/objects/info/commit-graph); no commit, ref, "
+        "config or work-tree file; nothing to push. `git maintenance start` keeps it up to date.",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _cmd_sandbox(args: argparse.Namespace) -> int:
     from ..sandbox.control import Sandbox, main_progress
 
@@ -305,6 +324,17 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--argocd-namespace", default="argocd", help="namespace of Argo CD's Applications (default: argocd)")
     w.add_argument("--snapshot", default="", help="add the cluster side from a saved snapshot directory instead")
     w.set_defaults(func=_cmd_what_changed)
+
+    g = sub.add_parser("repo", help="maintain a local deploy-config clone (optimize: faster per-app history)")
+    g.add_argument(
+        "action",
+        choices=["optimize"],
+        help="optimize: write a commit-graph with changed-path filters (git commit-graph write --reachable "
+        "--changed-paths) so per-app history skips unrelated commits; changes the clone's local metadata "
+        "only (.git/objects/info), never commits, refs or files; safe to run again",
+    )
+    g.add_argument("path", help="path of a local deploy-config clone")
+    g.set_defaults(func=_cmd_repo)
 
     s = sub.add_parser("sandbox", help="the local Kubernetes + Argo CD sandbox (build, up, down, status, env, demo)")
     s.add_argument(
