@@ -191,7 +191,8 @@ TIMELINE: Schema = {
     "rank": "Int64",  # 1 = most likely culprit; <NA> for rows that are not candidates
     "why": "object",  # how the score was made
     "deployed_at": UTC,  # git rows: when Argo CD first deployed a revision containing the commit (cluster given)
-    "argocd_app": "object",  # cluster rows: the Argo CD Application the row is about
+    "argocd_app": "object",  # cluster rows: the Argo CD Application the row is about; commit rows (cluster
+    # given): the cluster's Applications built from the files it touches, and those that deployed it
     "authored_at": UTC,  # git rows: when the change was written (the earliest merged commit's author time)
     "landed_via": "object",  # git rows: merge or direct (``time`` is when it landed on the branch)
     "merged_commits": "object",  # git rows: list[str] of the commits a merge brought in ([] for direct)

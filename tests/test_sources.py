@@ -408,6 +408,28 @@ def test_application_rows_from_cluster_frames_name_the_same_files(monorepo: tupl
         assert got[app]["files"] == want[app]["files"], app
 
 
+def test_application_rows_read_back_from_a_snapshot_name_the_same_files(
+    monorepo: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """A snapshot's Parquet gives nested lists back as arrays (Helm ``valueFiles``): restored, the
+    rows read as the live ones, so ``what_changed(cluster=Snapshot(...))`` maps through them."""
+    from gitops_nb.cluster.live import _app_row
+    from gitops_nb.cluster.snapshot import _restore
+    from gitops_nb.results import load_results, save_results
+
+    repo = DeployRepo(monorepo[0])
+    rows = schema.frame(schema.APPLICATIONS, [_app_row(s) for s in _cluster_specs()])
+    frames, _ = load_results(save_results(tmp_path / "snap", {"applications": rows}, formats=("parquet",)))
+    saved = _restore("applications", frames["applications"])
+    value_files = [(s["helm"] or {}).get("valueFiles") for r in (rows, saved) for srcs in r["sources"] for s in srcs]
+    half = len(value_files) // 2
+    assert any(value_files[:half]) and value_files[half:] == value_files[:half]  # lists again, not arrays
+    got, want = by_app(repo.apps(applications=saved)), by_app(repo.apps(applications=rows))
+    assert got.keys() == want.keys()
+    for app in want:
+        assert got[app]["files"] == want[app]["files"], app
+
+
 def test_app_changes_added_removed_and_changed(tmp_path: Path) -> None:
     w = RepoWriter(tmp_path / "r")
     w.commit("initial", when=T0, files=files("1.0.0"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from gitops_nb import incident_records
@@ -140,3 +141,45 @@ def test_console_convergence_wait_shows_progress_and_can_be_cancelled(live: dict
         assert git(live["origin"], "rev-parse", "main").strip() == revert_sha  # the revert stays pushed
     finally:
         resume_self_heal(live["cluster"], live["name"], dry_run=False)
+
+
+def _monitor_text(con: IncidentConsole) -> str:
+    return "".join(o.get("text", "") for o in con.monitor.outputs)
+
+
+def test_review_shows_the_rendered_diff_below_the_semantic_one(demo_repo: DemoRepo, tmp_path: Path) -> None:
+    from gitops_nb.sandbox.demo import RepoWriter
+
+    from .conftest import app_files
+
+    con = IncidentConsole(repo_path=str(demo_repo.path), at=demo_repo.incident_at.isoformat(), window="6h")
+    con.investigate()
+    bad = demo_repo.commits["checkout-prod-bad"]
+    assert con.change.value == bad and con.rendered.value  # on by default
+    con.review_revert()
+    r = con.rendered_review
+    assert r is not None and set(r["app"]) == {"apps/checkout-api/overlays/production"}
+    image = r[(r["kind"] == "Deployment") & r["field"].str.endswith(".image")].iloc[0]
+    assert image["change"] == "modified" and image["old"] != image["new"]
+    assert f"What {bad[:10]} changed in the rendered manifests" in _monitor_text(con)
+    assert len(con.monitor.outputs) == 4  # the semantic diff, then the rendered one
+    assert not con.confirm_button.disabled and "field changes would be undone" in con.status.value
+    con.rendered.value = False
+    con.review_revert()
+    assert con.rendered_review is None and len(con.monitor.outputs) == 2
+    # a render that fails is a row in the review, not a traceback; the review still stands
+    w = RepoWriter(tmp_path / "deploy-config")
+    now = pd.Timestamp.now(tz="UTC")
+    w.commit("app", when=now - pd.Timedelta("10m"), files=app_files("shop", "1.0"))
+    broken = w.commit(
+        "shop: a base that is not there",
+        when=now - pd.Timedelta("5m"),
+        files={"apps/shop/overlays/prod/kustomization.yaml": "resources:\n- ../../missing\n"},
+    )
+    con = IncidentConsole(repo_path=str(w.path), window="1h")
+    con.investigate()
+    con.change.value = broken
+    con.review_revert()
+    r = con.rendered_review
+    assert r is not None and list(r["change"]) == ["render-error"] and "missing" in r["error"].iloc[0]
+    assert "render-error" in str(con.monitor.outputs[-1]) and not con.confirm_button.disabled

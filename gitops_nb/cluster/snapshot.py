@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -131,13 +132,21 @@ def _restore(name: str, df: pd.DataFrame) -> pd.DataFrame:
     records = df.to_dict("records")
     for r in records:
         for k, v in r.items():
-            if hasattr(v, "tolist") and not isinstance(v, str):
-                r[k] = v.tolist()
-            elif isinstance(v, dict):
-                r[k] = {a: (b.tolist() if hasattr(b, "tolist") else b) for a, b in v.items()}
+            if (hasattr(v, "tolist") and not isinstance(v, str)) or isinstance(v, dict):
+                r[k] = _plain(v)
             elif v is not None and not isinstance(v, list | dict) and pd.isna(v):
                 r[k] = None
     return schema.frame(sch, records)
+
+
+def _plain(v: Any) -> Any:
+    """Arrays back to lists at any depth (an Application's ``sources`` hold dicts of lists: Helm
+    ``valueFiles``), so a saved source reads as the live one does."""
+    if isinstance(v, dict):
+        return {a: _plain(b) for a, b in v.items()}
+    if isinstance(v, list | tuple) or (hasattr(v, "tolist") and getattr(v, "ndim", 0) > 0):
+        return [_plain(x) for x in v]
+    return v.tolist() if hasattr(v, "tolist") and not isinstance(v, str) else v
 
 
 def snapshot(

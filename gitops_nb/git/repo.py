@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import posixpath
 import re
 import threading
@@ -274,6 +275,7 @@ class DeployRepo:
         self._note: str | None = None
         self._docs: dict[bytes, list[Any] | InvalidYAML] = {}
         self._remotes: set[str] | None = None
+        self._local: set[str] = set()
         self._named: dict[
             tuple[str, str], tuple[list[dict[str, Any]], bool]
         ] = {}  # (path, blob) -> (Flux apps, names Argo CD)
@@ -747,7 +749,10 @@ class DeployRepo:
         return self._argo_found[sha]
 
     def _this_repo(self, url: str | None) -> bool:
-        """Whether an Application source's ``repoURL`` is this repository (any, when no remote names it)."""
+        """Whether an Application source's ``repoURL`` is this repository (any, when no remote names it).
+
+        A ``file://`` URL is this repository when it is its path or the path of one of its local
+        remotes (an Application of another local repository is not: the sandbox serves many)."""
         if self._remotes is None:
             _, out, _ = run(self._git, ["config", "--get-regexp", r"^remote\..*\.url$"], path=self.path, check=False)
             urls = [ln.split(" ", 1)[1] for ln in out.decode("utf-8", "replace").splitlines() if " " in ln]
@@ -756,6 +761,10 @@ class DeployRepo:
                 for u in urls
                 if ("://" in u and not u.startswith("file:")) or re.match(r"[\w.-]+@[\w.-]+:", u)
             }
+            local = [self.path] + [u for u in urls if u.startswith(("file:", "/", "."))]
+            self._local = {_local_path(self.path, u) for u in local}
+        if url is not None and url.startswith("file://"):
+            return _local_path(self.path, url) in self._local
         return url is None or not self._remotes or normalize_repo_url(url) in self._remotes
 
     def _flux_of(self, path: str, raw: bytes) -> list[dict[str, Any]]:
@@ -1234,6 +1243,12 @@ def _graph_chunks(f: Path) -> tuple[bool, int] | None:
             return (b"BIDX" in chunks and b"BDAT" in chunks), count
     except OSError:
         return None
+
+
+def _local_path(base: str, url: str) -> str:
+    """A local repository's path from a ``file://`` URL or a path (relative to ``base``), resolved."""
+    p = url.removeprefix("file://")
+    return os.path.realpath(os.path.join(base, p)).removesuffix("/.git")
 
 
 def _text(blobs: dict[str, bytes | Any], blob: str) -> str | None:

@@ -65,6 +65,7 @@ def cluster_rows(
     apps: Sequence[str] | None = None,
     *,
     kinds: Sequence[str] | None = None,
+    frames: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """Cluster rows for :func:`what_changed` between ``since`` and ``until`` (schema :data:`schema.TIMELINE`,
     plus ``fields`` for manual edits).
@@ -74,9 +75,10 @@ def cluster_rows(
 
     ``app`` is the Application's source path, which for a Kustomize app is the
     Kustomize root of :meth:`DeployRepo.apps`: that is how git and cluster rows meet.
+    ``frames``: ``source.argocd_frames()`` already read (not read again).
     """
     lo, hi = parse_at(since), parse_at(until)
-    apps_df, hist, ops = source.argocd_frames()
+    apps_df, hist, ops = source.argocd_frames() if frames is None else frames
     if apps:
         apps_df = apps_df[[_match(n, p, apps) for n, p in zip(apps_df["name"], apps_df["path"], strict=True)]]
     path_of = dict(zip(apps_df["name"], apps_df["path"], strict=True))

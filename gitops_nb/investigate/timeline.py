@@ -76,22 +76,51 @@ def _ask(
     return _Window(r, parse_at(at), parse_window(window), a, wanted, rev)
 
 
-def _file_index(landed: pd.DataFrame) -> dict[tuple[str, str], list[str]]:
-    """Step 2: (sha, file) -> the apps the change reaches through it, mapped in the change's own trees."""
+def _file_index(
+    landed: pd.DataFrame, live: pd.DataFrame | None = None, names: Iterable[str] = ()
+) -> tuple[dict[tuple[str, str], list[str]], dict[str, list[str]]]:
+    """Step 2: (sha, file) -> the apps the change reaches through it, mapped in the change's own trees;
+    and every file -> the cluster's Applications built from it.
+
+    ``landed`` is :meth:`DeployRepo.landed` (Kustomize roots and Flux apps mapped per commit, the
+    repo's Applications at the window's tree); ``live`` the cluster's Applications
+    (``DeployRepo.apps(sha, applications=...)`` rows at the window's tree; only those of the
+    Application ``names`` are read, not the Kustomize roots no Application builds). A cluster
+    Application git alone does not see (not defined in the repo, building no Kustomize root of it:
+    a Helm chart, a ``$values`` file) is an app of its own, under its name, for every change to its files.
+    """
     index: dict[tuple[str, str], list[str]] = defaultdict(list)
     for sha, matched in zip(landed["sha"], landed["matched"], strict=True):
         for app, files in matched.items():
             for f in files:
                 index[sha, f].append(app)
-    return index
+    argo: dict[str, list[str]] = defaultdict(list)
+    if live is None:
+        return index, argo
+    known, names = set(landed.attrs.get("roots", ())), set(names)
+    unseen: dict[str, list[str]] = defaultdict(list)
+    for app, files, dirs in zip(live["app"], live["files"], live["dirs"], strict=True):
+        if app not in names:  # a Kustomize root or Flux app no Application builds
+            continue
+        hidden = app not in known and not {d or "." for d in dirs} & known
+        for f in files:
+            argo[f].append(app)
+            if hidden:
+                unseen[f].append(app)
+    if unseen:
+        for sha, files in zip(landed["sha"], landed["files"], strict=True):
+            for f in files:
+                for app in unseen.get(f, ()):
+                    if app not in index.get((sha, f), ()):
+                        index[sha, f].append(app)
+    return index, argo
 
 
-def _resolve_wanted(q: _Window, known: Sequence[str], cluster: EvidenceSource | None) -> None:
+def _resolve_wanted(q: _Window, known: Sequence[str], argo: pd.DataFrame | None) -> None:
     """Step 3: ``apps=`` may name Argo CD Applications too (their source paths); refuse a name nothing matches."""
     if not q.wanted:
         return
-    if cluster is not None:
-        argo = cluster.applications()
+    if argo is not None:
         q.wanted += [p for n, p in zip(argo["name"], argo["path"], strict=True) if n in q.wanted and p]
     if not any(_match_app(x, q.wanted) for x in known):
         raise InputError(
@@ -166,6 +195,8 @@ def _failed(
 def _commit_rows(
     q: _Window,
     landed: pd.DataFrame,
+    index: dict[tuple[str, str], list[str]],
+    argo: dict[str, list[str]],
     details: dict[str, list[tuple[FieldRef, str]]],
     deployed: dict[str, list[_Deploy]] | None,
     weights: Weights,
@@ -181,12 +212,15 @@ def _commit_rows(
     rows: list[dict[str, Any]] = []
     c: Any  # an itertuples() row: pandas-stubs types every field as any scalar
     for c in landed.itertuples(index=False):
-        touched = list(c.apps)
-        if q.wanted and not any(_match_app(x, q.wanted) for x in touched):
+        # the apps mapped in the change's own trees, and the cluster's Applications git alone does not see
+        touched = sorted({*c.apps, *(app for f in c.files for app in index.get((c.sha, f), ()))})
+        reached = sorted({app for f in c.files for app in argo.get(f, ())})  # the cluster's Applications
+        if q.wanted and not any(_match_app(x, q.wanted) for x in touched + reached):
             continue
         det = details.get(c.sha, [])
         before = q.at - c.landed_at
-        dep = [d for d in (deployed or {}).get(c.sha, []) if d[1] in touched]  # a commit no app builds deploys nothing
+        # a commit no app builds deploys nothing (an Application is matched by its source path or its name)
+        dep = [d for d in (deployed or {}).get(c.sha, []) if d[1] in touched or d[2] in touched or d[2] in reached]
         first = min(dep) if dep else None
         row: dict[str, Any] = {
             "time": c.landed_at,
@@ -203,7 +237,7 @@ def _commit_rows(
             "score": 0.0,
             "why": None,
             "deployed_at": first[0] if first else None,
-            "argocd_app": ", ".join(sorted({d[2] for d in dep})) or None,
+            "argocd_app": ", ".join(sorted({*reached, *(d[2] for d in dep)})) or None,
             "authored_at": c.authored_at,
             "landed_via": c.landed_via,
             "merged_commits": list(c.merged_commits),
@@ -310,15 +344,25 @@ def what_changed(
     q = _ask(repo, at, window, apps, after, rev)
     landed = q.repo.landed(since=q.lo, until=q.hi, rev=q.rev)
     changes = q.repo.manifest_changes(since=q.lo, until=q.hi, rev=q.rev, first_parent=True)
-    index = _file_index(landed)
-    if q.wanted:
-        _resolve_wanted(q, sorted({*q.repo.apps(q.rev)["app"], *landed.attrs["roots"]}), cluster)
+    frames = cluster.argocd_frames() if cluster is not None else None  # read once, for the index and the rows
+    argo = frames[0] if frames is not None else None
+    live = None
+    if argo is not None and len(argo):
+        # the cluster's Applications, mapped at the window's tree as the repo's own are (DeployRepo.landed)
+        tree = landed["sha"].iloc[0] if len(landed) else q.rev
+        live = q.repo.apps(tree, applications=argo)
+    index, argo_index = _file_index(landed, live, argo["name"] if argo is not None else ())
+    if q.wanted:  # the apps of the repo, of the window's trees, and the cluster's Applications built from it
+        reached = (a for apps in argo_index.values() for a in apps)
+        _resolve_wanted(q, sorted({*q.repo.apps(q.rev)["app"], *landed.attrs["roots"], *reached}), argo)
     details = _details(changes, index)
-    extra = cluster_rows(cluster, q.lo, q.hi, q.wanted or None, kinds=kinds) if cluster is not None else None
+    extra = (
+        cluster_rows(cluster, q.lo, q.hi, q.wanted or None, kinds=kinds, frames=frames) if cluster is not None else None
+    )
     skipped = list(extra.attrs.get("skipped", [])) if extra is not None else []
     deployed = _deploys(q.repo, extra, q.lo) if extra is not None else None
     failed = _failed(q.repo, extra, deployed, q.lo) if extra is not None and deployed is not None else None
-    rows = _commit_rows(q, landed, details, deployed, weights, failed)
+    rows = _commit_rows(q, landed, index, argo_index, details, deployed, weights, failed)
     if extra is not None and len(extra):
         extra = _score_evidence(extra, q.at, weights)
     out = _merge_and_rank(q, rows, extra)

@@ -90,6 +90,7 @@ class IncidentConsole:
         self.pause_button = w.Button(description="Pause self-heal")
         self.resume_button = w.Button(description="Resume self-heal")
         self.review_button = w.Button(description="Review revert")
+        self.rendered = w.Checkbox(value=True, description="rendered", indent=False)  # the review renders too
         self.confirm_button = w.Button(description="Confirm revert", button_style="danger", disabled=True)
         self.cancel_button = w.Button(description="Cancel wait", disabled=True)
         self.status = w.HTML()
@@ -100,6 +101,7 @@ class IncidentConsole:
         self.records: list[pd.DataFrame] = []
         self.culprits: pd.DataFrame | None = None
         self.review: pd.DataFrame | None = None
+        self.rendered_review: pd.DataFrame | None = None  # the reviewed change's rendered diff
         self.figure: Any = None  # a plotly FigureWidget: clicking a point selects that change
         self.timeline: pd.DataFrame | None = None
         self.transitions: pd.DataFrame | None = None
@@ -132,7 +134,14 @@ class IncidentConsole:
                 self.table,
                 w.HBox([self.change, self.reason, self.incident]),
                 w.HBox(
-                    [self.pause_button, self.resume_button, self.review_button, self.confirm_button, self.cancel_button]
+                    [
+                        self.pause_button,
+                        self.resume_button,
+                        self.review_button,
+                        self.rendered,
+                        self.confirm_button,
+                        self.cancel_button,
+                    ]
                 ),
                 self.monitor,
                 self.replay,
@@ -311,8 +320,20 @@ class IncidentConsole:
         """Restore the Application's exact sync policy."""
         self._pause_or_resume("resume")
 
+    def _rendered_diff(self, repo: Any, sha: str) -> pd.DataFrame | str:
+        """The change's rendered diff for the chosen Application (its live spec), or for every app the
+        commit reaches without one; a failure is one line (render failures are rows already)."""
+        from ..investigate.render import rendered_diff
+
+        try:
+            app = self._cluster().raw_application(self.app.value) if self.app.value and self.context.value else None
+            return rendered_diff(repo, sha, app)
+        except GitOpsNbError as e:
+            return f"rendered diff: {type(e).__name__}: {e}"
+
     def review_revert(self, _button: Any = None) -> None:
-        """Show what reverting the selected change would undo (its semantic diff) and enable Confirm."""
+        """Show what reverting the selected change would undo (its semantic diff, and with *rendered* the
+        diff of the manifests Argo CD renders: :func:`~gitops_nb.rendered_diff`) and enable Confirm."""
         from ..act.revert import revert
         from ..git.repo import DeployRepo
 
@@ -325,7 +346,17 @@ class IncidentConsole:
             diff = diff[diff["sha"] == sha][["path", "kind", "name", "field", "old", "new"]]
             plan = revert(repo, sha, incident=self.incident.value or None, dry_run=True)
             self.review = diff
-            _show(self.monitor, f"Reverting {sha[:10]} undoes these changes (new -> old); {plan['note'].iloc[0]}", diff)
+            shown: list[Any] = [f"Reverting {sha[:10]} undoes these changes (new -> old); {plan['note'].iloc[0]}", diff]
+            self.rendered_review = None
+            if self.rendered.value:
+                rendered = self._rendered_diff(repo, sha)
+                if isinstance(rendered, pd.DataFrame):
+                    self.rendered_review = rendered
+                    cols = ["app", "kind", "name", "field", "old", "new", "change", "error"]
+                    shown += [f"What {sha[:10]} changed in the rendered manifests:", rendered[cols]]
+                else:
+                    shown.append(rendered)
+            _show(self.monitor, *shown)
             self._reviewed = sha
             self.confirm_button.disabled = False
             self._say(f"review {sha[:10]}: {len(diff)} field changes would be undone; press Confirm revert to act")
