@@ -119,12 +119,19 @@ def test_a_self_heal_is_labelled_with_the_fields_it_undid(env: Env) -> None:
     head = env.head()
     wait_converged(c, name, head, timeout="90s")
     apps = client.AppsV1Api(env.api)
+    edited_at = pd.Timestamp.now(tz="UTC").floor("s")
     apps.patch_namespaced_deployment("shop", ns, {"spec": {"replicas": 5}}, field_manager="kubectl-edit")
 
-    def healed() -> bool:
+    def healed() -> bool:  # a heal that started after the edit (an earlier one may have run at the first deploy)
         op = c.raw_application(name)["status"].get("operationState") or {}
         sync = (op.get("operation") or {}).get("sync") or {}
-        return op.get("phase") == "Succeeded" and bool(sync.get("autoHealAttemptsCount"))
+        started = pd.Timestamp(op["startedAt"]) if op.get("startedAt") else None
+        return (
+            op.get("phase") == "Succeeded"
+            and bool(sync.get("autoHealAttemptsCount"))
+            and started is not None
+            and started >= edited_at
+        )
 
     _until("Argo CD to self-heal", healed)
     assert apps.read_namespaced_deployment("shop", ns).spec.replicas == 2

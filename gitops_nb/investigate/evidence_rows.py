@@ -398,7 +398,12 @@ def _undone(
             out += [(x, f"{f.kind}/{f.name}", f"set by {f.manager}") for x in f.fields]
     edited = {what for _, what, _ in out}
     slack = pd.Timedelta(seconds=1)  # event times are whole seconds
-    new_rs = rolls[(rolls["namespace"] == ns) & (rolls["created_at"] > lo) & (rolls["created_at"] <= hi + slack)]
+    # a ReplicaSet made in the seconds after the deploy at ``lo`` is that deploy's own rollout (the controller
+    # creates it after Argo CD's apply returned), not one the heal made
+    settle = pd.Timedelta(seconds=10)
+    new_rs = rolls[
+        (rolls["namespace"] == ns) & (rolls["created_at"] > lo + settle) & (rolls["created_at"] <= hi + slack)
+    ]
     r: Any
     for r in new_rs.itertuples(index=False):
         if ours("Deployment", r.deployment) and f"Deployment/{r.deployment}" not in edited:
