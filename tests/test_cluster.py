@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -264,3 +265,34 @@ def _bindable(port: int) -> bool:
             return True
         except OSError:
             return False
+
+
+def test_the_cli_takes_a_context_like_the_notebook(sandbox: Sandbox, deployed: dict) -> None:
+    """`gitops-nb what-changed --context ... --kubeconfig ...` joins the live Argo CD deploys in."""
+    import sys
+
+    res = subprocess.run(
+        [sys.executable, "-m", "gitops_nb", "what-changed", str(deployed["writer"].path), "--window", "30m",
+         "--context", "gitops-nb-sandbox", "--kubeconfig", str(sandbox.kubeconfig), "--apps", deployed["name"]],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert f"Argo CD deployed {deployed['sha'][:10]} to {deployed['name']}" in res.stdout
+
+
+def test_an_app_deployed_by_destination_name_keeps_it(sandbox: Sandbox, tmp_path: Path) -> None:
+    """`destination.name` (the cluster's name in Argo CD) was lost: applications() has `dest_name`."""
+    w = RepoWriter(tmp_path / "deploy-config")
+    sha = w.commit("initial", when=pd.Timestamp.now(tz="UTC"), files=app_files("api", "1.0.0"))
+    name, ns = unique("c-named"), unique("c-ns")
+    m = application_manifest(name, f"file://{w.path}", "apps/api/overlays/prod", ns)
+    m["spec"]["destination"] = {"name": "in-cluster", "namespace": ns}  # Argo CD's name for its own cluster
+    api = sandbox.api_client()
+    apply_application(api, m)
+    try:
+        refresh_app(api, name)
+        wait_app(api, name, revision=sha, timeout=120)
+        row = Cluster(kubeconfig=str(sandbox.kubeconfig)).applications().set_index("name").loc[name]
+        assert row["dest_name"] == "in-cluster" and row["dest_server"] is None and row["dest_namespace"] == ns
+    finally:
+        remove_app(api, name, ns)
