@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +23,11 @@ from gitops_nb.sandbox.demo import bump_tag
 from gitops_nb.schema import RowKind
 
 from .conftest import git, unique
-from .test_argo_setups import Env, remove_app
+from .test_argo_setups import Env, env  # noqa: F401 - the env fixture is shared
 
 pytestmark = pytest.mark.sandbox
 
 BASE = "apps/shop/base/deployment.yaml"
-
-
-@pytest.fixture
-def env(sandbox: Any, tmp_path: Path) -> Iterator[Env]:
-    e = Env(sandbox, tmp_path)
-    yield e
-    for name, ns in e.apps:
-        remove_app(e.api, name, ns)
 
 
 def _eventually(cond: Callable[[], Any], timeout: float = 90) -> bool:

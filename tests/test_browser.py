@@ -41,7 +41,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def lab(tmp_path: Path, live: dict, sandbox):  # type: ignore[no-untyped-def]  # noqa: F811
+def lab(tmp_path: Path, live: dict, sandbox):  # type: ignore[no-untyped-def]
     """JupyterLab serving a prepared copy of notebooks/investigate.ipynb (parameters injected, not run)."""
     work = tmp_path / "lab"
     work.mkdir()
@@ -158,7 +158,7 @@ def _wait_selected(page, sha: str) -> None:  # type: ignore[no-untyped-def]
     )
 
 
-def test_console_in_the_browser_from_app_to_converged_revert(lab: dict, live: dict) -> None:  # noqa: F811
+def test_console_in_the_browser_from_app_to_converged_revert(lab: dict, live: dict) -> None:
     """Pick an app, see the table, click timeline points to select changes, review, confirm, watch convergence."""
     from playwright.sync_api import sync_playwright
 

@@ -6,8 +6,6 @@ Items of the issue "Right on real Argo CD setups" (the "Also" list); each test f
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -16,18 +14,9 @@ from kubernetes import client
 
 from gitops_nb import Cluster, RowKind, drift, refresh, wait_converged, what_changed
 
-from .conftest import remove_app
-from .test_argo_setups import Env
+from .test_argo_setups import Env, env  # noqa: F401 - the env fixture is shared
 
 pytestmark = pytest.mark.sandbox
-
-
-@pytest.fixture
-def env(sandbox: Any, tmp_path: Path) -> Iterator[Env]:
-    e = Env(sandbox, tmp_path)
-    yield e
-    for name, ns in e.apps:
-        remove_app(e.api, name, ns)
 
 
 HOTFIX = "ghcr.io/acme/shop:1.0.1-hotfix"
@@ -136,10 +125,14 @@ def test_a_self_heal_is_labelled_with_the_fields_it_undid(env: Env) -> None:
     _until("Argo CD to self-heal", healed)
     assert apps.read_namespaced_deployment("shop", ns).spec.replicas == 2
     assert len(c.app_history(name)) == 1  # no history entry for the heal
-    time.sleep(2)  # the scale-down event lands
-    tl = what_changed(env.work.path, cluster=c, window="30m")
-    mine = tl[tl["argocd_app"] == name]
-    heal = mine[mine["kind"] == RowKind.HEAL]
+
+    def heal_rows() -> Any:  # the scale-down event lands a moment after the heal
+        tl = what_changed(env.work.path, cluster=c, window="30m")
+        mine = tl[tl["argocd_app"] == name]
+        heal = mine[mine["kind"] == RowKind.HEAL]
+        return (mine, heal) if len(heal) == 1 and "from 2 to 5" in str(heal["detail"].iloc[0]) else None
+
+    mine, heal = _until("the heal row with what it undid", heal_rows, timeout=30)
     assert len(heal) == 1, mine[["time", "kind", "summary", "detail"]].to_string()
     h = heal.iloc[0]
     assert h["summary"] == f"Argo CD self-healed {name} at {head[:10]}" and h["sha"] == head

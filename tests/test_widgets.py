@@ -72,7 +72,7 @@ def test_errors_are_messages_not_tracebacks(tmp_path: Path, demo_repo: DemoRepo)
 
 
 @pytest.mark.sandbox
-def test_console_acts_on_the_sandbox(live: dict, sandbox, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_console_acts_on_the_sandbox(live: dict, sandbox, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     bad = _deploy_bad(live)
     con = IncidentConsole(
         repo_path=str(live["work"].path),
@@ -113,7 +113,7 @@ def test_console_acts_on_the_sandbox(live: dict, sandbox, tmp_path: Path) -> Non
 
 
 @pytest.mark.sandbox
-def test_console_convergence_wait_shows_progress_and_can_be_cancelled(live: dict, sandbox) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_console_convergence_wait_shows_progress_and_can_be_cancelled(live: dict, sandbox) -> None:  # type: ignore[no-untyped-def]
     """With auto-sync paused the revert cannot converge: the monitor waits in the background until Cancel."""
     bad = _deploy_bad(live)
     con = IncidentConsole(repo_path=str(live["work"].path), kubeconfig=str(sandbox.kubeconfig), window="30m")
