@@ -255,7 +255,9 @@ def test_item10_resume_after_the_policy_changed_while_paused(env: Env) -> None:
     assert _shape(env.policy(name)) == _shape(theirs)
     assert "gitops-nb.io/paused-sync-policy" not in c.raw_application(name)["metadata"].get("annotations", {})
     env.set_policy(name, original)
-    pause_self_heal(c, name, "hot-fix again", dry_run=False)
+    again = pause_self_heal(c, name, "hot-fix again", dry_run=False)
+    assert again["changed"].iloc[0], again.to_dict("records")
+    assert "gitops-nb.io/paused-sync-policy" in c.raw_application(name)["metadata"]["annotations"]
     env.set_policy(name, {**env.policy(name), "syncOptions": ["CreateNamespace=true", "ServerSideApply=true"]})
     rec = resume_self_heal(c, name, on_conflict="restore", dry_run=False)
     assert "restored the one from before the pause" in rec["note"].iloc[0]

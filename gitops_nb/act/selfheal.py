@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 
-from ..cluster.argocd import A_AT, A_BY, A_EXPIRES, A_MODE, A_POLICY, A_REASON, PAUSE_ANNOTATIONS, auto_sync_on
+from ..cluster.argocd import (
+    A_AT,
+    A_BY,
+    A_EXPIRES,
+    A_MODE,
+    A_POLICY,
+    A_REASON,
+    PAUSE_ANNOTATIONS,
+    REFRESH_ANNOTATION,
+    auto_sync_on,
+)
 from ..cluster.live import Cluster
 from ..errors import ActionError, ClusterError, InputError
 from ..times import now_utc, parse_window
@@ -100,10 +111,25 @@ def pause_self_heal(
     return _retrying(lambda: _pause(cluster, app, reason, mode, expires, dry_run))
 
 
+def _settled(cluster: Cluster, app: str, timeout: float = 10.0) -> dict[str, Any]:
+    """The Application once Argo CD has taken any pending refresh request.
+
+    While ``argocd.argoproj.io/refresh`` is set, the controller is about to write the app back
+    from its own copy, and when that annotation was the only one it drops every annotation
+    (ours too). So the pause waits for the controller to take the refresh first.
+    """
+    deadline = time.monotonic() + timeout
+    raw = cluster.raw_application(app)
+    while REFRESH_ANNOTATION in ((raw.get("metadata") or {}).get("annotations") or {}) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        raw = cluster.raw_application(app)
+    return raw
+
+
 def _pause(
     cluster: Cluster, app: str, reason: str, mode: str, expires: str | pd.Timedelta | None, dry_run: bool
 ) -> pd.DataFrame:
-    raw = cluster.raw_application(app)
+    raw = cluster.raw_application(app) if dry_run else _settled(cluster, app)
     spec, meta = raw.get("spec") or {}, raw.get("metadata") or {}
     policy = spec.get("syncPolicy") or {}
     anns = meta.get("annotations") or {}
