@@ -108,7 +108,9 @@ def test_tag_bump_timeline_commit_then_deploy_then_replicaset(deployed: dict) ->
     deploy = tl[(tl["source"] == "argocd") & (tl["sha"] == sha)].iloc[-1]  # the first deploy of it (newest first)
     rollout = tl[(tl["source"] == "rollout") & tl["summary"].str.contains("ghcr.io/acme/api:1.1.0")].iloc[0]
     assert commit["time"] <= deploy["time"] <= rollout["time"] + pd.Timedelta("2s")
-    assert commit["deployed_at"] == deploy["time"] and commit["argocd_app"] == deployed["name"], tl[["time", "kind", "sha", "argocd_app", "app", "deployed_at", "summary"]].to_string()
+    assert commit["deployed_at"] == deploy["time"] and commit["argocd_app"] == deployed["name"], tl[
+        ["time", "kind", "sha", "argocd_app", "app", "deployed_at", "summary"]
+    ].to_string()
     assert commit["app"] == deploy["app"] == "apps/api/overlays/prod"
     assert commit["rank"] == 1 and "deployed" in commit["why"]
     rs = c.rollouts(deployed["ns"], "api")
