@@ -145,6 +145,10 @@ def wait_converged(
     def frame() -> pd.DataFrame:
         return schema.frame(schema.TRANSITIONS, rows)
 
+    def fail(message: str) -> ConvergenceError:
+        """The error to raise, carrying the transitions seen so far."""
+        return ConvergenceError(message, app=app, revision=revision, transitions=frame())
+
     def check(raw: dict[str, Any]) -> bool:
         s = _state(raw)
         at_rev = revision in s["sync_revisions"]
@@ -155,30 +159,15 @@ def wait_converged(
         # a condition left from an earlier revision clears on the next comparison: a short grace for it
         if failing and (at_rev or op_at_rev or time.monotonic() - start > _GRACE):
             note("failed", s)
-            raise ConvergenceError(
-                f"{app}: Argo CD cannot deploy it at {revision[:10]}{_why(raw)}",
-                app=app,
-                revision=revision,
-                transitions=frame(),
-            )
+            raise fail(f"{app}: Argo CD cannot deploy it at {revision[:10]}{_why(raw)}")
         if op_at_rev and s["operation_phase"] in ("Failed", "Error"):
             note("failed", s)
-            raise ConvergenceError(
-                f"{app}: the sync to {revision[:10]} {s['operation_phase']}: {s['message']}{_why(raw)}",
-                app=app,
-                revision=revision,
-                transitions=frame(),
-            )
+            raise fail(f"{app}: the sync to {revision[:10]} {s['operation_phase']}: {s['message']}{_why(raw)}")
         if at_rev and s["sync_status"] == "Synced" and s["operation_phase"] in (None, "Succeeded"):
             note("synced", s)
             if s["health_status"] == "Degraded":
                 note("degraded", s)
-                raise ConvergenceError(
-                    f"{app} is Degraded at {revision[:10]}: {s['message']}{_why(raw)}",
-                    app=app,
-                    revision=revision,
-                    transitions=frame(),
-                )
+                raise fail(f"{app} is Degraded at {revision[:10]}: {s['message']}{_why(raw)}")
             if s["health_status"] == "Healthy":
                 note("healthy", s)
                 if _rollouts_complete(cluster, raw):
@@ -188,22 +177,12 @@ def wait_converged(
 
     while True:
         if cancel is not None and cancel.is_set():
-            raise ConvergenceError(
-                f"waiting for {app} at {revision[:10]} was cancelled; nothing was undone",
-                app=app,
-                revision=revision,
-                transitions=frame(),
-            )
+            raise fail(f"waiting for {app} at {revision[:10]} was cancelled; nothing was undone")
         try:
             raw = cluster.raw_application(app)  # the initial read; also after every dropped watch
         except ClusterUnreachableError as e:  # an API server restart: keep trying until the deadline
             if time.monotonic() > deadline:
-                raise ConvergenceError(
-                    f"{app}: the API server stayed unreachable until the {seconds:.0f}s timeout: {e}",
-                    app=app,
-                    revision=revision,
-                    transitions=frame(),
-                ) from e
+                raise fail(f"{app}: the API server stayed unreachable until the {seconds:.0f}s timeout: {e}") from e
             if time.monotonic() - said >= beat:
                 said = time.monotonic()
                 say(f"{app}: the API server does not answer; retrying ({e.__class__.__name__})")
@@ -220,13 +199,10 @@ def wait_converged(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             s = _state(raw)
-            raise ConvergenceError(
+            raise fail(
                 f"{app} did not converge at {revision[:10]} within {seconds:.0f}s: sync {s['sync_status']} at "
                 f"{str(s['sync_revision'])[:10]}, health {s['health_status']}, operation {s['operation_phase']}"
-                + _why(raw),
-                app=app,
-                revision=revision,
-                transitions=frame(),
+                + _why(raw)
             )
         # a dropped watch just ends the stream; the loop reads again and re-watches
         for ev in cluster.watch_application(
