@@ -25,6 +25,7 @@ __all__ = [
     "LANDED",
     "MANIFEST_CHANGES",
     "RENDERED_DIFF",
+    "SECRET_FINDINGS",
     "TIMELINE",
     "TRANSITIONS",
     "UTC",
@@ -240,7 +241,7 @@ def frame(
                 else pd.DatetimeIndex(pd.to_datetime(list(values), utc=True))
             )
             arrays.append(ts.tz_convert("UTC").as_unit("ns") if n else pd.DatetimeIndex([], tz="UTC").as_unit("ns"))
-        elif dtype[0].isupper():
+        elif dtype[0].isupper() or dtype == "boolean":
             arrays.append(pd.array(values, dtype=dtype))  # type: ignore[arg-type]  # pandas-stubs wants a literal dtype
         else:
             arrays.append(np.asarray(values, dtype=dtype))
@@ -375,6 +376,28 @@ OPERATIONS: Schema = {
     # a sync's ``autoHealAttemptsCount`` (Argo CD 3.x sets it on a self-heal only), else <NA>; optional
     "self_heal_attempts": "Int64",
     "sync_resources": "object",  # list[str] kind/name the sync was limited to ([] = all); optional
+}
+
+
+#: One row per plaintext secret value a commit put at a place (``DeployRepo.secret_findings``), newest first.
+#: No value, nor any reversible piece of one, is ever in it: ``fingerprint`` is a salted HMAC.
+SECRET_FINDINGS: Schema = {
+    "sha": "object",  # the commit that put the value there
+    "committed_at": UTC,
+    "author": "object",
+    "path": "object",  # the file holding it
+    "kind": "object",  # Secret, ConfigMap, Kustomization (secretGenerator), Config (kubeconfig), Deployment ...; None for a plain file
+    "name": "object",  # the object's name (a secretGenerator's, a kubeconfig user's), or None
+    "key": "object",  # the data key, literal key, env name or dotted values path, or None (a token in a plain file)
+    "rule": "object",  # secret-data, secret-stringData, secretGenerator-literal/-envs/-files, configmap-key, env-var, values-key, secret-key, kubeconfig, detect-secrets: <type>
+    "fingerprint": "object",  # HMAC-SHA256 of the value under the repo's salt, 16 hex digits: the same value anywhere
+    "first_seen_sha": "object",  # the oldest commit (in the audited range) that committed this value anywhere
+    "still_at_head": "bool",  # the value is still in a flagged file at the audited revision
+    "removed_by_sha": "object",  # the first later commit whose version of the path no longer holds it there, or None
+    "deployed": "boolean",  # an Application deployed a revision holding it (<NA>: no cluster evidence given)
+    "deployed_at": UTC,  # the first such deploy
+    "deployed_to": "object",  # list[str]: the Applications that deployed it (None without evidence)
+    "rotated": "bool",  # its fingerprint is in the rotated list (.gitops-nb-rotated or rotated=)
 }
 
 

@@ -131,6 +131,59 @@ apps[["name", "sync_status", "health_status", "sync_revision", "automated", "sel
     ],
 )
 
+write(
+    "secrets_audit",
+    [
+        md(
+            "# Secrets ever committed\n\nGit remembers: every plaintext secret value ever committed to the deploy "
+            "repo (a `Secret`'s data, a `secretGenerator`, secret-looking keys in Helm values, ConfigMaps and env, "
+            "kubeconfigs, private keys, cloud and API tokens), where, by whom and when; whether it is still at HEAD; "
+            "whether Argo CD deployed a revision holding it; what must be rotated. No value is ever shown: each is "
+            "known by a salted fingerprint. Rotation advice per rule: `runbooks/secrets-rotation.md`."
+        ),
+        params("""
+repo_path = "."  # local clone of the deploy-config repo (full history, not shallow)
+since = ""  # read history from this time on, ISO-8601 or relative like -30d; empty means all of it
+kube_context = ""  # kubeconfig context to tell which findings Argo CD deployed; empty means none
+kubeconfig = ""  # kubeconfig file; empty means KUBECONFIG or ~/.kube/config
+argocd_namespace = "argocd"  # namespace of Argo CD's Applications
+snapshot_dir = ""  # read the deploys from a saved snapshot instead of a live cluster
+rotated = ""  # file of fingerprints already rotated; empty means .gitops-nb-rotated in the repo at HEAD
+output_dir = "secrets_audit"  # where the machine-readable results are written
+"""),
+        code("""import gitops_nb as g
+
+evidence = (
+    g.Snapshot(snapshot_dir)
+    if snapshot_dir
+    else g.Cluster(kube_context, kubeconfig=kubeconfig or None, argocd_namespace=argocd_namespace)
+    if kube_context
+    else None
+)
+repo = g.DeployRepo(repo_path)
+findings = repo.secret_findings(since=since or None, evidence=evidence, rotated=rotated or None, progress=print)
+print(f"{len(findings)} findings, {findings['fingerprint'].nunique()} distinct values; not read: {findings.attrs['skipped'] or 'none'}")"""),
+        md("## To rotate: values not marked rotated, the deployed ones first"),
+        code(
+            'todo = findings[~findings["rotated"]].sort_values(["deployed", "still_at_head", "committed_at"], ascending=False)\n'
+            'todo.groupby(["fingerprint", "rule"], dropna=False).agg(first_seen=("committed_at", "min"), '
+            'where=("path", lambda p: sorted(set(p))), still_at_head=("still_at_head", "any"), '
+            'deployed=("deployed", "max"), commits=("sha", "nunique")).reset_index()'
+        ),
+        md("## Every finding (newest first)"),
+        code(
+            'g.with_local_time(findings, "committed_at")[["committed_at", "committed_at_local", "sha", "author", "path", '
+            '"kind", "name", "key", "rule", "fingerprint", "still_at_head", "removed_by_sha", "deployed", "deployed_at", "rotated"]]'
+        ),
+        md("## Saved results"),
+        code(
+            'print(g.save_results(output_dir, {"secret_findings": findings}, {"repo": repo.path, "since": since, '
+            '"findings": len(findings), "unrotated_values": int(todo["fingerprint"].nunique()), '
+            '"skipped": findings.attrs["skipped"]}))'
+        ),
+    ],
+)
+
 ACT_CLUSTER = """
 kube_context = ""  # kubeconfig context; empty means the current one
 kubeconfig = ""  # kubeconfig file; empty means KUBECONFIG or ~/.kube/config

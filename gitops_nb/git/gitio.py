@@ -18,7 +18,7 @@ from ..errors import RepoError
 if TYPE_CHECKING:
     import git
 
-__all__ = ["GIT", "MISSING", "batch_read", "read_blocks", "resolve_commits", "run", "stream_records"]
+__all__ = ["GIT", "MISSING", "batch_read", "object_sizes", "read_blocks", "resolve_commits", "run", "stream_records"]
 
 #: ``git`` with every setting that shapes the output we parse pinned, so a user's ``~/.gitconfig``
 #: (signed-commit checks, decorations, prefixes, quoting, colours, encodings, rename detection)
@@ -167,6 +167,22 @@ def batch_read(g: git.Git, names: Iterable[str], *, path: str) -> dict[str, byte
             pos += size + 1
         else:  # "<name> missing" or "<name> ambiguous"
             result[name] = MISSING
+    return result
+
+
+def object_sizes(g: git.Git, names: Iterable[str], *, path: str) -> dict[str, int | None]:
+    """The size in bytes of many objects with one ``git cat-file --batch-check``; ``None`` when missing."""
+    wanted = list(dict.fromkeys(names))
+    if not wanted:
+        return {}
+    proc = g.execute([*GIT, "cat-file", "--batch-check"], as_process=True, istream=subprocess.PIPE)
+    popen: subprocess.Popen[bytes] | None = proc.proc
+    assert popen is not None
+    out, _ = popen.communicate(("\n".join(wanted) + "\n").encode())
+    result: dict[str, int | None] = {}
+    for name, line in zip(wanted, out.decode("utf-8", "replace").splitlines(), strict=False):
+        parts = line.split()
+        result[name] = int(parts[2]) if len(parts) == 3 and parts[2].isdigit() else None
     return result
 
 

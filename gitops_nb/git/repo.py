@@ -9,7 +9,7 @@ import posixpath
 import re
 import threading
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import pandas as pd
 from .. import schema
 from ..errors import (
     EmptyRepoError,
+    GitOpsNbError,
     InputError,
     NotARepoError,
     RepoError,
@@ -28,7 +29,7 @@ from ..errors import (
     UnknownRevisionError,
 )
 from ..times import parse_at
-from .gitio import MISSING, batch_read, read_blocks, resolve_commits, run, stream_records
+from .gitio import MISSING, batch_read, object_sizes, read_blocks, resolve_commits, run, stream_records
 from .kustomize import FLUX_APIS, Kustomization, Layout, flux_apps, kustomization_from_docs, kustomization_paths
 from .manifests import (
     BEFORE,
@@ -39,6 +40,7 @@ from .manifests import (
     is_manifest_path,
     load_documents,
 )
+from .secrets import BlobChange
 from .sources import (
     ChartValues,
     Tree,
@@ -572,23 +574,26 @@ class DeployRepo:
                 self._manifest.pop(next(iter(self._manifest)))
         return self._manifest[key].copy()
 
-    def _manifest_changes(self, rev: str, args: list[str]) -> pd.DataFrame:
-        entries: list[tuple[str, str, int, str, str, str, str]] = []
+    def _blob_changes(
+        self, rev: str, args: list[str], keep: Callable[[str], bool], *, renames: bool = True
+    ) -> list[BlobChange]:
+        """One streamed ``git log -z --raw`` over ``args``: (sha, author, committer time, path, old blob,
+        new blob, status letter) for every changed path ``keep`` accepts (submodules left out).
+
+        With ``renames``, exact renames are paired (``-M100%``: no blob reads for rename scoring);
+        without, a rename is a delete and an add. Merges list nothing (git's default for ``--raw``).
+        """
+        entries: list[BlobChange] = []
+        flags = ["--raw", "--no-abbrev", *(["-M100%"] if renames else ["--no-renames"])]
         try:
-            records = list(
-                stream_records(
-                    self._git, ["log", "-z", "--raw", "--no-abbrev", "-M100%", _MANIFEST_FORMAT, *args], path=self.path
-                )
-            )
+            records = list(stream_records(self._git, ["log", "-z", *flags, _MANIFEST_FORMAT, *args], path=self.path))
         except RepoError:
             self.resolve(rev)  # raises the precise error for a rev that does not resolve
             raise
         try:
             parsed_records = [_raw_record(rec) for rec in records]
         except _Irregular:  # a \x1e or \x1f in a name or a path: the slow, exact way
-            _, out, _ = run(
-                self._git, ["log", "-z", "--raw", "--no-abbrev", "-M100%", _NUL_MANIFEST_FORMAT, *args], path=self.path
-            )
+            _, out, _ = run(self._git, ["log", "-z", *flags, _NUL_MANIFEST_FORMAT, *args], path=self.path)
             parsed_records = [
                 (f[0], f[1], int(f[2]), diff) for f, diff in _nul_records(out.decode("utf-8", "replace"), 3, raw=True)
             ]
@@ -601,9 +606,13 @@ class DeployRepo:
                     path, i = toks[i + 2], i + 3
                 else:
                     path, i = toks[i + 1], i + 2
-                if (is_manifest_path(path) or path.endswith(".tpl")) and meta[0] != ":160000" and meta[1] != "160000":
+                if keep(path) and meta[0] != ":160000" and meta[1] != "160000":
                     entries.append((h, an, ct, path, meta[2], meta[3], status[:1]))
         self._check_shallow([e[0] for e in entries], [e[2] for e in entries])
+        return entries
+
+    def _manifest_changes(self, rev: str, args: list[str]) -> pd.DataFrame:
+        entries = self._blob_changes(rev, args, lambda p: is_manifest_path(p) or p.endswith(".tpl"))
 
         blobs = batch_read(self._git, {b for e in entries for b in e[4:6] if b != _NULL_SHA}, path=self.path)
         parsed: dict[str, tuple[list[Any] | None, str | None]] = {}
@@ -646,6 +655,139 @@ class DeployRepo:
         cols: dict[str, schema.Column] = {k: [r.get(k) for r in rows] for k in schema.MANIFEST_CHANGES}
         cols["committed_at"] = _utc([int(t) for t in cols["committed_at"]])
         return schema.frame(schema.MANIFEST_CHANGES, cols)
+
+    # -- plaintext secrets ever committed -----------------------------------------------
+
+    def secret_findings(
+        self,
+        since: TimeBound = None,
+        until: TimeBound = None,
+        rev: str = "HEAD",
+        *,
+        evidence: Any = None,
+        rotated: str | Path | Iterable[str] | None = None,
+        salt: str | bytes | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> pd.DataFrame:
+        """Every plaintext secret value ever committed (schema: :data:`schema.SECRET_FINDINGS`), newest first.
+
+        One row per (commit, path, object, key) where a commit puts a plaintext value that the path's
+        previous version did not hold there: a ``Secret``'s ``data``/``stringData``, a ``secretGenerator``'s
+        literals and the committed files its ``envs``/``files`` name, secret-looking keys with literal
+        values in Helm values, ConfigMaps and container env, kubeconfigs, private keys, and the tokens
+        detect-secrets' rules know (see :mod:`~gitops_nb.git.secrets`). SOPS files, SealedSecrets,
+        External Secrets / Vault objects and templated or referenced values are never flagged. No
+        value is kept: ``fingerprint`` is a salted HMAC (``salt``, ``$GITOPS_NB_SECRETS_SALT`` or the
+        clone's ``.git/gitops-nb-salt``), equal for the same value in any file or commit.
+
+        ``still_at_head``: the value is in a flagged file's version at ``rev``; ``removed_by_sha``: the
+        first later commit whose version of the path no longer holds it there. With ``since``, history
+        before it is not read (``first_seen_sha`` is the first sighting in the range). ``evidence``
+        (a :class:`~gitops_nb.cluster.live.Cluster`, a :class:`~gitops_nb.cluster.snapshot.Snapshot`,
+        any EvidenceSource) fills ``deployed``, ``deployed_at`` and ``deployed_to``: an Application
+        deployed a revision containing the commit and not its removal, and builds the path.
+        ``rotated`` lists fingerprints whose values were rotated (a file of them, or an iterable);
+        by default the ``.gitops-nb-rotated`` file at ``rev``. One ``git log --raw`` walk; each
+        distinct blob is read (``cat-file --batch``) and scanned once; blobs over 1 MiB or binary
+        are skipped and counted in ``attrs["skipped"]``.
+        """
+        from . import secrets as sec
+
+        say = progress or (lambda _m: None)
+        self._check_rev(rev)
+        sha = self._fast_resolve(rev) or self.resolve(rev)
+        _, hi = _epoch_bounds(since, until)
+        key = sec.load_salt(str(self._repo.common_dir), salt)
+        entries = self._blob_changes(rev, self._log_args(sha, since, None, None), lambda _p: True, renames=False)
+        say(f"secrets: {len(entries)} file changes to read")
+        head = {p: b for p, b in self._ls_blobs(sha).items()}
+        scanner = _SecretScanner(self._git, self.path, self._load, key)
+        wanted = {(e[5], e[3]) for e in entries if e[6] != "D" and e[5] != _NULL_SHA}
+        kusts = {(b, p) for p, b in head.items() if posixpath.basename(p) in KUSTOMIZATION_FILES}
+        scanner.read_and_scan(wanted | kusts, say)  # also finds the files secretGenerators read
+        scanner.read_and_scan({(b, p) for b, p in wanted if p in scanner.sources}, say)
+        hit_paths = {p for (b, p) in wanted if scanner.hits(b, p)}
+        olds = {(e[4], e[3]) for e in entries if e[3] in hit_paths and e[4] != _NULL_SHA}
+        at_head = {(head[p], p) for p in hit_paths if p in head}
+        scanner.read_and_scan(olds | at_head, say)
+        head_fps = {h.fingerprint for b, p in at_head for h in scanner.hits(b, p)}
+        rows = sec.history_rows(entries, scanner.hits, head_fps, hi)
+        done = {r["fingerprint"] for r in rows} & self._rotated(sha, rotated, sec)
+        cols: dict[str, schema.Column] = {k: [r.get(k) for r in rows] for k in schema.SECRET_FINDINGS}
+        cols["committed_at"] = _utc([r["committed_at"] for r in rows])
+        cols["rotated"] = [r["fingerprint"] in done for r in rows]
+        frame = schema.frame(schema.SECRET_FINDINGS, cols)
+        if evidence is not None:
+            frame = self._mark_deployed(frame, evidence.history(), evidence.applications())
+        frame.attrs["skipped"] = dict(scanner.skipped)
+        frame.attrs["scanned_blobs"] = scanner.scanned
+        say(f"secrets: {len(frame)} findings, {frame['fingerprint'].nunique()} distinct values")
+        return frame
+
+    def _ls_blobs(self, sha: str) -> dict[str, str]:
+        """path -> blob sha of every file at ``sha`` (one ``ls-tree``)."""
+        _, out, _ = run(self._git, ["ls-tree", "-r", "-z", "--full-tree", sha], path=self.path)
+        found: dict[str, str] = {}
+        for entry in out.decode("utf-8", "replace").split("\0"):
+            meta, _, p = entry.partition("\t")
+            parts = meta.split(" ")
+            if p and parts[1:2] == ["blob"]:
+                found[p] = parts[2]
+        return found
+
+    def _rotated(self, sha: str, rotated: str | Path | Iterable[str] | None, sec: Any) -> set[str]:
+        if rotated is None:
+            raw = batch_read(self._git, [f"{sha}:{sec.ROTATED_FILE}"], path=self.path).get(f"{sha}:{sec.ROTATED_FILE}")
+            return set(sec.read_rotated(raw.decode("utf-8", "replace"))) if isinstance(raw, bytes) else set()
+        if isinstance(rotated, str | Path):
+            f = Path(rotated).expanduser()
+            if not f.is_file():
+                raise InputError(f"the rotated list {f} does not exist: give a file of fingerprints (one a line)")
+            return set(sec.read_rotated(f.read_text()))
+        return set(sec.read_rotated("\n".join(rotated)))
+
+    def _mark_deployed(self, frame: pd.DataFrame, history: pd.DataFrame, applications: pd.DataFrame) -> pd.DataFrame:
+        """Fill ``deployed``/``deployed_at``/``deployed_to`` from Argo CD's deploy history.
+
+        A finding shipped when an Application deployed a revision that contains its commit and not the
+        commit that removed it, and the Application (read at that revision, with the cluster's
+        Applications) is built from the finding's path. One ``rev-list`` and one app mapping per revision.
+        """
+        out = frame.copy()
+        out["deployed"] = pd.array([False] * len(out), dtype="boolean")
+        out["deployed_to"] = [[] for _ in range(len(out))]
+        if out.empty or history.empty:
+            return out
+        since = out["committed_at"].min()
+        when: dict[int, pd.Timestamp] = {}
+        to: dict[int, set[str]] = defaultdict(set)
+        by_rev: dict[str, list[tuple[str, pd.Timestamp]]] = defaultdict(list)
+        for app, revision, revisions, at in zip(
+            history["app"], history["revision"], history["revisions"], history["deployed_at"], strict=True
+        ):
+            for r in [revision, *(revisions if isinstance(revisions, list) else [])]:
+                if isinstance(r, str) and _HEX.fullmatch(r) and not pd.isna(at):
+                    by_rev[r].append((str(app), at))
+        for revision, deploys in by_rev.items():
+            contained = self.ancestors(revision, since=since)
+            if not contained:
+                continue
+            try:
+                apps = self.apps(revision, applications)
+            except GitOpsNbError:
+                continue
+            files = {str(a): set(f) for a, f in zip(apps["app"], apps["files"], strict=True)}
+            for i, (sha, path, removed) in enumerate(zip(out["sha"], out["path"], out["removed_by_sha"], strict=True)):
+                if sha not in contained or (isinstance(removed, str) and removed in contained):
+                    continue
+                for app, at in deploys:
+                    if path in files.get(app, ()):
+                        to[i].add(app)
+                        when[i] = min(when.get(i, at), at)
+        out["deployed"] = pd.array([i in when for i in range(len(out))], dtype="boolean")
+        out["deployed_at"] = pd.DatetimeIndex([when.get(i) for i in range(len(out))], tz="UTC").as_unit("ns")
+        out["deployed_to"] = [sorted(to.get(i, ())) for i in range(len(out))]
+        return out
 
     # -- Kustomize roots ------------------------------------------------------
 
@@ -1194,6 +1336,80 @@ class DeployRepo:
         run(self._git, ["commit-graph", "write", "--reachable", "--changed-paths"], path=self.path)
         self._note = None
         return {"before": before, "after": self.commit_graph()}
+
+
+class _SecretScanner:
+    """Reads blobs in batches (sizes first: over :data:`~gitops_nb.git.secrets.MAX_BLOB` is not read) and
+    scans each distinct (blob, kind of path) once; learns the files kustomizations' secretGenerators read."""
+
+    def __init__(self, g: git.Git, path: str, load: Callable[[bytes], list[Any] | InvalidYAML], salt: bytes) -> None:
+        self.git, self.path, self.load, self.salt = g, path, load, salt
+        self.sources: dict[str, Any] = {}
+        self.cache: dict[tuple[str, Any], list[Any]] = {}
+        self.skipped: dict[str, int] = defaultdict(int)
+        self.scanned = 0
+
+    def _class(self, path: str) -> Any:
+        src = self.sources.get(path)
+        if src is not None:
+            return src
+        base = posixpath.basename(path)
+        return "kustomization" if base in KUSTOMIZATION_FILES else "yaml" if path.endswith(YAML_SUFFIXES) else "text"
+
+    def hits(self, blob: str, path: str) -> list[Any]:
+        return self.cache.get((blob, self._class(path)), [])
+
+    def read_and_scan(self, pairs: Iterable[tuple[str, str]], say: Callable[[str], None]) -> None:
+        from .secrets import MAX_BLOB, generator_sources, scan_blob
+
+        todo: dict[tuple[str, Any], str] = {}
+        for blob, path in pairs:
+            todo.setdefault((blob, self._class(path)), path)
+        todo = {k: p for k, p in todo.items() if k not in self.cache}
+        if not todo:
+            return
+        by_blob: dict[str, list[tuple[Any, str]]] = defaultdict(list)
+        for (b, c), p in todo.items():
+            by_blob[b].append((c, p))
+        sizes = object_sizes(self.git, by_blob, path=self.path)
+        chunks: list[list[str]] = [[]]
+        total = 0
+        for b in sorted(by_blob):
+            size = sizes.get(b)
+            if size is None or size > MAX_BLOB:
+                self.skipped["missing" if size is None else "too_large"] += 1
+                self.cache.update({(b, c): [] for c, _ in by_blob[b]})
+                continue
+            if total + size > 32 << 20 and chunks[-1]:  # bounded memory: one cat-file per 32 MiB
+                chunks.append([])
+                total = 0
+            chunks[-1].append(b)
+            total += size
+        done = 0
+        for chunk in chunks:
+            content = batch_read(self.git, chunk, path=self.path)
+            for blob in chunk:
+                raw = content.get(blob, MISSING)
+                for c, p in by_blob[blob]:
+                    self.cache[(blob, c)] = self._scan(raw, c, p, generator_sources, scan_blob)
+            if len(by_blob) > 20_000:
+                done += len(chunk)
+                say(f"secrets: {done}/{len(by_blob)} files scanned")
+
+    def _scan(self, raw: bytes | Any, c: Any, p: str, generator_sources: Any, scan_blob: Any) -> list[Any]:
+        if not isinstance(raw, bytes):
+            self.skipped["missing"] += 1
+            return []
+        if b"\0" in raw[:8000]:
+            self.skipped["binary"] += 1
+            return []
+        if c == "kustomization" and b"secretGenerator" in raw:
+            docs = self.load(raw)
+            if not isinstance(docs, InvalidYAML):
+                self.sources.update(generator_sources(p, docs))
+        self.scanned += 1
+        found: list[Any] = scan_blob(p, raw, self.salt, self.load, source=None if isinstance(c, str) else c)
+        return found
 
 
 def _signature(k: Kustomization) -> tuple[Any, ...]:

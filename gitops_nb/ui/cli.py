@@ -183,6 +183,60 @@ def _cmd_what_changed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_secrets_audit(args: argparse.Namespace) -> int:
+    """Exit 0: no unrotated plaintext secret in history; 1: some (the CI gate); 2: bad input."""
+    import pandas as pd
+
+    from ..git.repo import DeployRepo
+
+    if args.context and args.snapshot:
+        raise InputError("give --context (a live cluster) or --snapshot (saved evidence), not both")
+    evidence: Any = None
+    if args.snapshot:
+        from ..cluster.snapshot import Snapshot
+
+        evidence = Snapshot(args.snapshot)
+    elif args.context:
+        from ..cluster.live import Cluster
+
+        evidence = Cluster(args.context, kubeconfig=args.kubeconfig or None, argocd_namespace=args.argocd_namespace)
+    repo = DeployRepo(args.repo)
+    quiet = args.format != "table"
+    found = repo.secret_findings(
+        since=args.since or None,
+        until=args.until or None,
+        evidence=evidence,
+        rotated=args.rotated or None,
+        progress=None if quiet else (lambda m: print(m, file=sys.stderr, flush=True)),
+    )
+    open_ = found[~found["rotated"]]
+    if args.format == "json":
+        print(found.to_json(orient="records", date_format="iso"))
+    elif args.format == "csv":
+        print(found.to_csv(index=False), end="")
+    else:
+        cols = ["committed_at", "sha", "author", "path", "kind", "name", "key", "rule", "fingerprint"]
+        cols += ["still_at_head", "removed_by_sha", "deployed", "rotated"]
+        with pd.option_context("display.width", 250, "display.max_colwidth", 50, "display.max_columns", 20):
+            shown = found[cols].assign(sha=found["sha"].str[:10], removed_by_sha=found["removed_by_sha"].str[:10])
+            print(shown.to_string(index=False) if len(found) else "no plaintext secret found in the history read")
+        skipped = found.attrs.get("skipped") or {}
+        if skipped:
+            print(f"not read: {', '.join(f'{n} {why}' for why, n in sorted(skipped.items()))} files", file=sys.stderr)
+        values = open_["fingerprint"].nunique()
+        print(
+            f"\n{len(found)} findings, {found['fingerprint'].nunique()} distinct values, {values} not marked rotated"
+            + (
+                f": rotate each (see runbooks/secrets-rotation.md), then list its fingerprint in "
+                f"{args.rotated or '.gitops-nb-rotated'}"
+                if values
+                else ""
+            ),
+            file=sys.stderr,
+        )
+    return 1 if len(open_) else 0
+
+
 def _cmd_repo(args: argparse.Namespace) -> int:
     from ..git.repo import DeployRepo
 
@@ -325,6 +379,26 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--snapshot", default="", help="add the cluster side from a saved snapshot directory instead")
     w.set_defaults(func=_cmd_what_changed)
 
+    a = sub.add_parser(
+        "secrets-audit",
+        help="every plaintext secret ever committed to the repo (where, who, when, still at HEAD, deployed); "
+        "exits 1 while any is not marked rotated (a CI gate), 0 when none, 2 on bad input",
+    )
+    a.add_argument("repo", help="path of a local deploy-config clone (full history: not shallow)")
+    a.add_argument("--since", default="", help="read history from this time on (ISO-8601 or -30d; default: all)")
+    a.add_argument("--until", default="", help="report commits up to this time (default: now)")
+    a.add_argument(
+        "--rotated",
+        default="",
+        help="file of fingerprints whose values were rotated, one a line (default: .gitops-nb-rotated at HEAD)",
+    )
+    a.add_argument("--format", choices=["table", "json", "csv"], default="table", help="output (default: table)")
+    a.add_argument("--context", default="", help="fill deployed/deployed_at from this kube context's Argo CD")
+    a.add_argument("--kubeconfig", default="", help="kubeconfig file for --context")
+    a.add_argument("--argocd-namespace", default="argocd", help="namespace of Argo CD's Applications (default: argocd)")
+    a.add_argument("--snapshot", default="", help="fill deployed/deployed_at from a saved snapshot directory instead")
+    a.set_defaults(func=_cmd_secrets_audit)
+
     g = sub.add_parser("repo", help="maintain a local deploy-config clone (optimize: faster per-app history)")
     g.add_argument(
         "action",
@@ -390,7 +464,13 @@ def _relative_times(argv: list[str]) -> list[str]:
     """``--at -30m`` as the help suggests: argparse would take ``-30m`` for an option, so join it."""
     out: list[str] = []
     for i, a in enumerate(argv):
-        if i and argv[i - 1] in ("--at", "--window") and a.startswith("-") and out and out[-1] == argv[i - 1]:
+        if (
+            i
+            and argv[i - 1] in ("--at", "--window", "--since", "--until")
+            and a.startswith("-")
+            and out
+            and out[-1] == argv[i - 1]
+        ):
             out[-1] = f"{out[-1]}={a}"
         else:
             out.append(a)
