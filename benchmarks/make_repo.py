@@ -10,6 +10,7 @@ base changes, like a busy deploy-config repo. Deterministic for a given seed.
 from __future__ import annotations
 
 import argparse
+import base64
 import random
 import subprocess
 import sys
@@ -42,9 +43,36 @@ def _base_kust() -> str:
     return "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- deployment.yaml\n"
 
 
-def generate(path: Path, commits: int, services: int = 40, seed: int = 7) -> Path:
-    """Create the repository at ``path`` (must not exist); returns the path."""
+def _planted(n: int, rng: random.Random, svc: str) -> tuple[str, dict[str, str | None]]:
+    """A plaintext secret committed at commit ``n`` (for the secrets audit's benchmark), in one of five forms;
+    the sixth form removes an earlier one. Values are random, fixed by the seed."""
+    value = "".join(rng.choice("abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(24))
+    form = (n // 997) % 6
+    if form == 0:
+        text = f"apiVersion: v1\nkind: Secret\nmetadata:\n  name: db-{n}\nstringData:\n  password: {value}\n"
+        return f"{svc}: db secret (oops)", {f"apps/{svc}/base/secret-{n}.yaml": text}
+    if form == 1:
+        b64 = base64.b64encode(value.encode()).decode()
+        text = f"apiVersion: v1\nkind: Secret\nmetadata:\n  name: api-{n}\ndata:\n  token: {b64}\n"
+        return f"{svc}: api secret", {f"apps/{svc}/base/api-{n}.yaml": text}
+    if form == 2:
+        return f"{svc}: chart values", {f"charts/{svc}/values.yaml": f"image:\n  tag: {n}\ndb:\n  password: {value}\n"}
+    if form == 3:
+        key = "AKIA" + "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") for _ in range(16))
+        return f"{svc}: bootstrap script", {f"scripts/{svc}-bootstrap.sh": f"export AWS_ACCESS_KEY_ID={key}\n"}
+    if form == 4:
+        lit = f"secretGenerator:\n- name: {svc}-gen\n  literals:\n  - API_KEY={value}\n"
+        return f"{svc}: generated secret", {f"apps/{svc}/gen/kustomization.yaml": lit}
+    return f"{svc}: remove the bootstrap script", {f"scripts/{svc}-bootstrap.sh": None}
+
+
+def generate(path: Path, commits: int, services: int = 40, seed: int = 7, secrets_every: int = 0) -> Path:
+    """Create the repository at ``path`` (must not exist); returns the path.
+
+    With ``secrets_every``, every that many commits also plants a plaintext secret (or removes one):
+    the history is otherwise the same as without it."""
     rng = random.Random(seed)
+    secret_rng = random.Random(seed + 1)
     path.mkdir(parents=True)
     subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
     proc = subprocess.Popen(["git", "fast-import", "--quiet", "--done"], cwd=path, stdin=subprocess.PIPE)
@@ -63,7 +91,7 @@ def generate(path: Path, commits: int, services: int = 40, seed: int = 7) -> Pat
 
     for n in range(commits):
         t = START + n * STEP
-        files: dict[str, str] = {}
+        files: dict[str, str | None] = {}
         svc = f"svc-{rng.randrange(services):02d}"
         if n == 0:
             msg = "Initial layout"
@@ -90,10 +118,17 @@ def generate(path: Path, commits: int, services: int = 40, seed: int = 7) -> Pat
                 state[(svc, "memory")][0] = rng.choice([256, 384, 512, 640, 768])
                 msg, who = f"{svc} base: memory {state[(svc, 'memory')][0]}Mi", "Alice Ops <alice@example.com>"
                 files[f"apps/{svc}/base/deployment.yaml"] = _deployment(svc, state[(svc, "memory")][0])
+        if secrets_every and n and n % secrets_every == 0:
+            extra_msg, extra = _planted(n, secret_rng, svc)
+            files = {**files, **extra}
+            msg = f"{msg}; {extra_msg}"
         out.write(b"commit refs/heads/main\n")
         out.write(f"author {who} {t} +0000\ncommitter {who} {t} +0000\n".encode())
         out.write(data(msg))
         for p, text in files.items():
+            if text is None:
+                out.write(f"D {p}\n".encode())
+                continue
             out.write(f"M 100644 inline {p}\n".encode())
             out.write(data(text))
     out.write(b"done\n")
@@ -111,9 +146,10 @@ def main() -> None:
     p.add_argument("path", type=Path)
     p.add_argument("--commits", type=int, default=100_000)
     p.add_argument("--services", type=int, default=40)
+    p.add_argument("--secrets-every", type=int, default=0, help="plant a plaintext secret every N commits")
     a = p.parse_args()
     t = time.perf_counter()
-    generate(a.path, a.commits, a.services)
+    generate(a.path, a.commits, a.services, secrets_every=a.secrets_every)
     print(f"{a.commits} commits in {a.path} ({time.perf_counter() - t:.1f}s)", file=sys.stderr)
 
 

@@ -383,3 +383,67 @@ def test_no_value_leaves_any_output(planted: Planted, tmp_path: Path) -> None:
             assert s not in text, f"a planted secret leaked into {where}"
         for p in files:
             assert s.encode() not in p.read_bytes(), f"a planted secret leaked into {p.name}"
+
+
+# -- deployed: the cluster's Argo CD history, live and from a snapshot ---------------------------------
+
+
+@pytest.mark.sandbox
+def test_deployed_from_argo_cd_history_live_and_from_a_snapshot(sandbox, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A Secret Argo CD deployed is `deployed` (when, by which Application); one in a file no Application
+    builds, and one committed after the last deploy, are not. A snapshot gives the same answer."""
+    from gitops_nb.cluster.argocd import application_manifest, apply_application, wait_app
+
+    from .conftest import app_files, remove_app, unique
+
+    seed = RepoWriter(tmp_path / "seed")
+    name, ns = unique("s-shop"), unique("s-ns")
+    files = app_files("shop", "1.0.0", env="production")
+    files["apps/shop/base/kustomization.yaml"] = "resources:\n- deployment.yaml\n- secret.yaml\n"
+    shipped, stray, late = _v("shipped"), _v("stray"), _v("late")
+    files["apps/shop/base/secret.yaml"] = (
+        f"apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: {shipped}\n"
+    )
+    files["notes/old-secret.yaml"] = (
+        f"apiVersion: v1\nkind: Secret\nmetadata:\n  name: old\nstringData:\n  password: {stray}\n"
+    )
+    now = pd.Timestamp.now(tz="UTC").floor("s")
+    first = seed.commit("shop with a db secret", when=now - pd.Timedelta("2m"), files=files)
+    origin = tmp_path / "origin.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(seed.path), str(origin)], check=True)
+    subprocess.run(["git", "clone", "-q", str(origin), str(tmp_path / "work")], check=True)
+    w = RepoWriter(tmp_path / "work")
+    api = sandbox.api_client()
+    apply_application(api, application_manifest(name, f"file://{origin}", "apps/shop/overlays/production", ns))
+    try:
+        cluster = g.Cluster(kubeconfig=str(sandbox.kubeconfig))
+        g.refresh(cluster, name)
+        wait_app(api, name, revision=first, timeout=120)
+        assert first in set(cluster.app_history(name)["revision"])
+        # a new value committed after the deploy (never pushed): not deployed; the shipped one it replaced still is
+        late_sha = w.commit(
+            "rotate the db password (in clear, again)",
+            when=now,
+            files={"apps/shop/base/secret.yaml": files["apps/shop/base/secret.yaml"].replace(shipped, late)},
+        )
+        repo = g.DeployRepo(w.path)
+        live = repo.secret_findings(evidence=cluster, salt=SALT)
+        by = live.set_index(["path", "sha"])
+        row = by.loc[("apps/shop/base/secret.yaml", first)]
+        assert row["removed_by_sha"] == late_sha
+        assert row["deployed"] and row["deployed_to"] == [name]
+        hist = cluster.app_history(name)
+        assert row["deployed_at"] == hist[hist["revision"] == first]["deployed_at"].min()
+        assert row["deployed_at"] >= row["committed_at"]
+        new = by.loc[("apps/shop/base/secret.yaml", late_sha)]
+        assert not new["deployed"] and new["deployed_to"] == [] and pd.isna(new["deployed_at"])
+        stray_row = by.loc[("notes/old-secret.yaml", first)]  # in the deployed revision, but no app builds it
+        assert not stray_row["deployed"] and stray_row["deployed_to"] == []
+        saved = g.snapshot(cluster, tmp_path / "evidence")
+        again = repo.secret_findings(evidence=g.Snapshot(saved), salt=SALT)
+        cols = ["path", "fingerprint", "deployed", "deployed_at", "deployed_to"]
+        pd.testing.assert_frame_equal(again[cols], live[cols])
+        text = live.to_json() + again.to_json()
+        assert all(s not in text for s in (shipped, stray, late))
+    finally:
+        remove_app(api, name, ns)

@@ -1348,6 +1348,7 @@ class _SecretScanner:
         self.cache: dict[tuple[str, Any], list[Any]] = {}
         self.skipped: dict[str, int] = defaultdict(int)
         self.scanned = 0
+        self.memo: dict[str, int] = {}  # lines already checked, shared by every blob of the walk
 
     def _class(self, path: str) -> Any:
         src = self.sources.get(path)
@@ -1408,7 +1409,9 @@ class _SecretScanner:
             if not isinstance(docs, InvalidYAML):
                 self.sources.update(generator_sources(p, docs))
         self.scanned += 1
-        found: list[Any] = scan_blob(p, raw, self.salt, self.load, source=None if isinstance(c, str) else c)
+        found: list[Any] = scan_blob(
+            p, raw, self.salt, self.load, source=None if isinstance(c, str) else c, memo=self.memo
+        )
         return found
 
 

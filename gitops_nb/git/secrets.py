@@ -265,15 +265,55 @@ def _sops(raw: bytes) -> bool:
     return b"ENC[AES256_GCM" in raw and b"sops" in raw
 
 
-def _prefilter(path: str, raw: bytes) -> tuple[bool, bool]:
-    """(worth reading as YAML, worth a token scan): cheap byte checks so most blobs cost one search."""
+@functools.cache
+def _keyword_lower() -> re.Pattern[str]:
+    """:func:`_keyword` for lowercased text: case-sensitive, so the regex engine's literal search applies."""
+    from detect_secrets.plugins.keyword import DENYLIST
+
+    return re.compile("|".join(DENYLIST))
+
+
+_TOKEN, _KEYWORD = 1, 2
+_MEMO_LINES = 1 << 20
+
+
+def _prefilter(path: str, raw: bytes, memo: dict[str, int] | None) -> tuple[bool, bool]:
+    """(worth reading as YAML, worth a token scan), from the file's lines.
+
+    Each distinct line is checked once (``memo``: line -> flags, shared across a history walk): a
+    deploy repo's files differ from their last version by a line or two, so most of a file's lines
+    were seen before and only its new lines are searched, joined in one search per rule set.
+    """
     yaml_file = path.endswith(YAML_SUFFIXES) or posixpath.basename(path) in KUSTOMIZATION_FILES
     text = raw.decode("utf-8", "replace")
-    pre = _detectors()[1]
-    tokens = not pre.pattern or pre.search(text) is not None
     kubeconfig = b"users:" in raw and b"clusters:" in raw
-    structural = kubeconfig or (yaml_file and _keyword().search(text) is not None)
-    return structural, tokens
+    if memo is None:
+        memo = {}
+    elif len(memo) > _MEMO_LINES:
+        memo.clear()
+    flags = 0
+    new: list[str] = []
+    for line in text.splitlines():
+        f = memo.get(line)
+        if f is None:
+            new.append(line)
+        else:
+            flags |= f
+    if new:
+        pre, kw = _detectors()[1], _keyword_lower()
+        joined = "\n".join(new)
+        tok_any = not pre.pattern or pre.search(joined) is not None
+        kw_any = kw.search(joined.lower()) is not None
+        for line in new:
+            f = (_TOKEN if tok_any and (not pre.pattern or pre.search(line)) else 0) | (
+                _KEYWORD if kw_any and kw.search(line.lower()) else 0
+            )
+            memo[line] = f
+            flags |= f
+        if tok_any and not flags & _TOKEN:  # a match across lines (a private key's header): scan the file
+            flags |= _TOKEN
+    structural = kubeconfig or (yaml_file and bool(flags & _KEYWORD))
+    return structural, bool(flags & _TOKEN)
 
 
 def scan_blob(
@@ -282,17 +322,19 @@ def scan_blob(
     salt: bytes,
     load: Callable[[bytes], list[Any] | InvalidYAML],
     source: Source | None = None,
+    memo: dict[str, int] | None = None,
 ) -> list[Hit]:
     """The plaintext secrets in one file's content ``raw`` at ``path`` (no value kept, only fingerprints).
 
     ``load`` parses YAML the way the repo does (bounded, see :mod:`~gitops_nb.git.manifests`);
-    ``source`` says the file is read by a kustomization's ``secretGenerator`` (all of it is secret).
+    ``source`` says the file is read by a kustomization's ``secretGenerator`` (all of it is secret);
+    ``memo`` remembers lines already checked (see :func:`_prefilter`), to share across many files.
     """
     if _sops(raw):
         return []
     if source is not None:
         return _generator_source(path, raw, salt, source)
-    structural, tokens = _prefilter(path, raw)
+    structural, tokens = _prefilter(path, raw, memo)
     hits: list[Hit] = []
     docs: list[Any] | None = None
     if structural:
