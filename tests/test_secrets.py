@@ -22,7 +22,6 @@ from .conftest import git
 T = pd.Timestamp("2026-03-01T10:00:00Z")
 SALT = "test-salt-0123456789abcdef"
 ROOT = Path(__file__).resolve().parent.parent
-PAPERMILL = str(Path(sys.executable).parent / "papermill")
 
 
 def _v(label: str) -> str:
@@ -342,7 +341,7 @@ def test_cli_gates_until_every_value_is_marked_rotated(planted: Planted, tmp_pat
 
 def test_no_value_leaves_any_output(planted: Planted, tmp_path: Path) -> None:
     """Plant values in every form (clear and base64), then search every output: the frame, its attrs,
-    the CLI in each format, the progress lines, the executed notebook, its HTML and saved results."""
+    the CLI in each format, the progress lines, the runbook's executed notebook, its HTML report and saved results."""
     forms = planted.forms()
     assert all(len(s) >= 12 for s in forms)
     repo = g.DeployRepo(planted.path)
@@ -352,31 +351,38 @@ def test_no_value_leaves_any_output(planted: Planted, tmp_path: Path) -> None:
     for fmt in ("table", "json", "csv"):
         res = _cli(str(planted.path), "--format", fmt)
         outputs[f"cli-{fmt}"] = res.stdout + res.stderr
-    nb_out = tmp_path / "secrets_audit.ipynb"
-    res = subprocess.run(
+    import os
+
+    res = subprocess.run(  # the runbook: papermill, the HTML report, the saved results
         [
-            PAPERMILL,
-            "notebooks/secrets_audit.ipynb",
-            str(nb_out),
-            "-k",
-            "python3",
+            sys.executable,
+            "-m",
+            "gitops_nb",
+            "runbook",
+            "run",
+            "secrets-audit",
+            "--incident",
+            "SEC-1",
+            "--root",
+            str(tmp_path / "incidents"),
             "-p",
-            "repo_path",
-            str(planted.path),
-            "-p",
-            "output_dir",
-            str(tmp_path / "results"),
+            f"repo_path={planted.path}",
         ],
         capture_output=True,
         text=True,
-        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert res.returncode == 0, res.stderr[-3000:]
-    outputs["papermill"] = res.stdout + res.stderr
-    summary = json.loads((tmp_path / "results" / "summary.json").read_text())
+    outputs["runbook"] = res.stdout + res.stderr
+    folder = tmp_path / "incidents" / "SEC-1"
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    names = {p.name for p in files}
+    assert {"01-secrets_audit.ipynb", "01-secrets_audit.html", "secret_findings.parquet", "summary.json"} <= names
+    summary = json.loads(next(p for p in files if p.name == "summary.json").read_text())
     assert summary["findings"] == len(f) and summary["unrotated_values"] == f["fingerprint"].nunique()
-    files = [nb_out, *(tmp_path / "results").iterdir()]
-    assert len(files) >= 4  # the notebook, parquet, csv, summary.json
+    html = next(p for p in files if p.suffix == ".html").read_text()
+    own = set(repo.secret_findings()["fingerprint"])  # under the clone's own salt, as the runbook ran
+    assert own and all(fp in html for fp in own)  # the report does show what to rotate
     salt = (planted.path / ".git" / "gitops-nb-salt").read_text().strip()
     for s in [*forms, SALT, salt]:
         for where, text in outputs.items():
@@ -447,3 +453,65 @@ def test_deployed_from_argo_cd_history_live_and_from_a_snapshot(sandbox, tmp_pat
         assert all(s not in text for s in (shipped, stray, late))
     finally:
         remove_app(api, name, ns)
+
+
+def test_regressions_from_real_repos(tmp_path: Path) -> None:
+    """What auditing public GitOps repos taught (argocd-example-apps, flux2 examples, a 31k-commit home-ops
+    repo): references, names and hashes under secret-looking keys are not secrets; a literal next to them is."""
+    real = [_v("real-0"), _v("real-1"), _v("real-2")]
+    w = RepoWriter(tmp_path / "r")
+    w.commit(
+        "shapes seen in real repos",
+        when=T,
+        files={
+            # 1Password references in a Secret and in values; a literal beside them
+            "bootstrap/secret.yaml": (
+                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: op\nstringData:\n"
+                "  token: |-\n    op://operator/onepassword/token\n  creds.json: op://kubernetes/op/creds\n"
+                f"  literal: {real[0]}\n"
+            ),
+            "talos/controlplane.yaml": "cluster:\n  secret: op://kubernetes/talos/secret\n  aescbcEncryptionSecret: op://kubernetes/talos/aes\n",
+            # annotations and storage-class parameters that name secrets
+            "crds.yaml": (
+                "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: x\n"
+                "  annotations:\n    cert-manager.io/inject-ca-from-secret: cert-manager/cert-manager-webhook-ca\n"
+                "    secret.reloader.stakater.com/reload: app-secret\n"
+            ),
+            "storageclass.yaml": (
+                "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata:\n  name: ceph\nparameters:\n"
+                "  csi.storage.k8s.io/provisioner-secret-name: rook-csi-provisioner\n"
+                "  csi.storage.k8s.io/provisioner-secret-namespace: rook-ceph\n"
+            ),
+            # custom tags: Home Assistant !secret, recyclarr !env_var
+            "configuration.yaml": "weather:\n- platform: openweathermap\n  api_key: !secret openweathermap_key\n",
+            "recyclarr.yml": "sonarr:\n  main:\n    api_key: !env_var SONARR_API_KEY\n",
+            # hashes, algorithms, file paths, secret names, references to keys
+            "helmrelease.yaml": (
+                "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: app\nspec:\n  values:\n"
+                '    adminUser:\n      passwordHash: "$2a$10$P/tHQ1DNFXdvX0zRGA8LPeSOyb0JXq9rP3fZ4W8HGTpLV7qHDlWhe"\n'
+                "    auth:\n      htpasswd: 'admin:$apr1$Xa9yTbu4$1Vx7z0'\n"
+                "    env:\n      EXTERNAL_DNS_RFC2136_TSIG_SECRET_ALG: hmac-sha256\n"
+                "    sync:\n      pullSecret: flux-system\n"
+                "    bootstrapAPIKeys:\n    - secretRef:\n        key: {name: emqx, secretKey: X_EMQX_APIKEY_KEY}\n"
+                f"    db:\n      password: {real[1]}\n"
+            ),
+            "runner.yaml": (
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: runner\nspec:\n  template:\n    spec:\n"
+                "      containers:\n      - name: c\n        env:\n"
+                "        - name: GITHUB_APP_PRIVATE_KEY\n          value: /etc/actions-runner/github_app_private_key\n"
+                "        - name: &name KOPIA_PASSWORD\n          value: &pw jellyfin-kopia\n"
+                "        - name: COPY_PASSWORD\n          value: *pw\n"
+            ),
+            # YAML in documentation is not a manifest
+            "README.md": f"```yaml\nwordpressPassword: {real[2]}\n```\n",
+        },
+    )
+    f = g.DeployRepo(w.path).secret_findings(salt=SALT)
+    assert _places(f) == {
+        ("bootstrap/secret.yaml", "Secret", "op", "literal", "secret-stringData"),
+        ("helmrelease.yaml", "HelmRelease", "app", "spec.values.db.password", "values-key"),
+        ("runner.yaml", "Deployment", "runner", "KOPIA_PASSWORD", "env-var"),  # an alias resolves to a literal
+        ("runner.yaml", "Deployment", "runner", "COPY_PASSWORD", "env-var"),
+    }
+    by = f.set_index("key")
+    assert by.loc["KOPIA_PASSWORD", "fingerprint"] == by.loc["COPY_PASSWORD", "fingerprint"]

@@ -90,11 +90,29 @@ _SEALED_KINDS = frozenset(
     }
 )
 #: value prefixes that name a secret elsewhere (Vault, vals, argocd-vault-plugin, SOPS) rather than hold one
-_REFERENCE_PREFIXES = ("vault:", "ref+", "<path:", "ENC[", "secretref+", "sm://", "awssecretsmanager:", "gcpsm:")
+_REFERENCE_PREFIXES = (
+    "vault:",  # Vault paths (bank-vaults, vault-env)
+    "ref+",  # vals / helm-secrets references
+    "<path:",  # argocd-vault-plugin
+    "ENC[",  # SOPS
+    "op://",  # 1Password secret references
+    "secretref+",
+    "sm://",
+    "awssecretsmanager:",
+    "gcpsm:",
+    "akv://",
+)
+#: a value that is a file path (``/etc/app/key.pem``, ``./secrets/x.sh``), not the secret itself
+_PATH_VALUE = re.compile(r"(/|\./|\.\./|~/)[^\s]*")
 _KUBECONFIG_USER_KEYS = ("token", "password", "client-key-data", "client-certificate-data")
 _AUTH_PROVIDER_KEYS = ("client-secret", "refresh-token", "id-token", "access-token")
 #: key names that point at a secret (a name, a key within it, a path) rather than hold one
-_REFERENCE_KEY = re.compile(r"(?i)(existing|name$|names$|ref$|refs$|file$|path$|dir$|mount|policy|enabled$|length$)")
+_REFERENCE_KEY = re.compile(
+    r"(?i)(existing|name$|names$|namespace$|ref$|refs$|file$|path$|dir$|mount|policy|enabled$|length$"
+    r"|hash$|htpasswd|alg$|algorithm$|type$|kind$|mode$|format$|version$|ttl$)"
+)
+#: subtrees whose keys name secrets rather than hold them: metadata (annotations, labels) and references
+_REFERENCE_TREE = re.compile(r"(?i)^(metadata|.*ref|.*refs|valueFrom|envFrom|.*selector)$")
 _NOT_SECRET_VALUES = frozenset({"true", "false", "yes", "no", "on", "off", "null", "none", "~", ""})
 #: detect-secrets plugins that are not token rules (keywords are read structurally here; entropy and
 #: public IPs are not secrets by themselves)
@@ -220,14 +238,15 @@ def _templated(value: str) -> bool:
     )
 
 
-def _literal(value: Any) -> str | None:
-    """A value worth flagging as a plaintext secret, as text; None for references, templates and non-values."""
+def _literal(value: Any, *, paths: bool = False) -> str | None:
+    """A value worth flagging as a plaintext secret, as text; None for references, templates and non-values
+    (and, with ``paths``, file paths: a keyed value like ``privateKey: /etc/app/key.pem`` names a file)."""
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     if not isinstance(value, str):
         return None
     v = value.strip()
-    if v.lower() in _NOT_SECRET_VALUES or _templated(v):
+    if v.lower() in _NOT_SECRET_VALUES or _templated(v) or (paths and _PATH_VALUE.fullmatch(v)):
         return None
     return v
 
@@ -237,9 +256,17 @@ def _token_hits(text: str, salt: bytes, kind: str | None, name: str | None, key:
     plugins, pre = _detectors()
     if pre.pattern and not pre.search(text):
         return []
+    from detect_secrets.filters.heuristic import (
+        is_not_alphanumeric_string,
+        is_potential_uuid,
+        is_sequential_string,
+    )
+
     out = []
     for secret_type, plugin in plugins:
         for match in plugin.analyze_string(text):
+            if is_sequential_string(match) or is_potential_uuid(match) or is_not_alphanumeric_string(match):
+                continue  # detect-secrets' own heuristic filters, as its scan applies them
             value = _pem_block(text, match) if secret_type == "Private Key" else match
             if value and not _templated(value):
                 out.append(Hit(kind, name, key, f"detect-secrets: {secret_type}", fingerprint(salt, value)))
@@ -344,9 +371,10 @@ def scan_blob(
     if docs is not None:
         if any(isinstance(d, dict) and isinstance(d.get("sops"), dict) for d in docs):
             return []
+        tagged = _tagged_values(raw)
         for d in docs:
             if isinstance(d, dict):
-                hits += _doc_hits(path, d, salt, tokens)
+                hits += _doc_hits(path, d, salt, tokens, tagged)
     elif tokens:
         hits += _token_hits(raw.decode("utf-8", "replace"), salt, None, None, None)
     elif structural and path.endswith(YAML_SUFFIXES):
@@ -370,7 +398,7 @@ def _meta_name(d: dict[str, Any]) -> str | None:
     return str(name) if name is not None else None
 
 
-def _doc_hits(path: str, d: dict[str, Any], salt: bytes, tokens: bool) -> list[Hit]:
+def _doc_hits(path: str, d: dict[str, Any], salt: bytes, tokens: bool, tagged: frozenset[str]) -> list[Hit]:
     kind = d.get("kind") if isinstance(d.get("kind"), str) else None
     name = _meta_name(d)
     if kind in _SEALED_KINDS:
@@ -379,7 +407,7 @@ def _doc_hits(path: str, d: dict[str, Any], salt: bytes, tokens: bool) -> list[H
     if kind == "Secret" and str(d.get("apiVersion", "v1")) == "v1":
         hits += _secret_hits(d, name, salt)
         rest = {k: v for k, v in d.items() if k not in ("data", "stringData")}
-        hits += _walk_hits(rest, kind, name, "", salt, tokens)
+        hits += _walk_hits(rest, kind, name, "", salt, tokens, tagged=tagged)
         return hits
     if (kind == "Config" or (kind is None and "clusters" in d)) and isinstance(d.get("users"), list):
         kind = "Config"
@@ -387,9 +415,9 @@ def _doc_hits(path: str, d: dict[str, Any], salt: bytes, tokens: bool) -> list[H
     if kind == "Kustomization" or posixpath.basename(path) in KUSTOMIZATION_FILES:
         hits += _generator_literals(d, salt)
         rest = {k: v for k, v in d.items() if k not in ("secretGenerator",)}
-        hits += _walk_hits(rest, kind or "Kustomization", name, "", salt, tokens, keywords=False)
+        hits += _walk_hits(rest, kind or "Kustomization", name, "", salt, tokens, keywords=False, tagged=tagged)
         return hits
-    hits += _walk_hits(d, kind, name, "", salt, tokens, keywords=kind != "Config")
+    hits += _walk_hits(d, kind, name, "", salt, tokens, keywords=kind != "Config", tagged=tagged)
     return hits
 
 
@@ -502,27 +530,41 @@ def _generator_source(path: str, raw: bytes, salt: bytes, src: Source) -> list[H
 
 
 def _walk_hits(
-    node: Any, kind: str | None, name: str | None, prefix: str, salt: bytes, tokens: bool, *, keywords: bool = True
+    node: Any,
+    kind: str | None,
+    name: str | None,
+    prefix: str,
+    salt: bytes,
+    tokens: bool,
+    *,
+    keywords: bool = True,
+    tagged: frozenset[str] = frozenset(),
 ) -> list[Hit]:
-    """Secret-looking keys holding literals (and tokens anywhere) in a YAML tree, with their dotted paths."""
+    """Secret-looking keys holding literals (and tokens anywhere) in a YAML tree, with their dotted paths.
+
+    Keys under ``metadata`` (annotations, labels) and under references (``secretRef``, ``valueFrom``,
+    ``*Selector``) name secrets, they do not hold them: only tokens count there. ``tagged`` values were
+    written after a custom tag (``!secret x``, ``!env_var X``): references resolved by the app.
+    """
     hits: list[Hit] = []
-    stack: list[tuple[str, Any]] = [(prefix, node)]
+    stack: list[tuple[str, Any, bool]] = [(prefix, node, keywords)]
     while stack:
-        where, n = stack.pop()
+        where, n, kw = stack.pop()
         if isinstance(n, dict):
             label = n.get("name")
-            if keywords and isinstance(label, str) and "value" in n and _secret_key(label):
-                text = _literal(n["value"])  # env: [{name: DB_PASSWORD, value: ...}], helm parameters
-                if text is not None:
+            if kw and isinstance(label, str) and "value" in n and _secret_key(label):
+                text = _literal(n["value"], paths=True)  # env: [{name: DB_PASSWORD, value: ...}], helm parameters
+                if text is not None and text not in tagged and not _names_key(label, text):
                     hits.append(Hit(kind, name, label, _key_rule(kind, where), fingerprint(salt, text)))
             for k, v in n.items():
                 key = f"{where}.{k}" if where else str(k)
                 if isinstance(v, dict | list):
-                    stack.append((key, v))
+                    stack.append((key, v, kw and not _REFERENCE_TREE.match(str(k))))
                 elif isinstance(v, str):
                     if k == "values" and "\n" in v:  # an Application's helm.values: YAML in a string
-                        stack.append((key, _inner_yaml(v)))
-                    if keywords and _secret_key(str(k)) and (text := _literal(v)) is not None and not _names_key(text):
+                        stack.append((key, _inner_yaml(v), kw))
+                    text = _literal(v, paths=True) if kw and _secret_key(str(k)) else None
+                    if text is not None and text not in tagged and not _names_key(str(k), text):
                         hits.append(Hit(kind, name, key, _key_rule(kind, key), fingerprint(salt, text)))
                     elif tokens:
                         hits += _token_hits(v, salt, kind, name, key)
@@ -530,7 +572,7 @@ def _walk_hits(
             for i, v in enumerate(n):
                 key = f"{where}[{i}]"
                 if isinstance(v, dict | list):
-                    stack.append((key, v))
+                    stack.append((key, v, kw))
                 elif isinstance(v, str) and tokens:
                     hits += _token_hits(v, salt, kind, name, key)
     return hits
@@ -546,14 +588,34 @@ def _inner_yaml(text: str) -> Any:
     return docs[0] if len(docs) == 1 else docs
 
 
-def _names_key(value: str) -> bool:
-    """A value that names a key rather than holds a secret (``passwordKey: password``, ``secretKey: api-secret``):
-    lowercase letters and separators only, containing a secret keyword."""
-    return re.fullmatch(r"[a-z_.-]{1,40}", value) is not None and _keyword().search(value) is not None
+def _names_key(key: str, value: str) -> bool:
+    """A value that names a key or a Secret rather than holds a secret: letters and separators only, and
+    either containing a secret keyword (``passwordKey: password``, ``apiKey: SONARR_API_KEY``) or a Kubernetes
+    name under a key ending in "secret" (``pullSecret: flux-system``)."""
+    if re.fullmatch(r"[A-Za-z_.-]{1,63}", value) is None:
+        return False
+    return _keyword().search(value) is not None or (
+        key.lower().endswith("secret") and re.fullmatch(r"[a-z]([a-z-]*[a-z])?", value) is not None
+    )
 
 
 def _secret_key(key: str) -> bool:
-    return _keyword().search(key) is not None and _REFERENCE_KEY.search(key) is None
+    """A key named like a secret's (``password``, ``db_pass``, ``apiKey``): its last part after a ``/`` or ``.``
+    (``csi.storage.k8s.io/provisioner-secret-namespace`` names a namespace)."""
+    last = re.split(r"[/.]", key)[-1]
+    return _keyword().search(last) is not None and _REFERENCE_KEY.search(last) is None
+
+
+#: a scalar written after a custom tag: ``key: !secret name`` (Home Assistant), ``!env_var NAME`` (recyclarr)
+_TAGGED = re.compile(rb":[ \t]+![^\s!]\S*[ \t]+([^\s#]+)")
+
+
+def _tagged_values(raw: bytes) -> frozenset[str]:
+    return (
+        frozenset(m.decode("utf-8", "replace").strip("'\"") for m in _TAGGED.findall(raw))
+        if b"!" in raw
+        else frozenset()
+    )
 
 
 def _key_rule(kind: str | None, where: str) -> str:
@@ -561,7 +623,8 @@ def _key_rule(kind: str | None, where: str) -> str:
         return "configmap-key"
     if ".env[" in where or where.startswith("env["):
         return "env-var"
-    return "secret-key" if kind else "values-key"
+    parts = re.split(r"[.\[]", where)
+    return "values-key" if not kind or "values" in parts or "valuesObject" in parts else "secret-key"
 
 
 # -- history: blobs' hits to findings ---------------------------------------------------------------
