@@ -492,6 +492,9 @@ def test_regressions_from_real_repos(tmp_path: Path) -> None:
                 "    auth:\n      htpasswd: 'admin:$apr1$Xa9yTbu4$1Vx7z0'\n"
                 "    env:\n      EXTERNAL_DNS_RFC2136_TSIG_SECRET_ALG: hmac-sha256\n"
                 "    sync:\n      pullSecret: flux-system\n"
+                "    controller:\n      defaultTLS:\n        secret: networking/acme-crt-secret\n"
+                '    gitea:\n      config:\n        security:\n          PASSWORD_COMPLEXITY: "lower,upper"\n'
+                "    includes:\n      secrets: .taskfiles/secrets/Taskfile.yaml\n"
                 "    bootstrapAPIKeys:\n    - secretRef:\n        key: {name: emqx, secretKey: X_EMQX_APIKEY_KEY}\n"
                 f"    db:\n      password: {real[1]}\n"
             ),

@@ -700,19 +700,26 @@ class DeployRepo:
         key = sec.load_salt(str(self._repo.common_dir), salt)
         entries = self._blob_changes(rev, self._log_args(sha, since, None, None), lambda _p: True, renames=False)
         say(f"secrets: {len(entries)} file changes to read")
-        head = {p: b for p, b in self._ls_blobs(sha).items()}
         scanner = _SecretScanner(self._git, self.path, self._load, key)
         wanted = {(e[5], e[3]) for e in entries if e[6] != "D" and e[5] != _NULL_SHA}
-        kusts = {(b, p) for p, b in head.items() if posixpath.basename(p) in KUSTOMIZATION_FILES}
-        scanner.read_and_scan(wanted | kusts, say)  # also finds the files secretGenerators read
+        head: dict[str, str] = {}
+        kusts: set[tuple[str, str]] = set()
+        if since is not None:  # the kustomizations the range does not touch may name files it does
+            named = [p for p in self._grep(sha, ["secretGenerator"]) if posixpath.basename(p) in KUSTOMIZATION_FILES]
+            head = self._ls_blobs(sha) if named else head
+            kusts = {(head[p], p) for p in named if p in head}
+        scanner.read_and_scan(wanted | kusts, say)  # also learns the files secretGenerators read
         scanner.read_and_scan({(b, p) for b, p in wanted if p in scanner.sources}, say)
         hit_paths = {p for (b, p) in wanted if scanner.hits(b, p)}
+        if hit_paths and not head:
+            head = self._ls_blobs(sha)
         olds = {(e[4], e[3]) for e in entries if e[3] in hit_paths and e[4] != _NULL_SHA}
         at_head = {(head[p], p) for p in hit_paths if p in head}
         scanner.read_and_scan(olds | at_head, say)
         head_fps = {h.fingerprint for b, p in at_head for h in scanner.hits(b, p)}
         rows = sec.history_rows(entries, scanner.hits, head_fps, hi)
-        done = {r["fingerprint"] for r in rows} & self._rotated(sha, rotated, sec)
+        listed = self._rotated(sha, rotated, sec) if rows or rotated is not None else set()
+        done = {r["fingerprint"] for r in rows} & listed
         cols: dict[str, schema.Column] = {k: [r.get(k) for r in rows] for k in schema.SECRET_FINDINGS}
         cols["committed_at"] = _utc([r["committed_at"] for r in rows])
         cols["rotated"] = [r["fingerprint"] in done for r in rows]

@@ -103,13 +103,13 @@ _REFERENCE_PREFIXES = (
     "akv://",
 )
 #: a value that is a file path (``/etc/app/key.pem``, ``./secrets/x.sh``), not the secret itself
-_PATH_VALUE = re.compile(r"(/|\./|\.\./|~/)[^\s]*")
+_PATH_VALUE = re.compile(r"(/|\./|\.\./|~/)\S*|\S*/\S*\.(ya?ml|json|sh|txt|env|pem|key|crt|conf|toml|ini)")
 _KUBECONFIG_USER_KEYS = ("token", "password", "client-key-data", "client-certificate-data")
 _AUTH_PROVIDER_KEYS = ("client-secret", "refresh-token", "id-token", "access-token")
 #: key names that point at a secret (a name, a key within it, a path) rather than hold one
 _REFERENCE_KEY = re.compile(
     r"(?i)(existing|name$|names$|namespace$|ref$|refs$|file$|path$|dir$|mount|policy|enabled$|length$"
-    r"|hash$|htpasswd|alg$|algorithm$|type$|kind$|mode$|format$|version$|ttl$)"
+    r"|hash$|htpasswd|alg$|algorithm$|type$|kind$|mode$|format$|version$|ttl$|complexity$|rotation|expir)"
 )
 #: subtrees whose keys name secrets rather than hold them: metadata (annotations, labels) and references
 _REFERENCE_TREE = re.compile(r"(?i)^(metadata|.*ref|.*refs|valueFrom|envFrom|.*selector)$")
@@ -301,6 +301,29 @@ def _keyword_lower() -> re.Pattern[str]:
 
 
 _TOKEN, _KEYWORD = 1, 2
+#: a YAML line ``key: value`` (in a list item or not, key quoted or not)
+_KEY_LINE = re.compile(r"""\s*(?:-\s+)?["']?([^\s"':{}\[\]#][^"':{}\[\]#]*?)["']?\s*:(?:\s+(.*))?$""")
+_SECRET_LINES = ("secretGenerator", "stringData")
+
+
+def _plausible(line: str) -> bool:
+    """Whether a line with a secret keyword may hold a value the structural rules flag, so its file is parsed:
+    ``kind: Secret``, a secretGenerator, a secret-looking key (not a reference like ``secretName``) with a value
+    or a block, an env ``name: DB_PASSWORD``, or a flow mapping. A ``secretRef:`` or ``existingSecret: x`` is not."""
+    if any(w in line for w in _SECRET_LINES) or "{" in line:
+        return True
+    m = _KEY_LINE.match(line)
+    if m is None:
+        return False
+    key, value = m.group(1).strip(), (m.group(2) or "").strip()
+    if key == "kind":
+        return value.strip("'\"") == "Secret"
+    if key == "name":  # an env var or a Helm parameter (DB_PASSWORD, db.password), not an object (db-secret)
+        v = value.strip("'\"")
+        return _secret_key(v) and re.fullmatch(r"[a-z0-9-]+", v) is None
+    return _secret_key(key)
+
+
 _MEMO_LINES = 1 << 20
 
 
@@ -333,7 +356,7 @@ def _prefilter(path: str, raw: bytes, memo: dict[str, int] | None) -> tuple[bool
         kw_any = kw.search(joined.lower()) is not None
         for line in new:
             f = (_TOKEN if tok_any and (not pre.pattern or pre.search(line)) else 0) | (
-                _KEYWORD if kw_any and kw.search(line.lower()) else 0
+                _KEYWORD if kw_any and kw.search(line.lower()) and _plausible(line) else 0
             )
             memo[line] = f
             flags |= f
@@ -591,11 +614,12 @@ def _inner_yaml(text: str) -> Any:
 def _names_key(key: str, value: str) -> bool:
     """A value that names a key or a Secret rather than holds a secret: letters and separators only, and
     either containing a secret keyword (``passwordKey: password``, ``apiKey: SONARR_API_KEY``) or a Kubernetes
-    name under a key ending in "secret" (``pullSecret: flux-system``)."""
-    if re.fullmatch(r"[A-Za-z_.-]{1,63}", value) is None:
+    name (or ``namespace/name``) under a key ending in "secret" (``pullSecret: flux-system``)."""
+    if re.fullmatch(r"[A-Za-z_./-]{1,127}", value) is None:
         return False
-    return _keyword().search(value) is not None or (
-        key.lower().endswith("secret") and re.fullmatch(r"[a-z]([a-z-]*[a-z])?", value) is not None
+    return (re.fullmatch(r"[A-Za-z_.-]{1,63}", value) is not None and _keyword().search(value) is not None) or (
+        key.lower().endswith("secret")
+        and re.fullmatch(r"([a-z]([a-z-]*[a-z])?/)?[a-z]([a-z-]*[a-z])?", value) is not None
     )
 
 
