@@ -310,7 +310,7 @@ def _plausible(line: str) -> bool:
     """Whether a line with a secret keyword may hold a value the structural rules flag, so its file is parsed:
     ``kind: Secret``, a secretGenerator, a secret-looking key (not a reference like ``secretName``) with a value
     or a block, an env ``name: DB_PASSWORD``, or a flow mapping. A ``secretRef:`` or ``existingSecret: x`` is not."""
-    if any(w in line for w in _SECRET_LINES) or "{" in line:
+    if any(w in line for w in _SECRET_LINES) or ("{" in line and "{{" not in line):  # a flow mapping, not a template
         return True
     m = _KEY_LINE.match(line)
     if m is None:
@@ -321,7 +321,12 @@ def _plausible(line: str) -> bool:
     if key == "name":  # an env var or a Helm parameter (DB_PASSWORD, db.password), not an object (db-secret)
         v = value.strip("'\"")
         return _secret_key(v) and re.fullmatch(r"[a-z0-9-]+", v) is None
-    return _secret_key(key)
+    if not _secret_key(key) or value == "" or value.startswith("#"):
+        return False  # ``password:`` opening a mapping (a CRD's schema) holds no value on its line
+    if value[0] in "|>&*!":
+        return True  # a block scalar, an anchor, an alias or a tag: read the file to know
+    v = value.split(" #", 1)[0].strip().strip("'\"")
+    return (text := _literal(v, paths=True)) is not None and not _names_key(key, text)
 
 
 _MEMO_LINES = 1 << 20
