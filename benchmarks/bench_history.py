@@ -36,13 +36,14 @@ def git_raw(repo: Path, *args: str) -> Callable[[], object]:
     return lambda: subprocess.run(["git", "log", *args], cwd=repo, capture_output=True, check=True, env=env).stdout
 
 
-def repo_of(commits: int) -> Path:
-    path = CACHE / f"repo-{commits}"
+def repo_of(commits: int, secrets_every: int = 0) -> Path:
+    """The cached synthetic repo of ``commits`` commits (with a plaintext secret every ``secrets_every``)."""
+    path = CACHE / (f"repo-{commits}-secrets{secrets_every}" if secrets_every else f"repo-{commits}")
     if not (path / ".git").exists():
         print(f"generating a {commits}-commit repo in {path} ...", file=sys.stderr, flush=True)
         if path.exists():
             subprocess.run(["rm", "-rf", str(path)], check=True)
-        generate(path, commits)
+        generate(path, commits, secrets_every=secrets_every)
     return path
 
 

@@ -12,30 +12,19 @@ baseline's (measured in the same run), the ratio and the target; exits 1 if a ta
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_history import CACHE, git_raw, iso
+from bench_history import git_raw, iso, repo_of
 from common import best
-from make_repo import START, STEP, generate
+from make_repo import START, STEP
 
 from gitops_nb import DeployRepo
 
 SALT = "benchmark-salt-0123456789"
 EVERY = 500
-
-
-def repo_with_secrets(commits: int) -> Path:
-    path = CACHE / f"repo-{commits}-secrets{EVERY}"
-    if not (path / ".git").exists():
-        print(f"generating a {commits}-commit repo with secrets in {path} ...", file=sys.stderr, flush=True)
-        if path.exists():
-            subprocess.run(["rm", "-rf", str(path)], check=True)
-        generate(path, commits, secrets_every=EVERY)
-    return path
 
 
 def main() -> int:
@@ -44,7 +33,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--target", type=float, default=3.0, help="the whole-history target ratio (default 3x)")
     a = ap.parse_args()
-    path = repo_with_secrets(a.commits)
+    path = repo_of(a.commits, EVERY)
     end = START + (a.commits - 1) * STEP
     missed = 0
 

@@ -170,17 +170,22 @@ def batch_read(g: git.Git, names: Iterable[str], *, path: str) -> dict[str, byte
     return result
 
 
+def _batch_check(g: git.Git, queries: list[str]) -> list[str]:
+    """One ``git cat-file --batch-check`` over ``queries``: its output lines, one per query."""
+    proc = g.execute([*GIT, "cat-file", "--batch-check"], as_process=True, istream=subprocess.PIPE)
+    popen: subprocess.Popen[bytes] | None = proc.proc
+    assert popen is not None
+    out, _ = popen.communicate(("\n".join(queries) + "\n").encode())
+    return out.decode("utf-8", "replace").splitlines()
+
+
 def object_sizes(g: git.Git, names: Iterable[str], *, path: str) -> dict[str, int | None]:
     """The size in bytes of many objects with one ``git cat-file --batch-check``; ``None`` when missing."""
     wanted = list(dict.fromkeys(names))
     if not wanted:
         return {}
-    proc = g.execute([*GIT, "cat-file", "--batch-check"], as_process=True, istream=subprocess.PIPE)
-    popen: subprocess.Popen[bytes] | None = proc.proc
-    assert popen is not None
-    out, _ = popen.communicate(("\n".join(wanted) + "\n").encode())
     result: dict[str, int | None] = {}
-    for name, line in zip(wanted, out.decode("utf-8", "replace").splitlines(), strict=False):
+    for name, line in zip(wanted, _batch_check(g, wanted), strict=False):
         parts = line.split()
         result[name] = int(parts[2]) if len(parts) == 3 and parts[2].isdigit() else None
     return result
@@ -194,12 +199,8 @@ def resolve_commits(g: git.Git, names: Iterable[str], *, path: str) -> dict[str,
     wanted = list(dict.fromkeys(names))
     if not wanted:
         return {}
-    proc = g.execute([*GIT, "cat-file", "--batch-check"], as_process=True, istream=subprocess.PIPE)
-    popen: subprocess.Popen[bytes] | None = proc.proc
-    assert popen is not None
-    out, _ = popen.communicate(("\n".join(f"{n}^{{commit}}" for n in wanted) + "\n").encode())
     result: dict[str, str | None] = {}
-    for name, line in zip(wanted, out.decode("utf-8", "replace").splitlines(), strict=False):
+    for name, line in zip(wanted, _batch_check(g, [f"{n}^{{commit}}" for n in wanted]), strict=False):
         parts = line.split()
         result[name] = parts[0] if len(parts) == 3 and parts[1] == "commit" else None
     return result
