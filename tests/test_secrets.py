@@ -504,6 +504,7 @@ def test_regressions_from_real_repos(tmp_path: Path) -> None:
                 "        - name: GITHUB_APP_PRIVATE_KEY\n          value: /etc/actions-runner/github_app_private_key\n"
                 "        - name: &name KOPIA_PASSWORD\n          value: &pw jellyfin-kopia\n"
                 "        - name: COPY_PASSWORD\n          value: *pw\n"
+                "        - name: MYSQL_ROOT_PASSWORD\n          value: fake_password\n"  # argocd-example-apps' sock-shop
             ),
             # YAML in documentation is not a manifest
             "README.md": f"```yaml\nwordpressPassword: {real[2]}\n```\n",
@@ -515,6 +516,7 @@ def test_regressions_from_real_repos(tmp_path: Path) -> None:
         ("helmrelease.yaml", "HelmRelease", "app", "spec.values.db.password", "values-key"),
         ("runner.yaml", "Deployment", "runner", "KOPIA_PASSWORD", "env-var"),  # an alias resolves to a literal
         ("runner.yaml", "Deployment", "runner", "COPY_PASSWORD", "env-var"),
+        ("runner.yaml", "Deployment", "runner", "MYSQL_ROOT_PASSWORD", "env-var"),  # a value, however fake
     }
     by = f.set_index("key")
     assert by.loc["KOPIA_PASSWORD", "fingerprint"] == by.loc["COPY_PASSWORD", "fingerprint"]

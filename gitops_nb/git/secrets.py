@@ -617,15 +617,16 @@ def _inner_yaml(text: str) -> Any:
 
 
 def _names_key(key: str, value: str) -> bool:
-    """A value that names a key or a Secret rather than holds a secret: letters and separators only, and
-    either containing a secret keyword (``passwordKey: password``, ``apiKey: SONARR_API_KEY``) or a Kubernetes
-    name (or ``namespace/name``) under a key ending in "secret" (``pullSecret: flux-system``)."""
-    if re.fullmatch(r"[A-Za-z_./-]{1,127}", value) is None:
-        return False
-    return (re.fullmatch(r"[A-Za-z_.-]{1,63}", value) is not None and _keyword().search(value) is not None) or (
-        key.lower().endswith("secret")
-        and re.fullmatch(r"([a-z]([a-z-]*[a-z])?/)?[a-z]([a-z-]*[a-z])?", value) is not None
-    )
+    """A value that names a key, a variable or a Secret rather than holds a secret: an environment
+    variable's name (``apiKey: SONARR_API_KEY``), a key's name under a key ending in "key"
+    (``passwordKey: password``), or a Kubernetes name (or ``namespace/name``) under a key ending in
+    "secret" (``pullSecret: flux-system``). ``password: fake_password`` is a value."""
+    k = key.lower()
+    if re.fullmatch(r"[A-Z][A-Z0-9_]*", value) and _keyword().search(value):
+        return True
+    if k.endswith("key") and re.fullmatch(r"[a-z_.-]{1,63}", value) and _keyword().search(value):
+        return True
+    return k.endswith("secret") and re.fullmatch(r"([a-z]([a-z-]*[a-z])?/)?[a-z]([a-z-]*[a-z])?", value) is not None
 
 
 def _secret_key(key: str) -> bool:
