@@ -506,6 +506,12 @@ def test_regressions_from_real_repos(tmp_path: Path) -> None:
                 "        - name: COPY_PASSWORD\n          value: *pw\n"
                 "        - name: MYSQL_ROOT_PASSWORD\n          value: fake_password\n"  # argocd-example-apps' sock-shop
             ),
+            # a SealedSecret's ciphertext under a key a token rule knows (detect-secrets' IBM Cloud IAM) is no token
+            "sealed/cloudflare-api-key.yaml": (
+                "apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nmetadata:\n  name: cloudflare-api-key\nspec:\n"
+                f"  encryptedData:\n    api-key: AgB{rnd.token_hex(20)}Z\n"  # 44 characters
+            ),
+            "mkdocs.yaml": "nav:\n- Sealed Secrets: sealed-secrets.md\n",  # a page, not a value
             # YAML in documentation is not a manifest
             "README.md": f"```yaml\nwordpressPassword: {real[2]}\n```\n",
         },

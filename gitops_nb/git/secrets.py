@@ -103,7 +103,7 @@ _REFERENCE_PREFIXES = (
     "akv://",
 )
 #: a value that is a file path (``/etc/app/key.pem``, ``./secrets/x.sh``), not the secret itself
-_PATH_VALUE = re.compile(r"(/|\./|\.\./|~/)\S*|\S*/\S*\.(ya?ml|json|sh|txt|env|pem|key|crt|conf|toml|ini)")
+_PATH_VALUE = re.compile(r"(/|\./|\.\./|~/)\S*|\S*\.(ya?ml|json|md|html|sh|txt|env|pem|key|crt|conf|toml|ini)")
 _KUBECONFIG_USER_KEYS = ("token", "password", "client-key-data", "client-certificate-data")
 _AUTH_PROVIDER_KEYS = ("client-secret", "refresh-token", "id-token", "access-token")
 #: key names that point at a secret (a name, a key within it, a path) rather than hold one
@@ -367,7 +367,8 @@ def _prefilter(path: str, raw: bytes, memo: dict[str, int] | None) -> tuple[bool
             flags |= f
         if tok_any and not flags & _TOKEN:  # a match across lines (a private key's header): scan the file
             flags |= _TOKEN
-    structural = kubeconfig or (yaml_file and bool(flags & _KEYWORD))
+    # a token in a YAML file is read in its document too: a SealedSecret's or SOPS file's ciphertext is no token
+    structural = kubeconfig or (yaml_file and bool(flags & (_KEYWORD | _TOKEN)))
     return structural, bool(flags & _TOKEN)
 
 
