@@ -475,3 +475,7 @@ def _relative_times(argv: list[str]) -> list[str]:
         else:
             out.append(a)
     return out
+
+
+if __name__ == "__main__":  # python -m gitops_nb.ui.cli, as well as python -m gitops_nb
+    raise SystemExit(main())
