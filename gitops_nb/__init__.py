@@ -23,6 +23,7 @@ from .act import (
 from .cluster.evidence import EvidenceSource
 from .cluster.live import Cluster
 from .cluster.snapshot import Snapshot, snapshot
+from .cluster.store import Store
 from .errors import (
     ActionError,
     ArgoCDNotFoundError,
@@ -45,6 +46,10 @@ from .errors import (
     SandboxError,
     SandboxStartError,
     ShallowHistoryError,
+    StoreError,
+    StoreFullError,
+    StoreNotWritableError,
+    StoreURLError,
     TimeParseError,
     UnknownAppError,
     UnknownContextError,
@@ -105,6 +110,11 @@ __all__ = [
     "SandboxStartError",
     "ShallowHistoryError",
     "Snapshot",
+    "Store",
+    "StoreError",
+    "StoreFullError",
+    "StoreNotWritableError",
+    "StoreURLError",
     "TimeParseError",
     "UnknownAppError",
     "UnknownContextError",
