@@ -33,21 +33,31 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from ..errors import ClusterError, InputError, StoreError
 from .argocd import GROUP, PLURAL, VERSION
-from .live import Cluster, flatten_fields
+from .live import GITOPS_MANAGERS, Cluster, flatten_fields
 
 if TYPE_CHECKING:
     from .store import Store, StoreWriter
 
-__all__ = ["Recorder", "RecorderStats", "field_changes", "record", "recorder_manifests"]
+__all__ = [
+    "Recorder",
+    "RecorderStats",
+    "field_changes",
+    "manager_of",
+    "record",
+    "recorded_field_changes",
+    "recorder_manifests",
+]
 
 #: ``Accept`` for metadata-only reads: a Secret's data never leaves the API server
-METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+METADATA_ONLY_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 #: paths whose changes are noise (every reconcile, every write), never a row of their own
 IGNORED = (
     "metadata.resourceVersion",
@@ -57,8 +67,6 @@ IGNORED = (
     "status.observedAt",
     "metadata.annotations[kubectl.kubernetes.io/last-applied-configuration]",
 )
-#: annotations never kept on a Secret (they may carry its values)
-_SECRET_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
 #: seconds a watch asks the API server to keep it open; bookmarks come about once a minute
 WATCH_SECONDS = 300
 _BACKOFF_MAX = 30.0
@@ -193,20 +201,69 @@ def manager_of(obj: dict[str, Any], paths: Sequence[str]) -> tuple[str | None, p
     return best.get("manager"), (pd.Timestamp(t).tz_convert("UTC") if t else None)
 
 
+def _text(v: Any) -> str | None:
+    if v is None:
+        return None
+    return v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str)
+
+
+def recorded_field_changes(
+    store: Store,
+    *,
+    cluster: str | None = None,
+    namespace: str | None = None,
+    since: str | datetime | pd.Timestamp | None = None,
+    until: str | datetime | pd.Timestamp | None = None,
+    kinds: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Every recorded field change (schema :data:`schema.FIELD_CHANGES`), oldest first: one row per
+    ``[path, old, new]`` of each MODIFIED or RELISTED row of the store (Events left out)."""
+    from .. import schema
+
+    cols = [
+        "cluster",
+        "kind",
+        "namespace",
+        "name",
+        "app",
+        "event",
+        "time",
+        "since",
+        "manager",
+        "manager_time",
+        "changes",
+    ]
+    t = store.read(clusters=[cluster] if cluster else None, kinds=kinds, since=since, until=until, columns=cols)
+    rows: list[dict[str, Any]] = []
+    if t.num_rows:
+        df = t.to_pandas()
+        df = df[df["event"].isin(["MODIFIED", "RELISTED"]) & (df["kind"] != "Event")]
+        if namespace is not None:
+            df = df[df["namespace"] == namespace]
+        for r in df.itertuples(index=False):
+            for path, old, new in json.loads(str(r.changes) or "[]"):
+                rows.append(
+                    {
+                        "time": r.time,
+                        "since": r.since,
+                        "cluster": r.cluster,
+                        "namespace": r.namespace,
+                        "kind": r.kind,
+                        "name": r.name,
+                        "app": r.app,
+                        "event": r.event,
+                        "path": path,
+                        "old": _text(old),
+                        "new": _text(new),
+                        "manager": r.manager,
+                        "manager_time": r.manager_time,
+                        "is_gitops": r.manager in GITOPS_MANAGERS,
+                    }
+                )
+    return schema.frame(schema.FIELD_CHANGES, rows)
+
+
 # -- safe object bodies -----------------------------------------------------------------------
-
-
-def scrub(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
-    """The object as stored: a Secret keeps only its metadata (no ``data``, ``stringData``, no
-    last-applied annotation); anything else whole."""
-    if kind != "Secret":
-        return obj
-    meta = dict(obj.get("metadata") or {})
-    anns = {k: v for k, v in (meta.get("annotations") or {}).items() if k not in _SECRET_ANNOTATIONS}
-    meta["annotations"] = anns or None
-    if meta["annotations"] is None:
-        del meta["annotations"]
-    return {k: v for k, v in {**obj, "metadata": meta}.items() if k not in ("data", "stringData")}
 
 
 def _secret_changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[list[Any]]:
@@ -265,7 +322,8 @@ class _Watch(threading.Thread):
 
     def _get(self, query: dict[str, str], timeout: tuple[float, float]) -> Any:
         api: Any = self.rec.api
-        accept = METADATA_ONLY if self.res.metadata_only else "application/json"
+        listing = "watch" not in query
+        accept = (METADATA_ONLY_LIST if listing else METADATA_ONLY) if self.res.metadata_only else "application/json"
         method, url, headers, _, _ = api.param_serialize(
             "GET",
             self.res.path,
@@ -522,7 +580,7 @@ class _ClusterRecorder:
     def _on_list(self, res: Resource, items: list[dict[str, Any]], rv: str, t: float) -> None:
         if res.kind not in self.watches:
             return
-        now = pd.Timestamp(t, unit="s", tz="UTC")
+        now = pd.Timestamp(t, unit="s", tz="UTC").floor("us")
         seen: set[str] = set()
         for obj in items:
             obj.setdefault("kind", res.kind)
@@ -555,7 +613,7 @@ class _ClusterRecorder:
             return
         obj.setdefault("kind", res.kind)
         obj.setdefault("apiVersion", res.api_version)
-        now = pd.Timestamp(t, unit="s", tz="UTC")
+        now = pd.Timestamp(t, unit="s", tz="UTC").floor("us")
         if typ == "DELETED":
             uid = str((obj.get("metadata") or {}).get("uid") or "")
             self.pending.pop((res.kind, uid), None)
@@ -621,7 +679,6 @@ class _ClusterRecorder:
         rv: str | None = None,
     ) -> None:
         meta = obj.get("metadata") or {}
-        body = scrub(res.kind, obj)
         self.writer.append(
             {
                 "cluster": self.context,
@@ -637,8 +694,8 @@ class _ClusterRecorder:
                 "since": since,
                 "manager": manager[0],
                 "manager_time": manager[1],
-                "changes": json.dumps(changes, default=str),
-                "object": json.dumps(body, default=str),
+                "changes": changes,
+                "object": obj,  # the store drops a Secret's data, stringData and last-applied annotation
             }
         )
         self.stats.rows += 1
@@ -893,8 +950,8 @@ def record(
                 rec.store.retain(retain)
     finally:
         with contextlib.suppress(Exception):
-            for sig, h in old.items():
-                signal.signal(sig, h)
+            for num, h in old.items():
+                signal.signal(num, h)
         try:
             rec.stop()
         finally:

@@ -14,11 +14,11 @@ from typing import Any
 import pandas as pd
 
 from .. import schema
-from ..cluster.evidence import PER_NAMESPACE_LIMIT, EvidenceSource
+from ..cluster.evidence import PER_NAMESPACE_LIMIT, EvidenceSource, FieldChangeSource
 from ..schema import RowKind
-from ..times import parse_at
+from ..times import describe_span, parse_at
 
-__all__ = ["bound_untimed", "cluster_rows", "skipped_of"]
+__all__ = ["beyond_git", "bound_untimed", "cluster_rows", "skipped_of"]
 
 
 #: Argo CD's event for a failed operation: "Sync operation to <revision> failed: <message>"
@@ -68,7 +68,8 @@ def cluster_rows(
     frames: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """Cluster rows for :func:`what_changed` between ``since`` and ``until`` (schema :data:`schema.TIMELINE`,
-    plus ``fields`` for manual edits).
+    plus ``fields`` for manual edits and the fields a deploy changed beyond git, and ``beyond``: what a
+    deploy changed that git did not ask for, see :func:`beyond_git`).
 
     ``kinds`` limits the objects whose field edits are read (``field_edits``' kinds); a kind the role
     may not list is skipped and named in ``attrs["skipped"]``.
@@ -112,9 +113,12 @@ def cluster_rows(
     hist = hist[hist["app"].isin(list(path_of))]
     heal_ids = _history_heals(hist)
     all_hist, hist = hist, _in(hist, "deployed_at", lo, hi)
+    ns_of = dict(zip(apps_df["name"], apps_df["dest_namespace"], strict=True))
+    beyond = beyond_git(source, hist, ns_of)
     for h in hist.itertuples(index=False):
         took = (h.deployed_at - h.deploy_started_at).total_seconds() if pd.notna(h.deploy_started_at) else None
         healed = (h.app, h.id) in heal_ids
+        also = beyond.get((h.app, h.id), [])
         row(
             h.deployed_at,
             RowKind.HEAL if healed else RowKind.DEPLOY,
@@ -125,7 +129,11 @@ def cluster_rows(
             else f"Argo CD deployed {str(h.revision)[:10]} to {h.app}",
             sha=h.revision,
             author=h.initiated_by,
-            detail=f"deploy #{h.id}" + (f", sync took {took:.0f}s" if took is not None else ""),
+            detail=f"deploy #{h.id}"
+            + (f", sync took {took:.0f}s" if took is not None else "")
+            + ("; beyond git it also changed " + "; ".join(t for _, t in also) if also else ""),
+            fields=[f for f, _ in also],
+            beyond="; ".join(t for _, t in also) or None,
         )
     ops_all = ops[ops["app"].isin(list(path_of))]
     ops = ops[ops["app"].isin(list(path_of)) & ops["phase"].isin(["Failed", "Error"])]
@@ -231,7 +239,126 @@ def cluster_rows(
         row(**heal)
     out = schema.frame(schema.TIMELINE, rows)
     out["fields"] = [r.get("fields", []) for r in rows]
+    out["beyond"] = [r.get("beyond") for r in rows]  # what a deploy changed beyond git (its commit row says it too)
     out.attrs["skipped"] = skipped
+    return out
+
+
+# -- what a deploy changed beyond git -------------------------------------------------------
+
+#: how long after a deploy's ``deployedAt`` its apply and its rollout's first scaling are still "the deploy"
+_DEPLOY_SLACK = pd.Timedelta(seconds=30)
+
+
+def beyond_git(
+    source: EvidenceSource, deploys: pd.DataFrame, ns_of: dict[Any, Any]
+) -> dict[tuple[Any, Any], list[tuple[str, str]]]:
+    """(app, deploy id) -> [(field, what a person reads)] for each field a deploy changed that git did not
+    ask to change: the deploy put back git's value over one set outside git (a ``kubectl edit`` or
+    ``scale`` that left the app OutOfSync with self-heal off).
+
+    From a recording (a :class:`FieldChangeSource`): each field Argo CD changed at the deploy whose old
+    value a manager other than Argo CD had set, with who set it, when, and so how long the cluster and git
+    disagreed. Without one, from what the cluster still keeps: the deployment controller's
+    ``ScalingReplicaSet`` events (they expire, an hour by default): the old ReplicaSet scaled from the
+    replica count before the deploy, the new one to git's, and the scaling that set the old count. (The
+    ReplicaSets' ``deployment.kubernetes.io/desired-replicas`` annotations do not keep it: the rollout
+    rewrites the old ReplicaSet's to the new count as it scales it down.)
+    """
+    out: dict[tuple[Any, Any], list[tuple[str, str]]] = {}
+    if not len(deploys):
+        return out
+    recorded = isinstance(source, FieldChangeSource)
+    cache: dict[str, pd.DataFrame] = {}
+    d: Any
+    for d in deploys.itertuples(index=False):
+        ns = ns_of.get(d.app)
+        if not isinstance(ns, str) or pd.isna(d.deployed_at):
+            continue
+        start = d.deploy_started_at if pd.notna(d.deploy_started_at) else d.deployed_at
+        lo, hi = start - pd.Timedelta(seconds=2), d.deployed_at + _DEPLOY_SLACK
+        if ns not in cache:
+            until = deploys["deployed_at"].max() + _DEPLOY_SLACK
+            cache[ns] = (
+                source.field_changes(ns, None, until)  # type: ignore[attr-defined]  # narrowed by isinstance above
+                if recorded
+                else source.events(ns, None, until)
+            )
+        found = _reset_fields(cache[ns], ns, lo, hi) if recorded else _rescaled(cache[ns], ns, lo, hi)
+        if found:
+            out[(d.app, d.id)] = found
+    return out
+
+
+def _reset_fields(changes: pd.DataFrame, ns: str, lo: pd.Timestamp, hi: pd.Timestamp) -> list[tuple[str, str]]:
+    """Fields Argo CD changed between ``lo`` and ``hi`` whose old value was set outside git (recorded)."""
+    spec = changes[~changes["path"].fillna("").str.startswith("status")]
+    mine = spec[spec["is_gitops"] & (spec["time"] >= lo) & (spec["time"] <= hi)]
+    out: list[tuple[str, str]] = []
+    c: Any
+    for c in mine.itertuples(index=False):
+        earlier = spec[
+            (spec["kind"] == c.kind) & (spec["name"] == c.name) & (spec["path"] == c.path) & (spec["time"] < c.time)
+        ]
+        if not len(earlier):
+            continue
+        prev: Any = earlier.iloc[-1]
+        if bool(prev["is_gitops"]) or prev["new"] != c.old:
+            continue  # git's own change (a tag bump), or an old value Argo CD had put there
+        who = prev["manager"] or "an unknown manager"
+        at = prev["manager_time"] if pd.notna(prev["manager_time"]) else prev["time"]
+        when = (
+            f"between {prev['since']:%Y-%m-%d %H:%M:%S} and {prev['time']:%Y-%m-%d %H:%M:%S} UTC (found on a relist)"
+            if pd.notna(prev["since"])
+            else f"at {at:%Y-%m-%d %H:%M:%S} UTC"
+        )
+        out.append(
+            (
+                str(c.path),
+                f"{c.path} {c.old} → {c.new} on {c.kind}/{c.name} in {ns} ({c.old} had been set by {who} {when}, "
+                f"never in git; the cluster and git disagreed for {describe_span(c.time - at)})",
+            )
+        )
+    return out
+
+
+def _rescaled(events: pd.DataFrame, ns: str, lo: pd.Timestamp, hi: pd.Timestamp) -> list[tuple[str, str]]:
+    """A replica count a deploy reset, from the ScalingReplicaSet events still kept (no recording)."""
+    ev = events[(events["reason"] == "ScalingReplicaSet") & (events["object_kind"] == "Deployment")]
+    out: list[tuple[str, str]] = []
+    for name, mine in ev.sort_values("time", kind="stable").groupby("object_name", sort=False):
+        at = mine[(mine["time"] >= lo) & (mine["time"] <= hi)]
+        steps = [(t, m) for t, msg in zip(at["time"], at["message"], strict=True) if (m := _SCALED.search(str(msg)))]
+        if not steps:
+            continue
+        created = {m.group(1) for _, m in steps if m.group(2) == "0"}  # the rollout's new ReplicaSet
+        old = [(t, m) for t, m in steps if m.group(1) not in created]
+        new = [m for _, m in steps if m.group(1) in created]
+        if not old or not new:
+            continue
+        before, after = int(old[0][1].group(2)), max(int(m.group(3)) for m in new)
+        if before == after:
+            continue
+        earlier = mine[mine["time"] < lo]
+        setter = [
+            (t, m)
+            for t, msg in zip(earlier["time"], earlier["message"], strict=True)
+            if (m := _SCALED.search(str(msg))) and int(m.group(3)) == before and m.group(1) == old[0][1].group(1)
+        ]
+        since = (
+            f"; it had been scaled to {before} at {setter[-1][0]:%Y-%m-%d %H:%M:%S} UTC without a deploy, so the "
+            f"cluster and git disagreed for {describe_span(old[0][0] - setter[-1][0])}"
+            if setter
+            else ""
+        )
+        out.append(
+            (
+                "spec.replicas",
+                f"spec.replicas {before} → {after} on Deployment/{name} in {ns} (from the ScalingReplicaSet events: the old "
+                f"ReplicaSet {old[0][1].group(1)} had {before}, the rollout gave {after}; who set {before} is not "
+                f"kept without a recording{since})",
+            )
+        )
     return out
 
 

@@ -273,6 +273,25 @@ def _commit_rows(
     return rows
 
 
+def _say_beyond_git(rows: list[dict[str, Any]], extra: pd.DataFrame) -> None:
+    """Step 6b: a commit whose deploy also changed what git did not ask for (it put back git's value over a
+    manual edit) says so in its ``detail`` and ``why``: the routine deploy "that changed nothing"."""
+    said = extra[(extra["kind"] == RowKind.DEPLOY) & extra["beyond"].notna()]
+    if not len(said):
+        return
+    by: dict[tuple[Any, Any], str] = {
+        (a, t): str(b) for a, t, b in zip(said["argocd_app"], said["time"], said["beyond"], strict=True)
+    }
+    for r in rows:
+        apps = [a.strip() for a in str(r.get("argocd_app") or "").split(",") if a.strip()]
+        texts = [
+            by[(a, r["deployed_at"])] for a in apps if r.get("deployed_at") is not None and (a, r["deployed_at"]) in by
+        ]
+        if texts:
+            r["detail"] = "; ".join(x for x in [r.get("detail"), "its deploy also changed " + "; ".join(texts)] if x)
+            r["why"] = "; ".join(x for x in [r.get("why"), "its deploy changed fields beyond git"] if x)
+
+
 def _score_evidence(extra: pd.DataFrame, at: pd.Timestamp, weights: Weights) -> pd.DataFrame:
     """Step 7: cluster rows get ``before_at``; manual field edits are scored (the rest is evidence)."""
     extra = extra.assign(before_at=at - extra["time"])
@@ -363,6 +382,8 @@ def what_changed(
     deployed = _deploys(q.repo, extra, q.lo) if extra is not None else None
     failed = _failed(q.repo, extra, deployed, q.lo) if extra is not None and deployed is not None else None
     rows = _commit_rows(q, landed, index, argo_index, details, deployed, weights, failed)
+    if extra is not None and len(extra):
+        _say_beyond_git(rows, extra)
     if extra is not None and len(extra):
         extra = _score_evidence(extra, q.at, weights)
     out = _merge_and_rank(q, rows, extra)
