@@ -359,6 +359,8 @@ FIELD_EDITS: Schema = {
     "fields": "object",  # list[str] of dotted field paths this manager owns
     "is_gitops": "bool",  # True for Argo CD's own managers
     "time_bound": "object",  # set when managedFields has no time (a scale subresource update): "after <time> UTC"
+    # a change a recorder saw (Recording only): list of [path, old, new] (Secrets: [path, None, None]); else None
+    "changes": "object",
 }
 
 #: One row per field changed in one recorded change of one object (a recording's ``field_changes``), oldest first.
