@@ -289,6 +289,16 @@ class _Watch(threading.Thread):
         self.rec, self.res = rec, res
         self.stopped = threading.Event()
         self._resp: Any = None
+        self._resume_from: str | None = None
+
+    def expire(self) -> None:
+        """A drill: drop the connection and resume from resourceVersion 1, long compacted, as a recorder
+        back from a long outage would: the API server answers 410 Gone and the watch relists."""
+        self._resume_from = "1"
+        resp = self._resp
+        if resp is not None:
+            with contextlib.suppress(Exception):
+                resp.shutdown()
 
     def stop(self) -> None:
         self.stopped.set()
@@ -307,6 +317,8 @@ class _Watch(threading.Thread):
                     self.rec.stats.relists += 1
                 rv = self._watch(rv)
                 backoff = 0.5
+                if self._resume_from is not None:
+                    rv, self._resume_from = self._resume_from, None
             except _Gone:
                 rv = None  # relist
             except ClusterError as e:  # forbidden: this kind is not recorded (the others go on)
@@ -532,6 +544,7 @@ class _ClusterRecorder:
     # -- processing --------------------------------------------------------------------------------
 
     def _process(self) -> None:
+        last_flush = time.monotonic()
         try:
             while True:
                 try:
@@ -539,6 +552,9 @@ class _ClusterRecorder:
                 except queue.Empty:
                     if self.stopping.is_set():
                         break
+                    if time.monotonic() - last_flush >= self.writer.flush_seconds:
+                        last_flush = time.monotonic()
+                        self.writer.flush()  # also raises a failed background flush's error (a full disk) now
                     continue
                 wait = time.time() - msg[-1]
                 self.stats.queue_max_wait = max(wait, self.stats.queue_max_wait * 0.9)
@@ -897,6 +913,14 @@ class Recorder:
         err = self.error or (errors[0] if errors else None)
         if err is not None:
             raise err
+
+    def expire_watch(self, kind: str) -> None:
+        """A drill for tests and runbooks: make ``kind``'s watch resume from a long-compacted resourceVersion
+        (the API server answers 410 Gone; the watch relists and records what changed, once)."""
+        for c in self.clusters:
+            if kind not in c.watches:
+                raise InputError(f"no watch of kind {kind!r} in {c.context!r}: watched are {', '.join(c.watches)}")
+            c.watches[kind].expire()
 
     def __enter__(self) -> Recorder:
         return self.start()
