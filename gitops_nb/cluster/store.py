@@ -355,8 +355,10 @@ class Store:
                 raise InputError(f"unknown store column(s) {unknown}: choose from {', '.join(COLUMNS)}")
         for attempt in range(3):  # a compaction or retention may remove a file between listing and reading
             try:
-                t = self.dataset().to_table(columns=cols, filter=expr)
-                return t.sort_by("time") if "time" in t.schema.names and t.num_rows else t
+                with_time = cols if cols is None or "time" in cols else [*cols, "time"]
+                t = self.dataset().to_table(columns=with_time, filter=expr)
+                t = t.sort_by("time") if t.num_rows else t
+                return t.select(cols) if cols is not None else t
             except FileNotFoundError:
                 if attempt == 2:
                     raise
@@ -413,6 +415,16 @@ class Store:
             str(u): (str(rv), pd.Timestamp(tm))
             for u, rv, tm in zip(df["uid"], df["resource_version"], df["time"], strict=True)
         }
+
+    def clusters(self) -> list[str]:
+        """The clusters the store holds rows of (from the partition directories: no file is read)."""
+        import pyarrow.fs as pafs
+
+        try:
+            infos = self.fs.get_file_info(pafs.FileSelector(self._objects(), allow_not_found=True))
+        except OSError as e:
+            raise self._io_error(e, "list", self._objects()) from e
+        return sorted(unquote(i.base_name.partition("=")[2]) for i in infos if i.base_name.startswith("cluster="))
 
     def partitions(self) -> list[tuple[str, str, str, list[str]]]:
         """(cluster, kind, day, [files]) of every partition holding visible files."""
