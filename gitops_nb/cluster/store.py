@@ -199,7 +199,7 @@ class Store:
                         os.unlink(tmp)
                     raise
             else:
-                with self.fs.open_output_stream(path) as out:  # one PutObject (or a multipart completed at once)
+                with self.fs.open_output_stream(path) as out:  # one PutObject at close (delayed open)
                     out.write(data)
         except OSError as e:
             raise self._io_error(e, "write", path) from e
@@ -216,6 +216,7 @@ class Store:
             e.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
             or "AccessDenied" in str(e)
             or "NoSuchBucket" in str(e)
+            or "NO_SUCH_BUCKET" in str(e)
             or "Forbidden" in str(e)
         ):
             return StoreNotWritableError(
@@ -412,7 +413,7 @@ class Store:
         df = t.to_pandas().sort_values("time", kind="stable").drop_duplicates("uid", keep="last")
         df = df[~df["event"].isin(["DELETED", "GONE"])]
         return {
-            str(u): (str(rv), pd.Timestamp(tm))
+            str(u): ("" if rv is None or pd.isna(rv) else str(rv), pd.Timestamp(tm))
             for u, rv, tm in zip(df["uid"], df["resource_version"], df["time"], strict=True)
         }
 
@@ -742,6 +743,7 @@ def _s3_filesystem() -> pafs.S3FileSystem:
         "region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
         "connect_timeout": 5,
         "request_timeout": 30,
+        "allow_delayed_open": True,  # a small file is one PutObject at close: it appears whole or not at all
     }
     if endpoint:
         parts = urlsplit(endpoint)
