@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from kubernetes.client.exceptions import ApiException
 
 __all__ = [
+    "CONTROLLER_MANAGERS",
     "EDIT_KINDS",
     "GITOPS_MANAGERS",
     "Cluster",
@@ -59,7 +60,7 @@ __all__ = [
 PAGE = 500
 #: field managers that are Argo CD itself (or Kubernetes controllers acting for it)
 GITOPS_MANAGERS = frozenset({"argocd-controller", "argocd-application-controller", "argocd"})
-_CONTROLLER_MANAGERS = frozenset({"kube-controller-manager", "kube-scheduler", "kubelet", "kwok"})
+CONTROLLER_MANAGERS = frozenset({"kube-controller-manager", "kube-scheduler", "kubelet", "kwok"})
 #: the kinds whose field edits are read by default
 EDIT_KINDS = (
     "Deployment",
@@ -872,7 +873,7 @@ def field_edit_rows(kind: str, obj: dict[str, Any]) -> list[dict[str, Any]]:
             "time_bound": None if m.get("time") else "unknown: managedFields has no time",
         }
         for m in meta.get("managedFields") or []
-        if m.get("manager") not in _CONTROLLER_MANAGERS and m.get("subresource") != "status"
+        if m.get("manager") not in CONTROLLER_MANAGERS and m.get("subresource") != "status"
     ]
 
 

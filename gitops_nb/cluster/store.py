@@ -199,7 +199,7 @@ class Store:
                         os.unlink(tmp)
                     raise
             else:
-                with self.fs.open_output_stream(path) as out:  # one PutObject (or a multipart completed at once)
+                with self.fs.open_output_stream(path) as out:  # one PutObject at close (delayed open)
                     out.write(data)
         except OSError as e:
             raise self._io_error(e, "write", path) from e
@@ -216,6 +216,7 @@ class Store:
             e.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
             or "AccessDenied" in str(e)
             or "NoSuchBucket" in str(e)
+            or "NO_SUCH_BUCKET" in str(e)
             or "Forbidden" in str(e)
         ):
             return StoreNotWritableError(
@@ -355,8 +356,10 @@ class Store:
                 raise InputError(f"unknown store column(s) {unknown}: choose from {', '.join(COLUMNS)}")
         for attempt in range(3):  # a compaction or retention may remove a file between listing and reading
             try:
-                t = self.dataset().to_table(columns=cols, filter=expr)
-                return t.sort_by("time") if "time" in t.schema.names and t.num_rows else t
+                with_time = cols if cols is None or "time" in cols else [*cols, "time"]
+                t = self.dataset().to_table(columns=with_time, filter=expr)
+                t = t.sort_by("time") if t.num_rows else t
+                return t.select(cols) if cols is not None else t
             except FileNotFoundError:
                 if attempt == 2:
                     raise
@@ -410,9 +413,19 @@ class Store:
         df = t.to_pandas().sort_values("time", kind="stable").drop_duplicates("uid", keep="last")
         df = df[~df["event"].isin(["DELETED", "GONE"])]
         return {
-            str(u): (str(rv), pd.Timestamp(tm))
+            str(u): ("" if rv is None or pd.isna(rv) else str(rv), pd.Timestamp(tm))
             for u, rv, tm in zip(df["uid"], df["resource_version"], df["time"], strict=True)
         }
+
+    def clusters(self) -> list[str]:
+        """The clusters the store holds rows of (from the partition directories: no file is read)."""
+        import pyarrow.fs as pafs
+
+        try:
+            infos = self.fs.get_file_info(pafs.FileSelector(self._objects(), allow_not_found=True))
+        except OSError as e:
+            raise self._io_error(e, "list", self._objects()) from e
+        return sorted(unquote(i.base_name.partition("=")[2]) for i in infos if i.base_name.startswith("cluster="))
 
     def partitions(self) -> list[tuple[str, str, str, list[str]]]:
         """(cluster, kind, day, [files]) of every partition holding visible files."""
@@ -730,6 +743,7 @@ def _s3_filesystem() -> pafs.S3FileSystem:
         "region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
         "connect_timeout": 5,
         "request_timeout": 30,
+        "allow_delayed_open": True,  # a small file is one PutObject at close: it appears whole or not at all
     }
     if endpoint:
         parts = urlsplit(endpoint)

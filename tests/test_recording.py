@@ -1,0 +1,215 @@
+"""A Recording is an evidence source: frames rebuilt from stored objects by the live Cluster's own row
+builders, answering as of any time the recording covers, keeping what a live cluster forgets (deploys
+past Argo CD's 10, deleted ReplicaSets, expired events, every field change with old and new values).
+
+The recording is synthesized through the real StoreWriter from a real git repo's commits
+(benchmarks/make_recording.py): each commit that changes a Kustomize root is deployed by its Application.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import gitops_nb as g
+from benchmarks.make_recording import commits_of, write_fleet
+from benchmarks.make_repo import generate
+from gitops_nb import RowKind, schema
+from gitops_nb.cluster.live import app_row, history_rows
+from gitops_nb.cluster.recording import Recording
+from gitops_nb.cluster.store import Store
+from gitops_nb.errors import InputError, UnknownAppError
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Store]:
+    base = tmp_path_factory.mktemp("fleet")
+    repo = generate(base / "repo", 500, services=3)  # 6 apps, ~42 hours of commits
+    store = Store(base / "store")
+    write_fleet(repo, store, progress=False, manual_per_day=1.5)
+    return repo, store
+
+
+def _end(store: Store) -> pd.Timestamp:
+    return pd.Timestamp(store.read(columns=["time"]).column("time").to_pandas().max())
+
+
+def test_frames_are_the_live_builders_as_of_at(fleet: tuple[Path, Store]) -> None:
+    _repo, store = fleet
+    end = _end(store)
+    rec = Recording(store, at=end)
+    apps = rec.applications()
+    assert len(apps) == 6 and list(apps.columns) == list(schema.APPLICATIONS)
+    # the same rows the live Cluster builds from the same objects
+    objs = [
+        json.loads(o)
+        for o in store.read(kinds=["Application"], columns=["uid", "object"])
+        .to_pandas()
+        .drop_duplicates("uid", keep="last")["object"]
+    ]
+    want = schema.frame(schema.APPLICATIONS, [app_row(o) for o in objs]).sort_values("name").reset_index(drop=True)
+    got = apps.sort_values("name").reset_index(drop=True)
+    pd.testing.assert_frame_equal(got.drop(columns=["pause_expired"]), want.drop(columns=["pause_expired"]))
+    # as of an earlier time, each app's sync revision is the one deployed last before it
+    mid = end - pd.Timedelta(hours=10)
+    early = Recording(store, at=mid).applications().set_index("name")
+    hist = rec.history()
+    for name, rev in early["sync_revision"].items():
+        h = hist[(hist["app"] == name) & (hist["deployed_at"] <= mid)]
+        assert rev == h.sort_values("deployed_at")["revision"].iloc[-1]
+    assert (early["sync_revision"] != apps.set_index("name")["sync_revision"].reindex(early.index)).any()
+
+
+def test_history_keeps_deploys_past_argo_cds_ten(fleet: tuple[Path, Store]) -> None:
+    _repo, store = fleet
+    rec = Recording(store)
+    hist = rec.history()
+    live_view = [r for a in rec._raw_apps() for r in history_rows(a)]  # what Argo CD itself still lists
+    assert len(live_view) <= 60
+    per_app = hist.groupby("app")["id"].apply(list)
+    for ids in per_app:
+        assert len(ids) > 10 and sorted(ids) == list(range(len(ids)))  # every deploy once, none missing
+    # the commits that changed a root were all deployed: one history entry each
+    commits = commits_of(_repo)
+    deploys = sum(1 for _t, _s, subj in commits[1:] if subj.startswith("deploy("))
+    assert (hist["id"] > 0).sum() >= deploys
+    one = rec.app_history("svc-00-staging")
+    assert set(one["app"]) == {"svc-00-staging"} and len(one) == len(per_app["svc-00-staging"])
+    with pytest.raises(UnknownAppError, match="Did you mean"):
+        rec.app_history("svc-00-stagin")
+
+
+def test_rollouts_include_deleted_replicasets(fleet: tuple[Path, Store]) -> None:
+    _repo, store = fleet
+    rec = Recording(store)
+    ro = rec.rollouts("svc-01-production")
+    deleted = set(
+        store.read(kinds=["ReplicaSet"], columns=["name", "event", "namespace"])
+        .to_pandas()
+        .query("event == 'DELETED' and namespace == 'svc-01-production'")["name"]
+    )
+    assert deleted and deleted <= set(ro["replicaset"])
+    assert ro["current"].sum() == 1 and list(ro["revision"]) == sorted(ro["revision"])
+    assert len(ro) == ro["revision"].max()  # every rollout ever, not the 3 the cluster keeps
+
+
+def test_field_edits_hold_each_recorded_change_with_old_and_new(fleet: tuple[Path, Store]) -> None:
+    _repo, store = fleet
+    rec = Recording(store)
+    fe = rec.field_edits(None)
+    manual = fe[fe["manager"] == "kubectl-edit"]
+    assert len(manual) >= 3
+    assert all(f == ["spec.replicas"] for f in manual["fields"])
+    assert all(int(c[0][2]) > int(c[0][1]) for c in manual["changes"])  # scaled up by hand
+    assert not manual["is_gitops"].any()
+    # the 2am edit is undone by the next deploy: Argo CD sets spec.replicas back, old = the hand-set value
+    first = manual.sort_values("time").iloc[0]
+    later = fe[
+        (fe["manager"] == "argocd-controller")
+        & (fe["namespace"] == first["namespace"])
+        & (fe["time"] > first["time"])
+        & fe["fields"].apply(lambda f: "spec.replicas" in f)
+    ]
+    assert len(later)
+    reset = dict((c[0], c[1:]) for c in later.sort_values("time").iloc[0]["changes"])["spec.replicas"]
+    assert int(reset[0]) >= int(first["changes"][0][2]) and int(reset[1]) < int(reset[0])
+    # the managedFields rows of objects as of `at` are there too, once (not doubled by the recorded ones)
+    mf = fe[fe["changes"].isna()]
+    assert len(mf) and (mf["operation"].isin(["Apply", "Update"])).all()
+    keys = list(zip(fe["kind"], fe["namespace"], fe["name"], fe["manager"], fe["time"], strict=True))
+    assert len(keys) == len(set(keys))
+
+
+def test_relisted_change_is_timed_as_a_range_and_gone_objects_leave(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    t0 = pd.Timestamp("2026-11-20T01:00:00Z")
+    dep = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "shop", "uid": "d1", "resourceVersion": "5", "managedFields": []},
+        "spec": {"replicas": 3},
+    }
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "shop", "uid": "c1"}}
+    base = {"api_version": "apps/v1", "namespace": "shop", "app": "shop"}
+    with store.writer("prod") as w:
+        w.append(
+            {**base, "kind": "Deployment", "name": "web", "uid": "d1", "event": "ADDED", "time": t0, "object": dep}
+        )
+        w.append({**base, "kind": "ConfigMap", "name": "c", "uid": "c1", "event": "ADDED", "time": t0, "object": cm})
+        # the recorder was down from 02:00 to 05:00: found changed, and found missing, on its relist
+        w.append(
+            {
+                **base,
+                "kind": "Deployment",
+                "name": "web",
+                "uid": "d1",
+                "event": "RELISTED",
+                "time": t0 + pd.Timedelta(hours=4),
+                "since": t0 + pd.Timedelta(hours=1),
+                "manager": "kubectl-scale",
+                "changes": [["spec.replicas", 3, 1]],
+                "object": {**dep, "spec": {"replicas": 1}},
+            }
+        )
+        w.append(
+            {
+                **base,
+                "kind": "ConfigMap",
+                "name": "c",
+                "uid": "c1",
+                "event": "GONE",
+                "time": t0 + pd.Timedelta(hours=4),
+                "since": t0 + pd.Timedelta(hours=1),
+            }
+        )
+    rec = Recording(store, at=t0 + pd.Timedelta(hours=5))
+    fe = rec.field_edits("shop")
+    row = fe[fe["manager"] == "kubectl-scale"].iloc[0]
+    assert row["time_bound"] == "between 2026-11-20 02:00:00 UTC and 2026-11-20 05:00:00 UTC"
+    assert row["changes"] == [["spec.replicas", "3", "1"]] and row["operation"] == "Relisted"
+    assert rec.get_object("apps", "v1", "Deployment", "shop", "web")["spec"]["replicas"] == 1  # type: ignore[index]
+    assert rec.get_object("", "v1", "ConfigMap", "shop", "c") is None  # gone by then
+    before = Recording(store, at=t0 + pd.Timedelta(hours=2))
+    assert before.get_object("apps", "v1", "Deployment", "shop", "web")["spec"]["replicas"] == 3  # type: ignore[index]
+    assert before.get_object("", "v1", "ConfigMap", "shop", "c") is not None
+
+
+def test_what_changed_takes_a_recording_as_it_takes_a_snapshot(fleet: tuple[Path, Store], tmp_path: Path) -> None:
+    repo, store = fleet
+    at = _end(store) - pd.Timedelta(hours=3)
+    rec = Recording(store, at=at + pd.Timedelta(minutes=15))
+    tl = g.what_changed(repo, at, "2h", cluster=rec)
+    assert {RowKind.COMMIT, RowKind.DEPLOY, RowKind.ROLLOUT, RowKind.K8S_EVENT} <= set(tl["kind"])
+    assert tl["time"].min() >= at - pd.Timedelta(hours=2)
+    # a commit joins the deploy that shipped it
+    commits = tl[(tl["kind"] == RowKind.COMMIT) & tl["deployed_at"].notna()]
+    assert len(commits)
+    # the same query on a snapshot taken of the recording's window gives the same timeline
+    snap = g.Snapshot(g.snapshot(Recording(store, at=rec.at, since=at - pd.Timedelta(hours=2)), tmp_path / "snap"))
+    tl2 = g.what_changed(repo, at, "2h", cluster=snap)
+    cols = ["time", "kind", "app", "sha", "summary"]
+    pd.testing.assert_frame_equal(tl[cols].reset_index(drop=True), tl2[cols].reset_index(drop=True))
+    # and a bounded recording (since=) gives the same answer as the whole one
+    tl3 = g.what_changed(repo, at, "2h", cluster=Recording(store, at=rec.at, since=at - pd.Timedelta(hours=3)))
+    pd.testing.assert_frame_equal(tl[cols].reset_index(drop=True), tl3[cols].reset_index(drop=True))
+
+
+def test_apps_filter_and_cluster_choice(fleet: tuple[Path, Store], tmp_path: Path) -> None:
+    _repo, store = fleet
+    rec = Recording(store, apps=["svc-02-production"])
+    assert list(rec.applications()["name"]) == ["svc-02-production"]
+    assert set(rec.rollouts(None)["namespace"]) == {"svc-02-production"}
+    two = Store(tmp_path)
+    for c in ("east", "west"):
+        with two.writer(c) as w:
+            w.append({"kind": "ConfigMap", "uid": c, "name": c, "event": "ADDED", "time": "2026-11-01T00:00:00Z"})
+    with pytest.raises(InputError, match="holds 2 clusters \\(east, west\\): pass cluster="):
+        Recording(two)
+    with pytest.raises(InputError, match="no recording of cluster 'north'"):
+        Recording(two, cluster="north")
+    with pytest.raises(InputError, match="holds no recording yet"):
+        Recording(tmp_path / "empty")
+    assert Recording(two, cluster="west").context == "west"
