@@ -22,6 +22,7 @@ from .act import (
 )
 from .cluster.evidence import EvidenceSource
 from .cluster.live import Cluster
+from .cluster.recorder import record
 from .cluster.snapshot import Snapshot, snapshot
 from .cluster.store import Store
 from .errors import (
@@ -133,6 +134,7 @@ __all__ = [
     "parse_window",
     "pause_self_heal",
     "plot_timeline",
+    "record",
     "refresh",
     "rendered_diff",
     "resume_expired",

@@ -364,24 +364,6 @@ FIELD_EDITS: Schema = {
     "changes": "object",
 }
 
-#: One row per field changed in one recorded change of one object (a recording's ``field_changes``), oldest first.
-FIELD_CHANGES: Schema = {
-    "time": UTC,  # when the change was seen (watch receipt; the relist time for a change made while not watched)
-    "since": UTC,  # set for a change found on a relist: it happened between ``since`` and ``time``
-    "cluster": "object",
-    "namespace": "object",
-    "kind": "object",
-    "name": "object",
-    "app": "object",  # the Argo CD Application managing the object
-    "event": "object",  # MODIFIED or RELISTED (ADDED, DELETED and GONE change no field)
-    "path": "object",  # spec.replicas, spec.template.spec.containers[name=web].image
-    "old": "object",  # as text (JSON for a list or a mapping); None when added; None for a Secret's value
-    "new": "object",  # as text; None when removed; None for a Secret's value
-    "manager": "object",  # the managedFields manager owning the changed fields at that version
-    "manager_time": UTC,  # that manager's managedFields time
-    "is_gitops": "bool",  # True when the manager is Argo CD itself
-}
-
 #: One row per Application's last operation (``Cluster.operations``).
 OPERATIONS: Schema = {
     "app": "object",

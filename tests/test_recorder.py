@@ -18,15 +18,14 @@ import pandas as pd
 import pytest
 from kubernetes import client
 
-from gitops_nb import Recording, RowKind, refresh, wait_converged, what_changed
-from gitops_nb.cluster.evidence import FieldChangeSource
+from gitops_nb import RowKind, refresh, wait_converged, what_changed
 from gitops_nb.cluster.recorder import (
     Recorder,
     field_changes,
     manager_of,
-    recorded_field_changes,
     recorder_manifests,
 )
+from gitops_nb.cluster.recording import Recording
 from gitops_nb.cluster.store import Store
 from gitops_nb.sandbox.demo import bump_tag
 
@@ -130,6 +129,29 @@ def _rows(store: Store, **kw: Any) -> pd.DataFrame:
     return store.read(**kw).to_pandas()
 
 
+def _changes(store: Store, ns: str) -> pd.DataFrame:
+    """The recorded field changes in ``ns``: one row per [path, old, new] (Recording.field_edits' ``changes``)."""
+    f = Recording(store, cluster="gitops-nb-sandbox").field_edits(ns)
+    f = f[f["changes"].notna()]
+    rows = [
+        {
+            "time": t,
+            "time_bound": b,
+            "operation": o,
+            "manager": m,
+            "is_gitops": g,
+            "path": c[0],
+            "old": c[1],
+            "new": c[2],
+        }
+        for t, b, o, m, g, cs in zip(
+            f["time"], f["time_bound"], f["operation"], f["manager"], f["is_gitops"], f["changes"], strict=True
+        )
+        for c in cs
+    ]
+    return pd.DataFrame(rows, columns=["time", "time_bound", "operation", "manager", "is_gitops", "path", "old", "new"])
+
+
 def _no_duplicates(store: Store) -> None:
     df = _rows(store, columns=["kind", "uid", "resource_version", "event"])
     twice = df[df.duplicated(["kind", "uid", "resource_version", "event"], keep=False)]
@@ -170,7 +192,6 @@ def test_story_the_routine_deploy_that_reset_a_manual_replicas_edit(sandbox: Any
         assert apps.read_namespaced_deployment("shop", ns).spec.replicas == 2
         time.sleep(2)  # the last rows flushed
     recording = Recording(store, cluster="gitops-nb-sandbox")
-    assert isinstance(recording, FieldChangeSource)
     window = f"{int((at - edited).total_seconds()) - 6}s"
     for source, who in ((recording, "set by kubectl-edit at"), (env.cluster, "ScalingReplicaSet")):
         tl = what_changed(env.work.path, at=at, window=window, cluster=source)
@@ -181,10 +202,10 @@ def test_story_the_routine_deploy_that_reset_a_manual_replicas_edit(sandbox: Any
         assert who in top["detail"] and "the cluster and git disagreed for" in top["detail"], top["detail"]
         assert not (tl["kind"] == RowKind.FIELD_EDIT).any()  # the edit is outside the window
     # from the recording: who and when exactly (the manual edit's managedFields time), never in git
-    fc = recorded_field_changes(store, namespace=ns)
+    fc = _changes(store, ns)
     edit = fc[(fc["path"] == "spec.replicas") & (fc["new"] == "6")].iloc[0]
     assert edit["manager"] == "kubectl-edit" and not edit["is_gitops"]
-    assert abs(edit["manager_time"] - edited) < pd.Timedelta(seconds=3)
+    assert abs(edit["time"] - edited) < pd.Timedelta(seconds=3)
     reset = fc[(fc["path"] == "spec.replicas") & (fc["old"] == "6")].iloc[0]
     assert reset["new"] == "2" and reset["manager"] == "argocd-controller"
     _no_duplicates(store)
@@ -249,7 +270,7 @@ def test_api_server_restart_and_expired_watch_lose_nothing_and_duplicate_nothing
         apps.patch_namespaced_deployment("shop", ns, {"spec": {"replicas": 3}}, field_manager="kubectl-edit")
 
         def seen(n: int) -> Any:
-            fc = recorded_field_changes(store, namespace=ns)
+            fc = _changes(store, ns)
             return fc[(fc["path"] == "spec.replicas") & (fc["new"] == str(n))]
 
         got = _until("the edit after the restart to be recorded", lambda: len(seen(3)) == 1, timeout=60)
@@ -293,18 +314,21 @@ def test_kill_9_then_restart_records_what_changed_while_down_once(sandbox: Any, 
     time.sleep(1)
     p = _cli(str(store_dir), sandbox)
     try:
-        _until("the relist", lambda: (recorded_field_changes(store, namespace=ns)["new"] == "5").any(), timeout=60)
+        _until("the relist", lambda: (_changes(store, ns)["new"] == "5").any(), timeout=60)
         time.sleep(1.5)
     finally:
         p.send_signal(signal.SIGTERM)
         _, err = p.communicate(timeout=30)
     assert p.returncode == 0, err[-2000:]
     assert "[record] gitops-nb-sandbox:" in err and "rows written" in err  # the status line a person reads
-    fc = recorded_field_changes(store, namespace=ns)
+    fc = _changes(store, ns)
     five = fc[(fc["path"] == "spec.replicas") & (fc["new"] == "5")]
-    assert len(five) == 1 and five["event"].iloc[0] == "RELISTED", five.to_string()
-    assert five["since"].iloc[0] <= killed <= five["time"].iloc[0]  # "between since and time"
+    assert len(five) == 1 and five["operation"].iloc[0] == "Relisted", five.to_string()
+    assert str(five["time_bound"].iloc[0]).startswith("between ")  # "between since and time"
     assert five["manager"].iloc[0] == "kubectl-scale"
+    raw = _rows(store, kinds=["Deployment"])
+    relisted = raw[raw["event"] == "RELISTED"]
+    assert len(relisted) == 1 and relisted["since"].iloc[0] <= killed <= relisted["time"].iloc[0]
     assert (fc["new"] == "3").sum() == 1  # recorded before the kill, or (lost in the batch) found on the relist
     after = _rows(store)
     assert len(after) > len(before)

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
-__all__ = ["PER_NAMESPACE_LIMIT", "EvidenceSource", "FieldChangeSource"]
+__all__ = ["PER_NAMESPACE_LIMIT", "EvidenceSource"]
 
 #: above this many namespaces, one cluster-wide list per kind beats one list per namespace
 PER_NAMESPACE_LIMIT = 8
@@ -80,19 +80,4 @@ class EvidenceSource(Protocol):
 
     def field_edits(self, namespace: str | None, kinds: Sequence[str] | None = None) -> pd.DataFrame:
         """Who set which fields, when, from managedFields (:data:`schema.FIELD_EDITS`)."""
-        ...
-
-
-@runtime_checkable
-class FieldChangeSource(Protocol):
-    """A source that kept every field change (a recording): what an object's fields were before and after
-    each change, and who made it. A live cluster keeps only each field's current owner."""
-
-    def field_changes(
-        self,
-        namespace: str | None = None,
-        since: str | datetime | pd.Timestamp | None = None,
-        until: str | datetime | pd.Timestamp | None = None,
-    ) -> pd.DataFrame:
-        """One row per changed field (:data:`schema.FIELD_CHANGES`), oldest first."""
         ...

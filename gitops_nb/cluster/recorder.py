@@ -33,14 +33,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from ..errors import ClusterError, InputError, StoreError
 from .argocd import GROUP, PLURAL, VERSION
-from .live import GITOPS_MANAGERS, Cluster, flatten_fields
+from .live import Cluster, flatten_fields
 
 if TYPE_CHECKING:
     from .store import Store, StoreWriter
@@ -51,7 +50,6 @@ __all__ = [
     "field_changes",
     "manager_of",
     "record",
-    "recorded_field_changes",
     "recorder_manifests",
 ]
 
@@ -199,68 +197,6 @@ def manager_of(obj: dict[str, Any], paths: Sequence[str]) -> tuple[str | None, p
     best = max(matched or entries, key=when)
     t = best.get("time")
     return best.get("manager"), (pd.Timestamp(t).tz_convert("UTC") if t else None)
-
-
-def _text(v: Any) -> str | None:
-    if v is None:
-        return None
-    return v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str)
-
-
-def recorded_field_changes(
-    store: Store,
-    *,
-    cluster: str | None = None,
-    namespace: str | None = None,
-    since: str | datetime | pd.Timestamp | None = None,
-    until: str | datetime | pd.Timestamp | None = None,
-    kinds: Sequence[str] | None = None,
-) -> pd.DataFrame:
-    """Every recorded field change (schema :data:`schema.FIELD_CHANGES`), oldest first: one row per
-    ``[path, old, new]`` of each MODIFIED or RELISTED row of the store (Events left out)."""
-    from .. import schema
-
-    cols = [
-        "cluster",
-        "kind",
-        "namespace",
-        "name",
-        "app",
-        "event",
-        "time",
-        "since",
-        "manager",
-        "manager_time",
-        "changes",
-    ]
-    t = store.read(clusters=[cluster] if cluster else None, kinds=kinds, since=since, until=until, columns=cols)
-    rows: list[dict[str, Any]] = []
-    if t.num_rows:
-        df = t.to_pandas()
-        df = df[df["event"].isin(["MODIFIED", "RELISTED"]) & (df["kind"] != "Event")]
-        if namespace is not None:
-            df = df[df["namespace"] == namespace]
-        for r in df.itertuples(index=False):
-            for path, old, new in json.loads(str(r.changes) or "[]"):
-                rows.append(
-                    {
-                        "time": r.time,
-                        "since": r.since,
-                        "cluster": r.cluster,
-                        "namespace": r.namespace,
-                        "kind": r.kind,
-                        "name": r.name,
-                        "app": r.app,
-                        "event": r.event,
-                        "path": path,
-                        "old": _text(old),
-                        "new": _text(new),
-                        "manager": r.manager,
-                        "manager_time": r.manager_time,
-                        "is_gitops": r.manager in GITOPS_MANAGERS,
-                    }
-                )
-    return schema.frame(schema.FIELD_CHANGES, rows)
 
 
 # -- safe object bodies -----------------------------------------------------------------------

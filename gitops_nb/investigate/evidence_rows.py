@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from .. import schema
-from ..cluster.evidence import PER_NAMESPACE_LIMIT, EvidenceSource, FieldChangeSource
+from ..cluster.evidence import PER_NAMESPACE_LIMIT, EvidenceSource
 from ..schema import RowKind
 from ..times import describe_span, parse_at
 
@@ -257,9 +257,9 @@ def beyond_git(
     ask to change: the deploy put back git's value over one set outside git (a ``kubectl edit`` or
     ``scale`` that left the app OutOfSync with self-heal off).
 
-    From a recording (a :class:`FieldChangeSource`): each field Argo CD changed at the deploy whose old
-    value a manager other than Argo CD had set, with who set it, when, and so how long the cluster and git
-    disagreed. Without one, from what the cluster still keeps: the deployment controller's
+    From a recording (field edits with their recorded ``changes``): each field Argo CD changed at the
+    deploy whose old value a manager other than Argo CD had set, with who set it, when, and so how long the
+    cluster and git disagreed. Without one, from what the cluster still keeps: the deployment controller's
     ``ScalingReplicaSet`` events (they expire, an hour by default): the old ReplicaSet scaled from the
     replica count before the deploy, the new one to git's, and the scaling that set the old count. (The
     ReplicaSets' ``deployment.kubernetes.io/desired-replicas`` annotations do not keep it: the rollout
@@ -268,8 +268,7 @@ def beyond_git(
     out: dict[tuple[Any, Any], list[tuple[str, str]]] = {}
     if not len(deploys):
         return out
-    recorded = isinstance(source, FieldChangeSource)
-    cache: dict[str, pd.DataFrame] = {}
+    cache: dict[str, tuple[pd.DataFrame, bool]] = {}
     d: Any
     for d in deploys.itertuples(index=False):
         ns = ns_of.get(d.app)
@@ -278,27 +277,63 @@ def beyond_git(
         start = d.deploy_started_at if pd.notna(d.deploy_started_at) else d.deployed_at
         lo, hi = start - pd.Timedelta(seconds=2), d.deployed_at + _DEPLOY_SLACK
         if ns not in cache:
+            changes = _recorded_changes(source.field_edits(ns))
             until = deploys["deployed_at"].max() + _DEPLOY_SLACK
-            cache[ns] = (
-                source.field_changes(ns, None, until)  # type: ignore[attr-defined]  # narrowed by isinstance above
-                if recorded
-                else source.events(ns, None, until)
-            )
-        found = _reset_fields(cache[ns], ns, lo, hi) if recorded else _rescaled(cache[ns], ns, lo, hi)
+            cache[ns] = (changes, True) if changes is not None else (source.events(ns, None, until), False)
+        frame, recorded = cache[ns]
+        found = _reset_fields(frame, ns, lo, hi) if recorded else _rescaled(frame, ns, lo, hi)
         if found:
             out[(d.app, d.id)] = found
     return out
 
 
+def _recorded_changes(edits: pd.DataFrame) -> pd.DataFrame | None:
+    """One row per recorded ``[path, old, new]`` of the field edits (time, kind, name, path, old, new, manager,
+    is_gitops, time_bound), oldest first; ``None`` when the source recorded none (a live cluster, a snapshot)."""
+    if "changes" not in edits.columns or not edits["changes"].notna().any():
+        return None
+    rows = [
+        {
+            "time": t,
+            "kind": k,
+            "name": n,
+            "path": c[0],
+            "old": c[1],
+            "new": c[2],
+            "manager": m,
+            "is_gitops": bool(g),
+            "time_bound": b,
+        }
+        for t, k, n, m, g, b, cs in zip(
+            edits["time"],
+            edits["kind"],
+            edits["name"],
+            edits["manager"],
+            edits["is_gitops"],
+            edits["time_bound"],
+            edits["changes"],
+            strict=True,
+        )
+        if isinstance(cs, list)
+        for c in cs
+        if not str(c[0]).startswith("status")
+    ]
+    return pd.DataFrame(
+        rows, columns=["time", "kind", "name", "path", "old", "new", "manager", "is_gitops", "time_bound"]
+    ).sort_values("time", kind="stable")
+
+
 def _reset_fields(changes: pd.DataFrame, ns: str, lo: pd.Timestamp, hi: pd.Timestamp) -> list[tuple[str, str]]:
     """Fields Argo CD changed between ``lo`` and ``hi`` whose old value was set outside git (recorded)."""
-    spec = changes[~changes["path"].fillna("").str.startswith("status")]
-    mine = spec[spec["is_gitops"] & (spec["time"] >= lo) & (spec["time"] <= hi)]
+    mine = changes[changes["is_gitops"] & (changes["time"] >= lo) & (changes["time"] <= hi)]
     out: list[tuple[str, str]] = []
     c: Any
     for c in mine.itertuples(index=False):
-        earlier = spec[
-            (spec["kind"] == c.kind) & (spec["name"] == c.name) & (spec["path"] == c.path) & (spec["time"] < c.time)
+        earlier = changes[
+            (changes["kind"] == c.kind)
+            & (changes["name"] == c.name)
+            & (changes["path"] == c.path)
+            & (changes["time"] < c.time)
         ]
         if not len(earlier):
             continue
@@ -306,17 +341,13 @@ def _reset_fields(changes: pd.DataFrame, ns: str, lo: pd.Timestamp, hi: pd.Times
         if bool(prev["is_gitops"]) or prev["new"] != c.old:
             continue  # git's own change (a tag bump), or an old value Argo CD had put there
         who = prev["manager"] or "an unknown manager"
-        at = prev["manager_time"] if pd.notna(prev["manager_time"]) else prev["time"]
-        when = (
-            f"between {prev['since']:%Y-%m-%d %H:%M:%S} and {prev['time']:%Y-%m-%d %H:%M:%S} UTC (found on a relist)"
-            if pd.notna(prev["since"])
-            else f"at {at:%Y-%m-%d %H:%M:%S} UTC"
-        )
+        bound = prev["time_bound"]
+        when = f"{bound} (found on a relist)" if isinstance(bound, str) else f"at {prev['time']:%Y-%m-%d %H:%M:%S} UTC"
         out.append(
             (
                 str(c.path),
                 f"{c.path} {c.old} → {c.new} on {c.kind}/{c.name} in {ns} ({c.old} had been set by {who} {when}, "
-                f"never in git; the cluster and git disagreed for {describe_span(c.time - at)})",
+                f"never in git; the cluster and git disagreed for {describe_span(c.time - prev['time'])})",
             )
         )
     return out
