@@ -251,10 +251,10 @@ class _Watch(threading.Thread):
                 if rv is None:
                     rv = self._list()
                     self.rec.stats.relists += 1
-                rv = self._watch(rv)
-                backoff = 0.5
                 if self._resume_from is not None:
                     rv, self._resume_from = self._resume_from, None
+                rv = self._watch(rv)
+                backoff = 0.5
             except _Gone:
                 rv = None  # relist
             except ClusterError as e:  # forbidden: this kind is not recorded (the others go on)
@@ -263,6 +263,8 @@ class _Watch(threading.Thread):
             except Exception as e:  # a dropped connection, a restarting API server: retry
                 if self.stopped.is_set():
                     return
+                if self._resume_from is not None:
+                    continue  # the drill dropped the connection: no backoff
                 self.rec.stats.reconnects += 1
                 self.rec.stats.last_error = f"{self.res.kind}: {type(e).__name__}: {str(e)[:160]}"
                 self.stopped.wait(backoff)
@@ -590,6 +592,8 @@ class _ClusterRecorder:
                 self.pending[(res.kind, uid)] = obj  # recorded once an Application lists it
             return
         self.pending.pop((res.kind, uid), None)
+        if res is APPLICATION:
+            self._index_app(obj)  # what it manages, even when this version was recorded before
         k = self.known.get((res.kind, uid))
         if res.kind == "Event":
             count = _event_count(obj)
@@ -607,15 +611,12 @@ class _ClusterRecorder:
             event, changes = ("RELISTED" if relisted else "MODIFIED"), field_changes(k.obj, obj)
         if k is not None and not changes and res.kind not in ("Event", "Secret"):
             self.known[(res.kind, uid)] = _Known(res.kind, rv, k.time, obj, app)  # noise only: nothing to say
-            if res is APPLICATION:
-                self._index_app(obj)
             return
-        paths = [c[0] for c in changes]
+        # the manager of the spec or metadata change when there is one (status writers are always newer)
+        paths = [c[0] for c in changes if not str(c[0]).startswith("status")] or [c[0] for c in changes]
         since = k.time if relisted and k is not None else None
         self._append(res, event, obj, now, since=since, changes=changes, app=app, manager=manager_of(obj, paths))
         self.known[(res.kind, uid)] = _Known(res.kind, rv, now, obj, app)
-        if res is APPLICATION:
-            self._index_app(obj)
 
     def _append(
         self,
