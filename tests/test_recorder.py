@@ -211,93 +211,6 @@ def test_story_the_routine_deploy_that_reset_a_manual_replicas_edit(sandbox: Any
     _no_duplicates(store)
 
 
-def _restart_apiserver(sandbox: Any, event_ttl: str | None = None, *, env: Env | None = None, app: str = "") -> None:
-    """Restart the sandbox's kube-apiserver (with ``event_ttl``); with ``app``, wait until Argo CD, whose
-    watches back off while the API server is down, reconciles it again (so later tests find Argo CD working)."""
-    from gitops_nb.sandbox.control import Sandbox
-
-    sb = Sandbox(sandbox.state, cache_dir=sandbox.cache, ports=sandbox.ports, event_ttl=event_ttl)
-    sb.restart("kube-apiserver", timeout=90)
-    if env is not None and app:
-        back = pd.Timestamp.now(tz="UTC").floor("s")
-
-        def reconciled() -> bool:
-            refresh(env.cluster, app)
-            at = env.cluster.applications().set_index("name").loc[app, "reconciled_at"]
-            return bool(pd.notna(at) and at >= back)
-
-        _until("Argo CD to reconcile again after the API server restart", reconciled, timeout=150)
-
-
-@pytest.mark.sandbox
-def test_the_recording_outlives_the_cluster(sandbox: Any, rec_env: Env, tmp_path: Path) -> None:
-    """Events expire (API server restarted with --event-ttl=15s) and old ReplicaSets are deleted
-    (revisionHistoryLimit: 1); the recording still has both. The restart is also a fault the recorder rides."""
-    env, store = rec_env, Store(tmp_path / "rec")
-    base = "apps/shop/base/deployment.yaml"
-    text = (env.work.path / base).read_text()
-    env.work.commit(
-        "shop: keep one old ReplicaSet",
-        when=pd.Timestamp.now(tz="UTC"),
-        files={base: text.replace("spec:\n  replicas: 1\n", "spec:\n  replicas: 1\n  revisionHistoryLimit: 1\n", 1)},
-    )
-    env.push()
-    _restart_apiserver(sandbox, "15s")
-    name = ""
-    try:
-        with _recorder(sandbox, store) as r:
-            name, ns = _start_app(env, "outlive")
-            for tag in ("1.0.1", "1.0.2"):
-                _deploy_tag(env, name, tag)
-            apps = client.AppsV1Api(env.api)
-            live_rs = {rs.metadata.name for rs in apps.list_namespaced_replica_set(ns).items}
-            assert len(live_rs) == 2  # the first ReplicaSet is deleted
-            core = client.CoreV1Api(env.api)
-            _until("the events to expire", lambda: not core.list_namespaced_event(ns).items, timeout=90)
-            time.sleep(1)
-            assert r.error is None
-    finally:
-        _restart_apiserver(sandbox, env=env, app=name)
-    rec = Recording(store, cluster="gitops-nb-sandbox")
-    rolls = rec.rollouts(ns)
-    assert len(rolls) == 3 and set(rolls["replicaset"]) > live_rs, rolls.to_string()
-    assert sorted(rolls["revision"].dropna().astype(int)) == [1, 2, 3]
-    ev = rec.events(ns)
-    assert (ev["reason"] == "ScalingReplicaSet").sum() >= 3, ev[["reason", "message"]].to_string()
-    assert len(rec.app_history(name)) == 3
-    _no_duplicates(store)
-
-
-@pytest.mark.sandbox
-def test_api_server_restart_and_expired_watch_lose_nothing_and_duplicate_nothing(
-    sandbox: Any, rec_env: Env, tmp_path: Path
-) -> None:
-    env, store = rec_env, Store(tmp_path / "rec")
-    name, ns = _start_app(env, "fault")
-    apps = client.AppsV1Api(env.api)
-    with _recorder(sandbox, store) as r:
-        st = r.stats["gitops-nb-sandbox"]
-        relists = st.relists
-        _restart_apiserver(sandbox, env=env, app=name)  # every watch drops and reconnects
-        apps.patch_namespaced_deployment("shop", ns, {"spec": {"replicas": 3}}, field_manager="kubectl-edit")
-
-        def seen(n: int) -> Any:
-            fc = _changes(store, ns)
-            return fc[(fc["path"] == "spec.replicas") & (fc["new"] == str(n))]
-
-        got = _until("the edit after the restart to be recorded", lambda: len(seen(3)) == 1, timeout=60)
-        assert got and st.reconnects + (st.relists - relists) >= 1
-        # an expired watch (410): resume the Deployment watch from a resourceVersion long compacted
-        before = st.relists
-        r.expire_watch("Deployment")
-        apps.patch_namespaced_deployment("shop", ns, {"spec": {"replicas": 4}}, field_manager="kubectl-edit")
-        _until("the relist after the 410", lambda: st.relists > before, timeout=30)
-        _until("the edit after the 410 to be recorded", lambda: len(seen(4)) == 1, timeout=30)
-        time.sleep(1.5)
-        assert len(seen(3)) == 1
-    _no_duplicates(store)
-
-
 def _cli(store: str, sandbox: Any, *extra: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "gitops_nb", "record", "--store", store, "--kubeconfig", str(sandbox.kubeconfig)]
@@ -409,3 +322,93 @@ def test_manifests_pass_a_server_side_dry_run(sandbox: Any) -> None:
     finally:
         core.delete_namespace(ns)
     json.dumps(docs)  # plain data
+
+
+# -- last: these restart the API server (Argo CD's own watches back off for a while after) ----------
+
+
+def _restart_apiserver(sandbox: Any, event_ttl: str | None = None, *, env: Env | None = None, app: str = "") -> None:
+    """Restart the sandbox's kube-apiserver (with ``event_ttl``); with ``app``, wait until Argo CD, whose
+    watches back off while the API server is down, reconciles it again (so later tests find Argo CD working)."""
+    from gitops_nb.sandbox.control import Sandbox
+
+    sb = Sandbox(sandbox.state, cache_dir=sandbox.cache, ports=sandbox.ports, event_ttl=event_ttl)
+    sb.restart("kube-apiserver", timeout=90)
+    if env is not None and app:
+        back = pd.Timestamp.now(tz="UTC").floor("s")
+
+        def reconciled() -> bool:
+            refresh(env.cluster, app)
+            at = env.cluster.applications().set_index("name").loc[app, "reconciled_at"]
+            return bool(pd.notna(at) and at >= back)
+
+        _until("Argo CD to reconcile again after the API server restart", reconciled, timeout=150)
+
+
+@pytest.mark.sandbox
+def test_the_recording_outlives_the_cluster(sandbox: Any, rec_env: Env, tmp_path: Path) -> None:
+    """Events expire (API server restarted with --event-ttl=15s) and old ReplicaSets are deleted
+    (revisionHistoryLimit: 1); the recording still has both. The restart is also a fault the recorder rides."""
+    env, store = rec_env, Store(tmp_path / "rec")
+    base = "apps/shop/base/deployment.yaml"
+    text = (env.work.path / base).read_text()
+    env.work.commit(
+        "shop: keep one old ReplicaSet",
+        when=pd.Timestamp.now(tz="UTC"),
+        files={base: text.replace("spec:\n  replicas: 1\n", "spec:\n  replicas: 1\n  revisionHistoryLimit: 1\n", 1)},
+    )
+    env.push()
+    _restart_apiserver(sandbox, "15s")
+    name = ""
+    try:
+        with _recorder(sandbox, store) as r:
+            name, ns = _start_app(env, "outlive")
+            for tag in ("1.0.1", "1.0.2"):
+                _deploy_tag(env, name, tag)
+            apps = client.AppsV1Api(env.api)
+            live_rs = {rs.metadata.name for rs in apps.list_namespaced_replica_set(ns).items}
+            assert len(live_rs) == 2  # the first ReplicaSet is deleted
+            core = client.CoreV1Api(env.api)
+            _until("the events to expire", lambda: not core.list_namespaced_event(ns).items, timeout=90)
+            time.sleep(1)
+            assert r.error is None
+    finally:
+        _restart_apiserver(sandbox, env=env, app=name)
+    rec = Recording(store, cluster="gitops-nb-sandbox")
+    rolls = rec.rollouts(ns)
+    assert len(rolls) == 3 and set(rolls["replicaset"]) > live_rs, rolls.to_string()
+    assert sorted(rolls["revision"].dropna().astype(int)) == [1, 2, 3]
+    ev = rec.events(ns)
+    assert (ev["reason"] == "ScalingReplicaSet").sum() >= 3, ev[["reason", "message"]].to_string()
+    assert len(rec.app_history(name)) == 3
+    _no_duplicates(store)
+
+
+@pytest.mark.sandbox
+def test_api_server_restart_and_expired_watch_lose_nothing_and_duplicate_nothing(
+    sandbox: Any, rec_env: Env, tmp_path: Path
+) -> None:
+    env, store = rec_env, Store(tmp_path / "rec")
+    name, ns = _start_app(env, "fault")
+    apps = client.AppsV1Api(env.api)
+    with _recorder(sandbox, store) as r:
+        st = r.stats["gitops-nb-sandbox"]
+        relists = st.relists
+        _restart_apiserver(sandbox, env=env, app=name)  # every watch drops and reconnects
+        apps.patch_namespaced_deployment("shop", ns, {"spec": {"replicas": 3}}, field_manager="kubectl-edit")
+
+        def seen(n: int) -> Any:
+            fc = _changes(store, ns)
+            return fc[(fc["path"] == "spec.replicas") & (fc["new"] == str(n))]
+
+        got = _until("the edit after the restart to be recorded", lambda: len(seen(3)) == 1, timeout=60)
+        assert got and st.reconnects + (st.relists - relists) >= 1
+        # an expired watch (410): resume the Deployment watch from a resourceVersion long compacted
+        before = st.relists
+        r.expire_watch("Deployment")
+        apps.patch_namespaced_deployment("shop", ns, {"spec": {"replicas": 4}}, field_manager="kubectl-edit")
+        _until("the relist after the 410", lambda: st.relists > before, timeout=30)
+        _until("the edit after the 410 to be recorded", lambda: len(seen(4)) == 1, timeout=30)
+        time.sleep(1.5)
+        assert len(seen(3)) == 1
+    _no_duplicates(store)
