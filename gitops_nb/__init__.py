@@ -22,6 +22,7 @@ from .act import (
 )
 from .cluster.evidence import EvidenceSource
 from .cluster.live import Cluster
+from .cluster.recording import Recording
 from .cluster.snapshot import Snapshot, snapshot
 from .cluster.store import Store
 from .errors import (
@@ -101,6 +102,7 @@ __all__ = [
     "NotOnBranchError",
     "NotebookError",
     "PushRejectedError",
+    "Recording",
     "RepoError",
     "RevertConflictError",
     "Rollback",

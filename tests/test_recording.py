@@ -213,3 +213,53 @@ def test_apps_filter_and_cluster_choice(fleet: tuple[Path, Store], tmp_path: Pat
     with pytest.raises(InputError, match="holds no recording yet"):
         Recording(tmp_path / "empty")
     assert Recording(two, cluster="west").context == "west"
+
+
+def test_cli_notebooks_and_console_take_a_recording(fleet: tuple[Path, Store], tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from gitops_nb.ui.widgets import IncidentConsole
+
+    repo, store = fleet
+    at = (_end(store) - pd.Timedelta(hours=3)).isoformat()
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    cli = subprocess.run(
+        [sys.executable, "-m", "gitops_nb", "what-changed", str(repo), "--at", at, "--recording", store.url],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert "Argo CD deployed" in cli.stdout and "rollout #" in cli.stdout
+    both = subprocess.run(
+        [sys.executable, "-m", "gitops_nb", "what-changed", str(repo), "--recording", store.url, "--snapshot", "x"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert both.returncode == 2 and "not both" in both.stderr
+    papermill = str(Path(sys.executable).parent / "papermill")
+    for nb, params in (
+        ("what_changed", {"repo_path": str(repo), "at": at, "window": "2h", "recording": store.url}),
+        ("drift", {"recording": store.url, "at": at}),
+    ):
+        out = tmp_path / nb
+        args = [papermill, f"notebooks/{nb}.ipynb", str(out) + ".ipynb", "-k", "python3"]
+        for k, v in {**params, "output_dir": str(out)}.items():
+            args += ["-p", k, v]
+        res = subprocess.run(args, capture_output=True, text=True, cwd=root, env=env)
+        assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads((tmp_path / "what_changed" / "summary.json").read_text())
+    assert summary["commits"] > 0
+    tl = pd.read_parquet(tmp_path / "what_changed" / "timeline.parquet")
+    assert {RowKind.DEPLOY, RowKind.ROLLOUT} <= set(tl["kind"])
+    drift_apps = pd.read_parquet(tmp_path / "drift" / "applications.parquet")
+    assert len(drift_apps) == 6
+    con = IncidentConsole(repo_path=str(repo), at=at, window="2h", recording=store.url)
+    con.load_apps()
+    assert "6 Applications" in con.status.value
+    con.investigate()
+    assert con.timeline is not None and RowKind.DEPLOY in set(con.timeline["kind"])

@@ -503,14 +503,26 @@ def investigate(
     argocd_namespace: str = "argocd",
     snapshot_dir: str | Path | None = None,
     rev: str = "HEAD",
+    recording: str | Path | None = None,
 ) -> Investigation:
     """Run :func:`what_changed` and gather the commits, semantic changes and apps it rests on.
 
-    The cluster side comes from ``cluster`` (a :class:`Cluster` or :class:`Snapshot`), or
-    is opened from ``kube_context`` (and ``kubeconfig``), or read from ``snapshot_dir``;
-    with none of them the investigation is git-only.
+    The cluster side comes from ``cluster`` (a :class:`Cluster`, :class:`Snapshot` or
+    :class:`Recording`), or is opened from ``kube_context`` (and ``kubeconfig``), or read from
+    ``snapshot_dir``, or from the recording store ``recording`` (a directory or ``s3://bucket/prefix``;
+    ``kube_context`` then names the recorded cluster, needed when the store holds several), read as of
+    T + 15 minutes; with none of them the investigation is git-only.
     """
-    if cluster is None and kube_context:
+    if cluster is None and recording:
+        if snapshot_dir:
+            raise InputError("give snapshot_dir (saved evidence) or recording (a recording store), not both")
+        from ..cluster.recording import Recording
+
+        t = parse_at(at)
+        cluster = Recording(
+            recording, cluster=kube_context or None, at=t + pd.Timedelta(minutes=15), since=t - parse_window(window)
+        )
+    elif cluster is None and kube_context:
         from ..cluster.live import Cluster
 
         cluster = Cluster(kube_context, kubeconfig=kubeconfig, argocd_namespace=argocd_namespace)
