@@ -351,3 +351,31 @@ def test_disk_full_is_a_clear_error_and_keeps_what_was_flushed(mount: object) ->
     assert not [p for p in small.rglob(".*tmp")], "a temp file was left behind"
     t = store.read()  # every file that is there reads whole
     assert t.num_rows >= before
+
+
+#: the query docs/recording.md shows (any engine that reads hive-partitioned Parquet reads the store as is)
+DUCKDB_QUERY = """
+SELECT time, cluster, namespace, name, manager, changes
+FROM read_parquet('{root}/objects/*/*/*/*.parquet', hive_partitioning = true)
+WHERE cluster = 'prod' AND kind = 'Deployment' AND day BETWEEN '2026-11-01' AND '2026-11-02'
+  AND manager = 'kubectl-edit' AND json_extract_string(changes, '$[0][0]') = 'spec.replicas'
+ORDER BY time
+LIMIT 3
+"""
+
+
+def test_duckdb_reads_the_store_as_is(tmp_path: Path) -> None:
+    import duckdb
+
+    store = Store(tmp_path)
+    _write(store, 30)
+    with store.writer("staging") as w:
+        w.append(_row(12))
+    rows = duckdb.sql(DUCKDB_QUERY.format(root=tmp_path)).fetchall()
+    want = [_row(i) for i in range(7, 10)]
+    assert [(r[0], r[1], r[3]) for r in rows] == [(w_["time"], "prod", w_["name"]) for w_ in want]
+    assert json.loads(rows[0][5]) == [["spec.replicas", 6, 7]]
+    n = duckdb.sql(
+        f"SELECT count(*) FROM read_parquet('{tmp_path}/objects/*/*/*/*.parquet', hive_partitioning = true)"
+    ).fetchall()
+    assert n == [(31,)]

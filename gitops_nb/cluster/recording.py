@@ -46,6 +46,8 @@ __all__ = ["Recording"]
 
 #: an event relisted after the recorder was down is recorded up to this long after it happened
 _EVENT_SLACK = pd.Timedelta(hours=1)
+#: history() reads every this many versions of an Application whose status.history grew (Argo CD lists 10)
+_STRIDE = 5
 #: paths of a recorded change that are bookkeeping, not an edit
 _NOT_EDITS = ("status", "metadata.managedFields", "metadata.resourceVersion", "metadata.generation")
 
@@ -213,9 +215,13 @@ class Recording:
             ["Application"], ["kind", "uid", "time", "event", "day", "changes"], since=self.since, where=where
         )
         changed = rows["changes"].fillna("[]")
-        picked = rows[
-            (rows["event"] != "MODIFIED") | changed.str.contains("status.history", regex=False) | (changed == "[]")
-        ]
+        whole = (rows["event"] != "MODIFIED") | (changed == "[]")  # seen whole, or what changed is unknown
+        grew = rows[~whole & changed.str.contains("status.history", regex=False)]
+        # a watched update adds a deploy or two and Argo CD lists 10: every _STRIDE-th version (and each
+        # app's last) overlaps the next, so reading those loses no deploy and parses a fifth of the JSON
+        n = grew.groupby("uid").cumcount()
+        last = ~grew["uid"].duplicated(keep="last")
+        picked = pd.concat([rows[whole], grew[(n % _STRIDE == _STRIDE - 1) | last]])
         objs = [o for _k, o in self._objects(picked)]
         objs += self._raw_apps()
         if self.since is not None:  # what Argo CD still listed at the window's start
