@@ -379,3 +379,27 @@ def test_duckdb_reads_the_store_as_is(tmp_path: Path) -> None:
         f"SELECT count(*) FROM read_parquet('{tmp_path}/objects/*/*/*/*.parquet', hive_partitioning = true)"
     ).fetchall()
     assert n == [(31,)]
+
+
+def test_latest_is_each_objects_newest_version_as_of_a_time(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    h = pd.Timedelta(hours=1)
+    with store.writer("prod") as w:
+        for uid, event, t, v in (
+            ("a", "ADDED", T0, 1),
+            ("a", "MODIFIED", T0 + 30 * h, 2),  # the next day: another partition
+            ("b", "ADDED", T0, 1),
+            ("b", "DELETED", T0 + h, 1),
+            ("c", "ADDED", T0, 1),
+            ("c", "GONE", T0 + 2 * h, None),
+        ):
+            obj = {"v": v} if v is not None else None
+            w.append({"kind": "ConfigMap", "uid": uid, "event": event, "time": t, "object": obj})
+    now = store.latest(clusters=["prod"])
+    assert list(now["uid"]) == ["c", "b", "a"]  # by the time of their newest version, oldest first
+    assert dict(zip(now["uid"], now["gone"], strict=True)) == {"a": False, "b": True, "c": True}
+    assert [json.loads(o)["v"] for o in now["object"]] == [1, 1, 2]  # c: its last real version, not the GONE row
+    then = store.latest(until=T0 + pd.Timedelta(minutes=90), columns=[])
+    assert dict(zip(then["uid"], then["gone"], strict=True)) == {"a": False, "b": True, "c": False}
+    assert "object" not in then.columns
+    assert store.latest(clusters=["other"]).empty

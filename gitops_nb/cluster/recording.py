@@ -164,27 +164,14 @@ class Recording:
     ) -> list[tuple[str, dict[str, Any]]]:
         """Each object's newest version at ``at`` (default: the recording's ``at``); objects deleted by then
         are left out, or (``deleted``) kept as they were last seen."""
-        import pyarrow.dataset as ds
-
-        cols = ["kind", "uid", "time", "event", "day"]
-        not_gone = ds.field("event") != "GONE"  # a GONE row says only that the object was missing
-        rows = self._read(kinds, cols, until=at, where=not_gone if where is None else where & not_gone)
-        if not len(rows):
-            return []
-        last = rows.drop_duplicates("uid", keep="last")  # read() is oldest first
-        gone = self._read(kinds, ["uid", "time"], until=at, where=ds.field("event") == "GONE")
-        if len(gone):  # GONE after the newest version: deleted while the recorder was away
-            newest_gone = gone.groupby("uid")["time"].max()
-            after = last["uid"].map(newest_gone)
-            last = last.assign(gone=after.notna() & (after > last["time"]))
-        else:
-            last = last.assign(gone=False)
-        dead = (last["event"] == "DELETED") | last["gone"]
+        df = self.store.latest(
+            clusters=[self.cluster], kinds=kinds, apps=self.apps, until=at or self.at, where=where, columns=["object"]
+        )
         if not deleted:
-            last = last[~dead]
+            df = df[~df["gone"]]
         elif self.since is not None:  # deleted before the window: nothing to show
-            last = last[~(dead & (last["time"] < self.since))]
-        return self._objects(last)
+            df = df[~(df["gone"] & (df["time"] < self.since))]
+        return [(str(k), json.loads(o)) for k, o in zip(df["kind"], df["object"], strict=True) if o]
 
     def _raw_apps(self) -> list[dict[str, Any]]:
         if "apps" not in self._cache:

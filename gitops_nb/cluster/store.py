@@ -427,6 +427,58 @@ class Store:
             raise self._io_error(e, "list", self._objects()) from e
         return sorted(unquote(i.base_name.partition("=")[2]) for i in infos if i.base_name.startswith("cluster="))
 
+    def latest(
+        self,
+        *,
+        clusters: Iterable[str] | None = None,
+        kinds: Iterable[str] | None = None,
+        apps: Iterable[str] | None = None,
+        until: Any = None,
+        where: ds.Expression | None = None,
+        columns: Sequence[str] = ("object",),
+    ) -> pd.DataFrame:
+        """The newest row of each object ((cluster, uid)) at or before ``until``: what the store knew then.
+
+        Columns ``cluster``, ``kind``, ``uid``, ``time``, ``event``, ``day``, ``gone`` (True when the object
+        was deleted: its newest row is DELETED, or a GONE row came after it; its newest real version is
+        still the row given), then ``columns``. Two passes, both pushed down: the newest version is found on
+        those small columns, then ``columns`` (e.g. the large ``object``) are read only for those versions,
+        only in their day partitions.
+        """
+        import pyarrow.dataset as ds
+
+        base = ["cluster", "kind", "uid", "time", "event", "day"]
+        extra = [c for c in columns if c not in base]
+        kw: dict[str, Any] = {"clusters": clusters, "kinds": kinds, "apps": apps, "until": until}
+        not_gone = ds.field("event") != "GONE"  # a GONE row says only that the object was missing
+        rows: pd.DataFrame = self.read(
+            **kw, columns=base, where=not_gone if where is None else where & not_gone
+        ).to_pandas()
+        last = rows.drop_duplicates(["cluster", "uid"], keep="last")  # read() is oldest first
+        gone: pd.DataFrame = self.read(
+            **kw, columns=["cluster", "uid", "time"], where=ds.field("event") == "GONE"
+        ).to_pandas()
+        if len(gone) and len(last):  # GONE after the newest version: deleted while the recorder was away
+            newest = gone.groupby(["cluster", "uid"])["time"].max().rename("gone_at").reset_index()
+            last = last.merge(newest, on=["cluster", "uid"], how="left")
+            last = last.assign(gone=(last["event"] == "DELETED") | (last["gone_at"] > last["time"]))
+            last = last.drop(columns=["gone_at"])
+        else:
+            last = last.assign(gone=last["event"] == "DELETED")
+        if not extra:
+            return last.reset_index(drop=True)
+        if not len(last):
+            return last.assign(**{c: pd.Series(dtype=object) for c in extra}).reset_index(drop=True)
+        picked = ds.field("day").isin(sorted(set(last["day"]))) & ds.field("uid").isin(sorted(set(last["uid"])))
+        body: pd.DataFrame = self.read(
+            clusters=sorted(set(last["cluster"])),
+            kinds=sorted(set(last["kind"])),
+            columns=["cluster", "uid", "time", *extra],
+            where=picked,
+        ).to_pandas()
+        body = body.drop_duplicates(["cluster", "uid", "time"], keep="last")
+        return last.merge(body, on=["cluster", "uid", "time"], how="left").reset_index(drop=True)
+
     def partitions(self) -> list[tuple[str, str, str, list[str]]]:
         """(cluster, kind, day, [files]) of every partition holding visible files."""
         out: dict[tuple[str, str, str], list[str]] = {}
