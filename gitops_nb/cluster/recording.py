@@ -138,26 +138,9 @@ class Recording:
         return df
 
     def _objects(self, picked: pd.DataFrame) -> list[tuple[str, dict[str, Any]]]:
-        """(kind, object) of the rows ``picked`` (their kind, uid, time and day), reading ``object`` only in
-        their days, for their uids."""
-        import pyarrow.dataset as ds
-
-        if not len(picked):
-            return []
-        where = ds.field("day").isin(sorted(set(picked["day"]))) & ds.field("uid").isin(sorted(set(picked["uid"])))
-        t = self.store.read(
-            clusters=[self.cluster],
-            kinds=sorted(set(picked["kind"])),
-            columns=["kind", "uid", "time", "object"],
-            where=where,
-        ).to_pandas()
-        keys = set(zip(picked["uid"], picked["time"], strict=True))
-        out = []
-        for kind, uid, tm, obj in zip(t["kind"], t["uid"], t["time"], t["object"], strict=True):
-            if (uid, tm) in keys and obj:
-                keys.discard((uid, tm))  # a row written twice (never expected) counts once
-                out.append((str(kind), json.loads(obj)))
-        return out
+        """(kind, object) of the versions ``picked`` (their kind, uid, time and day)."""
+        got = self.store.versions(picked.assign(cluster=self.cluster), ["object"])
+        return [(str(k), json.loads(o)) for k, o in zip(got["kind"], got["object"], strict=True) if isinstance(o, str)]
 
     def _state(
         self, kinds: Sequence[str], *, at: pd.Timestamp | None = None, deleted: bool = False, where: Any = None
@@ -171,7 +154,7 @@ class Recording:
             df = df[~df["gone"]]
         elif self.since is not None:  # deleted before the window: nothing to show
             df = df[~(df["gone"] & (df["time"] < self.since))]
-        return [(str(k), json.loads(o)) for k, o in zip(df["kind"], df["object"], strict=True) if o]
+        return [(str(k), json.loads(o)) for k, o in zip(df["kind"], df["object"], strict=True) if isinstance(o, str)]
 
     def _raw_apps(self) -> list[dict[str, Any]]:
         if "apps" not in self._cache:
@@ -211,12 +194,21 @@ class Recording:
         picked = pd.concat([rows[whole], grew[(n % _STRIDE == _STRIDE - 1) | last]])
         objs = [o for _k, o in self._objects(picked)]
         objs += self._raw_apps()
-        if self.since is not None:  # what Argo CD still listed at the window's start
-            objs += [o for _k, o in self._state(["Application"], at=self.since)]
-        seen: dict[tuple[Any, Any], dict[str, Any]] = {}
+        if self.since is not None and len(picked):  # what Argo CD still listed at the window's start, for the
+            # apps whose history changed in the window (the others list the same now as then)
+            moved = ds.field("uid").isin(sorted(set(picked["uid"])))
+            objs += [o for _k, o in self._state(["Application"], at=self.since, where=moved)]
+        # each entry once (the versions overlap), then the live builder over one merged object per app
+        entries: dict[Any, dict[Any, dict[str, Any]]] = {}
         for a in objs:
-            for h in history_rows(a):
-                seen[(h["app"], h["id"])] = h
+            name = (a.get("metadata") or {}).get("name")
+            for e in (a.get("status") or {}).get("history") or []:
+                entries.setdefault(name, {})[e.get("id")] = e
+        seen = {
+            (h["app"], h["id"]): h
+            for name, by_id in entries.items()
+            for h in history_rows({"metadata": {"name": name}, "status": {"history": list(by_id.values())}})
+        }
         at = self.at
         hist = [h for h in seen.values() if h["deployed_at"] is None or h["deployed_at"] <= at]
         hist.sort(key=lambda h: (h["app"] or "", h["deployed_at"] or pd.Timestamp(0, tz="UTC"), h["id"] or 0))

@@ -513,17 +513,30 @@ class Store:
             last = last.assign(gone=last["event"] == "DELETED")
         if not extra:
             return last.reset_index(drop=True)
-        if not len(last):
-            return last.assign(**{c: pd.Series(dtype=object) for c in extra}).reset_index(drop=True)
-        picked = ds.field("day").isin(sorted(set(last["day"]))) & ds.field("uid").isin(sorted(set(last["uid"])))
-        body: pd.DataFrame = self.read(
-            clusters=sorted(set(last["cluster"])),
-            kinds=sorted(set(last["kind"])),
+        return self.versions(last, extra)
+
+    def versions(self, rows: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+        """``rows`` (each naming one version by ``cluster``, ``kind``, ``uid``, ``time`` and ``day``) with
+        ``columns`` added, read only in those days for those uids; only the versions asked for become Python
+        objects (they are matched in Arrow)."""
+        import pyarrow as pa
+        import pyarrow.dataset as ds
+
+        extra = [c for c in columns if c not in rows.columns]
+        if not len(rows):
+            return rows.assign(**{c: pd.Series(dtype=object) for c in extra}).reset_index(drop=True)
+        picked = ds.field("day").isin(sorted(set(rows["day"]))) & ds.field("uid").isin(sorted(set(rows["uid"])))
+        table = self.read(
+            clusters=sorted(set(rows["cluster"])),
+            kinds=sorted(set(rows["kind"])),
             columns=["cluster", "uid", "time", *extra],
             where=picked,
-        ).to_pandas()
-        body = body.drop_duplicates(["cluster", "uid", "time"], keep="last")
-        return last.merge(body, on=["cluster", "uid", "time"], how="left").reset_index(drop=True)
+        )
+        on = ["cluster", "uid", "time"]
+        keys = pa.Table.from_pandas(rows[on], preserve_index=False).cast(table.select(on).schema)
+        body: pd.DataFrame = table.join(keys, keys=on, join_type="inner").to_pandas()
+        body = body.drop_duplicates(on, keep="last")  # a row written twice (never expected) counts once
+        return rows.merge(body, on=on, how="left").reset_index(drop=True)
 
     def partitions(self) -> list[tuple[str, str, str, list[str]]]:
         """(cluster, kind, day, [files]) of every partition holding visible files."""
