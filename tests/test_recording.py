@@ -263,3 +263,90 @@ def test_cli_notebooks_and_console_take_a_recording(fleet: tuple[Path, Store], t
     assert "6 Applications" in con.status.value
     con.investigate()
     assert con.timeline is not None and RowKind.DEPLOY in set(con.timeline["kind"])
+
+
+def test_drift_and_manual_edits_as_recorded(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    t0 = pd.Timestamp("2026-11-02T02:00:00Z")
+
+    def app(sync: str) -> dict[str, object]:
+        return {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Application",
+            "metadata": {"name": "web", "namespace": "argocd", "uid": "a1"},
+            "spec": {"destination": {"namespace": "shop"}, "source": {"repoURL": "r", "path": "apps/web"}},
+            "status": {
+                "sync": {"status": sync},
+                "health": {"status": "Healthy"},
+                "resources": [
+                    {
+                        "group": "apps",
+                        "version": "v1",
+                        "kind": "Deployment",
+                        "namespace": "shop",
+                        "name": "web",
+                        "status": sync,
+                        "health": {"status": "Healthy"},
+                    }
+                ],
+            },
+        }
+
+    edit = {
+        "manager": "kubectl-edit",
+        "operation": "Update",
+        "time": "2026-11-02T02:00:00Z",
+        "fieldsV1": {"f:spec": {"f:replicas": {}}},
+    }
+    dep = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "shop", "uid": "d1", "managedFields": [edit]},
+        "spec": {"replicas": 5},
+    }
+    with store.writer("prod") as w:
+        w.append(
+            {
+                "kind": "Application",
+                "uid": "a1",
+                "name": "web",
+                "app": "web",
+                "event": "ADDED",
+                "time": t0 - pd.Timedelta(hours=1),
+                "object": app("Synced"),
+            }
+        )
+        w.append(
+            {
+                "kind": "Deployment",
+                "uid": "d1",
+                "name": "web",
+                "namespace": "shop",
+                "app": "web",
+                "event": "MODIFIED",
+                "time": t0,
+                "manager": "kubectl-edit",
+                "manager_time": t0,
+                "changes": [["spec.replicas", 3, 5]],
+                "object": dep,
+            }
+        )
+        w.append(
+            {
+                "kind": "Application",
+                "uid": "a1",
+                "name": "web",
+                "app": "web",
+                "event": "MODIFIED",
+                "time": t0 + pd.Timedelta(seconds=20),
+                "object": app("OutOfSync"),
+            }
+        )
+    before = g.drift(Recording(store, at=t0 - pd.Timedelta(minutes=1)))
+    after = g.drift(Recording(store, at=t0 + pd.Timedelta(minutes=1)))
+    assert before.empty
+    assert list(after[["app", "kind", "name", "sync_status"]].iloc[0]) == ["web", "Deployment", "web", "OutOfSync"]
+    edits = g.manual_edits(Recording(store, at=t0 + pd.Timedelta(minutes=1)))
+    # one row: the recorded change (old 3, new 5), not doubled by the managedFields entry it came from
+    assert len(edits) == 1 and edits.iloc[0]["changes"] == [["spec.replicas", "3", "5"]]
+    assert edits.iloc[0]["apps"] == ["web"] and edits.iloc[0]["time"] == t0
