@@ -93,11 +93,15 @@ def main() -> None:
         def from_snapshot() -> pd.DataFrame:
             return what_changed(repo, at, "2h", cluster=Snapshot(snap_dir))
 
-        def from_recording() -> pd.DataFrame:
+        def from_recording() -> pd.DataFrame:  # as a person writes it: what_changed bounds it to the window
+            return what_changed(repo, at, "2h", cluster=Recording(store, at=seen))
+
+        def from_bounded_recording() -> pd.DataFrame:
             return what_changed(repo, at, "2h", cluster=Recording(store, at=seen, since=lo))
 
-        def from_whole_recording() -> pd.DataFrame:
-            return what_changed(repo, at, "2h", cluster=Recording(store, at=seen))
+        def whole_read() -> object:  # what the 2-hour query would cost if every recorded day were read
+            rec = Recording(store, at=seen)
+            return rec.argocd_frames(), rec.rollouts(None), rec.field_edits(None)
 
         a_tl, b_tl = from_snapshot(), from_recording()
         cols = ["time", "kind", "app", "summary"]
@@ -105,14 +109,14 @@ def main() -> None:
         print(f"what_changed 2h window: {len(b_tl)} rows, same as the snapshot's: {same}")
         t_snap = best(from_snapshot, a.repeat)
         t_rec = best(from_recording, a.repeat)
-        t_whole = best(from_whole_recording, 1)
+        t_bounded = best(from_bounded_recording, a.repeat)
         t_git = best(lambda: what_changed(repo, at, "2h"), a.repeat)
+        t_whole = best(whole_read, 1)
         ratio = t_rec / t_snap
         print(f"what_changed, snapshot of the 2 hours : {t_snap:7.3f}s  (git alone {t_git:.3f}s)")
-        print(f"what_changed, {len(days)}-day recording since=: {t_rec:7.3f}s  ratio {ratio:4.2f}x  target <= 2.00x")
-        print(
-            f"what_changed, whole recording (no since): {t_whole:7.3f}s  ratio {t_whole / t_snap:4.2f}x  (reads every deploy)"
-        )
+        print(f"what_changed, {len(days)}-day recording      : {t_rec:7.3f}s  ratio {ratio:4.2f}x  target <= 2.00x")
+        print(f"what_changed, recording with since=    : {t_bounded:7.3f}s  ratio {t_bounded / t_snap:4.2f}x")
+        print(f"(reading every recorded day's frames instead: {t_whole:.3f}s)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -614,7 +614,7 @@ def write_fleet(repo: Path, store: Store, cluster: str = "prod", *, progress: bo
         for r in fleet_rows(repo, **kw):
             r = {k: (_ser(v) if k == "object" else v) for k, v in r.items()}
             d = r["time"].strftime("%Y-%m-%d")
-            if d != day:  # one batch per day, as a compacted store holds it
+            if day is None or d > day:  # about one batch per day, as a compacted store holds it
                 w.flush()
                 if progress and day is not None:
                     print(

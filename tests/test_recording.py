@@ -23,6 +23,7 @@ from gitops_nb.cluster.live import app_row, history_rows
 from gitops_nb.cluster.recording import Recording
 from gitops_nb.cluster.store import Store
 from gitops_nb.errors import InputError, UnknownAppError
+from gitops_nb.investigate.evidence_rows import cluster_rows
 
 
 @pytest.fixture(scope="module")
@@ -196,9 +197,14 @@ def test_what_changed_takes_a_recording_as_it_takes_a_snapshot(fleet: tuple[Path
     tl2 = g.what_changed(repo, at, "2h", cluster=snap)
     cols = ["time", "kind", "app", "sha", "summary"]
     pd.testing.assert_frame_equal(tl[cols].reset_index(drop=True), tl2[cols].reset_index(drop=True))
-    # and a bounded recording (since=) gives the same answer as the whole one
-    tl3 = g.what_changed(repo, at, "2h", cluster=Recording(store, at=rec.at, since=at - pd.Timedelta(hours=3)))
-    pd.testing.assert_frame_equal(tl[cols].reset_index(drop=True), tl3[cols].reset_index(drop=True))
+    # what_changed bounds a whole recording to its window (for_window): the rows are the whole recording's
+    lo, hi = at - pd.Timedelta(hours=2), at + pd.Timedelta(minutes=15)
+    whole = Recording(store, at=rec.at)
+    bounded = whole.for_window(lo, hi)
+    assert bounded.since == lo and whole.since is None
+    a, b = cluster_rows(whole, lo, hi), cluster_rows(bounded, lo, hi)
+    assert len(a) > 50 and len(whole.history()) > len(bounded.history())  # it did read less
+    pd.testing.assert_frame_equal(a[cols].reset_index(drop=True), b[cols].reset_index(drop=True))
 
 
 def test_apps_filter_and_cluster_choice(fleet: tuple[Path, Store], tmp_path: Path) -> None:

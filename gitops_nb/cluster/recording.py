@@ -105,6 +105,16 @@ class Recording:
     def __repr__(self) -> str:
         return f"Recording({self.store!r}, cluster={self.cluster!r}, at={self.at.isoformat()!r})"
 
+    def for_window(self, lo: pd.Timestamp, hi: pd.Timestamp) -> Recording:
+        """This recording bounded to a query's window [lo, hi] (``since`` = lo, unless it is bounded more
+        already): :func:`~gitops_nb.what_changed` reads a 30-day recording as it reads a 2-hour snapshot.
+        The answer is the same as the whole recording's (what a window needs from before it, Argo CD's
+        deploy list at ``lo``, is kept)."""
+        if self.since is not None and self.since >= lo:
+            return self
+        # (``hi`` needs nothing: the recording's own ``at`` bounds every read from above)
+        return Recording(self.store, cluster=self.cluster, at=self.at, since=min(lo, self.at), apps=self.apps)
+
     @property
     def context(self) -> str:
         return self.cluster

@@ -342,6 +342,9 @@ def what_changed(
     and a ``rank`` (1 = most likely); ``why`` says how (see :mod:`gitops_nb.investigate.scoring`).
     """
     q = _ask(repo, at, window, apps, after, rev)
+    window_of = getattr(cluster, "for_window", None)  # a long recording reads only what the window needs
+    if window_of is not None:
+        cluster = window_of(q.lo, q.hi)
     landed = q.repo.landed(since=q.lo, until=q.hi, rev=q.rev)
     changes = q.repo.manifest_changes(since=q.lo, until=q.hi, rev=q.rev, first_parent=True)
     frames = cluster.argocd_frames() if cluster is not None else None  # read once, for the index and the rows
