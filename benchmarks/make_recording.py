@@ -68,7 +68,7 @@ class _App:
         self.uid = {k: f"{self.name}-{k}" for k in ("app", "deploy", "svc", "cm")}
 
     # -- objects ------------------------------------------------------------------------------
-    def application(self, t: pd.Timestamp) -> dict[str, Any]:
+    def application(self, t: pd.Timestamp, sync: str = "Synced", health: str = "Healthy") -> dict[str, Any]:
         res = [
             {"group": "apps", "version": "v1", "kind": "Deployment", "namespace": self.ns, "name": self.svc},
             {"group": "", "version": "v1", "kind": "Service", "namespace": self.ns, "name": self.svc},
@@ -102,11 +102,11 @@ class _App:
             },
             "status": {
                 "sync": {
-                    "status": "Synced",
+                    "status": sync,
                     "revision": self.rev,
                     "comparedTo": {"source": {"repoURL": self.repo_url, "path": self.path}},
                 },
-                "health": {"status": "Healthy"},
+                "health": {"status": health},
                 "history": self.history[-10:],
                 "operationState": self.op or None,
                 "reconciledAt": _iso(t),
@@ -214,7 +214,14 @@ class _App:
             "status": {"replicas": self.replicas, "readyReplicas": self.replicas},
         }
 
-    def event(self, t: pd.Timestamp, message: str) -> dict[str, Any]:
+    def event(
+        self,
+        t: pd.Timestamp,
+        message: str,
+        reason: str = "ScalingReplicaSet",
+        obj: tuple[str, str] | None = None,
+        component: str = "deployment-controller",
+    ) -> dict[str, Any]:
         h = f"{self.rng.getrandbits(40):010x}"
         return {
             "apiVersion": "v1",
@@ -226,14 +233,18 @@ class _App:
                 "creationTimestamp": _iso(t),
                 "resourceVersion": str(int(t.timestamp() * 1000) + 3),
             },
-            "involvedObject": {"kind": "Deployment", "namespace": self.ns, "name": self.svc},
-            "reason": "ScalingReplicaSet",
+            "involvedObject": {
+                "kind": (obj or ("Deployment",))[0],
+                "namespace": self.ns,
+                "name": (obj or ("", self.svc))[1],
+            },
+            "reason": reason,
             "message": message,
             "type": "Normal",
             "count": 1,
             "firstTimestamp": _iso(t),
             "lastTimestamp": _iso(t),
-            "source": {"component": "deployment-controller"},
+            "source": {"component": component},
         }
 
     def static(self, kind: str, t: pd.Timestamp) -> dict[str, Any]:
@@ -370,6 +381,28 @@ def fleet_rows(repo: Path, *, manual_per_day: float = 0.02, seed: int = 7) -> It
                 a.replicas = int(m.group(1))
             hid = len(a.history)
             started = t - pd.Timedelta(seconds=rng.randrange(5, 40))
+            s = pd.Timedelta(seconds=1)
+            a.op = {
+                "operation": {"sync": {"revision": sha}, "initiatedBy": {"automated": True}},
+                "phase": "Running",
+                "message": "one or more tasks are running",
+                "startedAt": _iso(started),
+            }
+            rows.append(
+                _row(
+                    "Application",
+                    _ser(a.application(started, sync="OutOfSync")),
+                    a.name,
+                    "MODIFIED",
+                    started,
+                    changes=[
+                        ["status.sync.status", "Synced", "OutOfSync"],
+                        ["status.operationState.phase", "Succeeded", "Running"],
+                    ],
+                    manager="argocd-application-controller",
+                    manager_time=started,
+                )
+            )
             a.history.append(
                 {
                     "id": hid,
@@ -392,18 +425,22 @@ def fleet_rows(repo: Path, *, manual_per_day: float = 0.02, seed: int = 7) -> It
                 ["status.sync.revision", old_rev, sha],
                 [f"status.history[id={hid}]", None, sha],
             ]
-            rows.append(
-                _row(
-                    "Application",
-                    _ser(a.application(t)),
-                    a.name,
-                    "MODIFIED",
-                    t,
-                    changes=changes,
-                    manager="argocd-application-controller",
-                    manager_time=t,
+            for when, health, ch in (
+                (t, "Progressing", changes),
+                (t + 25 * s, "Healthy", [["status.health.status", "Progressing", "Healthy"]]),
+            ):
+                rows.append(
+                    _row(
+                        "Application",
+                        _ser(a.application(when, health=health)),
+                        a.name,
+                        "MODIFIED",
+                        when,
+                        changes=ch,
+                        manager="argocd-application-controller",
+                        manager_time=when,
+                    )
                 )
-            )
             dchanges: list[list[Any]] = []
             if a.tag != old_tag:
                 dchanges.append(
@@ -413,9 +450,10 @@ def fleet_rows(repo: Path, *, manual_per_day: float = 0.02, seed: int = 7) -> It
                         f"ghcr.io/acme/{a.svc}:{a.tag}",
                     ]
                 )
-            if a.manual is not None or a.replicas != old_repl:  # git's replicas win over a manual edit
-                dchanges.append(["spec.replicas", old_repl if a.manual is None else a.manual["_value"], a.replicas])
-                a.manual = None
+            live = old_repl if a.manual is None else a.manual["_value"]
+            if live != a.replicas:  # git's replicas win over a manual edit
+                dchanges.append(["spec.replicas", live, a.replicas])
+            a.manual = None
             if not dchanges:
                 dchanges.append(["metadata.annotations.argocd.argoproj.io/tracking-id", None, a.name])
             rows.append(
@@ -430,17 +468,69 @@ def fleet_rows(repo: Path, *, manual_per_day: float = 0.02, seed: int = 7) -> It
                     manager_time=t,
                 )
             )
-            if a.tag != old_tag:
-                rs = a.replicaset(t + pd.Timedelta(seconds=1))
-                a.rs.append(rs)
-                rows.append(_row("ReplicaSet", rs, a.name, "ADDED", t + pd.Timedelta(seconds=1)))
-                ev = a.event(
-                    t + pd.Timedelta(seconds=2), f"Scaled up replica set {rs['metadata']['name']} to {a.replicas}"
+            for when, field in ((t + 5 * s, "updatedReplicas"), (t + 25 * s, "readyReplicas")):  # the controller
+                rows.append(
+                    _row(
+                        "Deployment",
+                        a.deployment(when),
+                        a.name,
+                        "MODIFIED",
+                        when,
+                        changes=[[f"status.{field}", 0, a.replicas]],
+                        manager="kube-controller-manager",
+                        manager_time=when,
+                    )
                 )
-                rows.append(_row("Event", ev, a.name, "ADDED", t + pd.Timedelta(seconds=2)))
+            if a.tag != old_tag:
+                rs = a.replicaset(t + s)
+                a.rs.append(rs)
+                rows.append(_row("ReplicaSet", rs, a.name, "ADDED", t + s))
+                rows.append(
+                    _row(
+                        "ReplicaSet",
+                        rs,
+                        a.name,
+                        "MODIFIED",
+                        t + 20 * s,
+                        changes=[["status.readyReplicas", 0, a.replicas]],
+                        manager="kube-controller-manager",
+                    )
+                )
+                rs_name = rs["metadata"]["name"]
+                ev = a.event(t + 2 * s, f"Scaled up replica set {rs_name} to {a.replicas}")
+                rows.append(_row("Event", ev, a.name, "ADDED", t + 2 * s))
+                for i in range(a.replicas):  # each new pod: pulled, started
+                    pod = f"{rs_name}-{rng.getrandbits(20):05x}"
+                    for k, reason in enumerate(("Pulled", "Started")):
+                        when = t + (8 + i + 3 * k) * s
+                        msg = (
+                            f"Successfully pulled image ghcr.io/acme/{a.svc}:{a.tag}"
+                            if k == 0
+                            else f"Started container {a.svc}"
+                        )
+                        rows.append(
+                            _row("Event", a.event(when, msg, reason, ("Pod", pod), "kubelet"), a.name, "ADDED", when)
+                        )
+                if len(a.rs) > 1:  # the previous ReplicaSet scaled down to 0
+                    old = a.rs[-2]
+                    old["spec"] = {**old["spec"], "replicas": 0}
+                    old_name = old["metadata"]["name"]
+                    rows.append(
+                        _row(
+                            "ReplicaSet",
+                            old,
+                            a.name,
+                            "MODIFIED",
+                            t + 22 * s,
+                            changes=[["spec.replicas", old_repl, 0]],
+                            manager="kube-controller-manager",
+                        )
+                    )
+                    ev = a.event(t + 22 * s, f"Scaled down replica set {old_name} to 0 from {old_repl}")
+                    rows.append(_row("Event", ev, a.name, "ADDED", t + 22 * s))
                 while len(a.rs) > 3:  # revisionHistoryLimit 2 + the current one
                     gone = a.rs.pop(0)
-                    rows.append(_row("ReplicaSet", gone, a.name, "DELETED", t + pd.Timedelta(seconds=3)))
+                    rows.append(_row("ReplicaSet", gone, a.name, "DELETED", t + 23 * s))
             return rows
 
         return go
@@ -524,7 +614,7 @@ def write_fleet(repo: Path, store: Store, cluster: str = "prod", *, progress: bo
         for r in fleet_rows(repo, **kw):
             r = {k: (_ser(v) if k == "object" else v) for k, v in r.items()}
             d = r["time"].strftime("%Y-%m-%d")
-            if d != day:  # one batch per day, as a compacted store holds it
+            if day is None or d > day:  # about one batch per day, as a compacted store holds it
                 w.flush()
                 if progress and day is not None:
                     print(

@@ -23,6 +23,7 @@ from .act import (
 from .cluster.evidence import EvidenceSource
 from .cluster.live import Cluster
 from .cluster.recorder import record
+from .cluster.recording import Recording
 from .cluster.snapshot import Snapshot, snapshot
 from .cluster.store import Store
 from .errors import (
@@ -102,6 +103,7 @@ __all__ = [
     "NotOnBranchError",
     "NotebookError",
     "PushRejectedError",
+    "Recording",
     "RepoError",
     "RevertConflictError",
     "Rollback",

@@ -8,6 +8,7 @@ The recording is synthesized through the real StoreWriter from a real git repo's
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from gitops_nb.cluster.live import app_row, history_rows
 from gitops_nb.cluster.recording import Recording
 from gitops_nb.cluster.store import Store
 from gitops_nb.errors import InputError, UnknownAppError
+from gitops_nb.investigate.evidence_rows import cluster_rows
 
 
 @pytest.fixture(scope="module")
@@ -105,17 +107,20 @@ def test_field_edits_hold_each_recorded_change_with_old_and_new(fleet: tuple[Pat
     assert all(f == ["spec.replicas"] for f in manual["fields"])
     assert all(int(c[0][2]) > int(c[0][1]) for c in manual["changes"])  # scaled up by hand
     assert not manual["is_gitops"].any()
-    # the 2am edit is undone by the next deploy: Argo CD sets spec.replicas back, old = the hand-set value
-    first = manual.sort_values("time").iloc[0]
-    later = fe[
-        (fe["manager"] == "argocd-controller")
-        & (fe["namespace"] == first["namespace"])
-        & (fe["time"] > first["time"])
-        & fe["fields"].apply(lambda f: "spec.replicas" in f)
-    ]
-    assert len(later)
-    reset = dict((c[0], c[1:]) for c in later.sort_values("time").iloc[0]["changes"])["spec.replicas"]
-    assert int(reset[0]) >= int(first["changes"][0][2]) and int(reset[1]) < int(reset[0])
+    # each Deployment's replica changes chain (each old is the previous new): kubectl-edit scales up at
+    # 2am, and the next deploy sets git's value back (Argo CD's manager, old = the hand-set value)
+    reps = fe[fe["changes"].notna() & fe["fields"].apply(lambda f: "spec.replicas" in f)].sort_values("time")
+    resets = 0
+    for _ns, d in reps.groupby("namespace"):
+        vals = [dict((c[0], c[1:]) for c in ch)["spec.replicas"] for ch in d["changes"]]
+        assert all(prev[1] == cur[0] for prev, cur in itertools.pairwise(vals))
+        mgr = list(d["manager"])
+        resets += sum(
+            1
+            for i in range(1, len(vals))
+            if mgr[i] == "argocd-controller" and mgr[i - 1] == "kubectl-edit" and int(vals[i][1]) < int(vals[i][0])
+        )
+    assert resets >= 1
     # the managedFields rows of objects as of `at` are there too, once (not doubled by the recorded ones)
     mf = fe[fe["changes"].isna()]
     assert len(mf) and (mf["operation"].isin(["Apply", "Update"])).all()
@@ -192,9 +197,14 @@ def test_what_changed_takes_a_recording_as_it_takes_a_snapshot(fleet: tuple[Path
     tl2 = g.what_changed(repo, at, "2h", cluster=snap)
     cols = ["time", "kind", "app", "sha", "summary"]
     pd.testing.assert_frame_equal(tl[cols].reset_index(drop=True), tl2[cols].reset_index(drop=True))
-    # and a bounded recording (since=) gives the same answer as the whole one
-    tl3 = g.what_changed(repo, at, "2h", cluster=Recording(store, at=rec.at, since=at - pd.Timedelta(hours=3)))
-    pd.testing.assert_frame_equal(tl[cols].reset_index(drop=True), tl3[cols].reset_index(drop=True))
+    # what_changed bounds a whole recording to its window (for_window): the rows are the whole recording's
+    lo, hi = at - pd.Timedelta(hours=2), at + pd.Timedelta(minutes=15)
+    whole = Recording(store, at=rec.at)
+    bounded = whole.for_window(lo, hi)
+    assert bounded.since == lo and whole.since is None
+    a, b = cluster_rows(whole, lo, hi), cluster_rows(bounded, lo, hi)
+    assert len(a) > 50 and len(whole.history()) > len(bounded.history())  # it did read less
+    pd.testing.assert_frame_equal(a[cols].reset_index(drop=True), b[cols].reset_index(drop=True))
 
 
 def test_apps_filter_and_cluster_choice(fleet: tuple[Path, Store], tmp_path: Path) -> None:
@@ -213,3 +223,140 @@ def test_apps_filter_and_cluster_choice(fleet: tuple[Path, Store], tmp_path: Pat
     with pytest.raises(InputError, match="holds no recording yet"):
         Recording(tmp_path / "empty")
     assert Recording(two, cluster="west").context == "west"
+
+
+def test_cli_notebooks_and_console_take_a_recording(fleet: tuple[Path, Store], tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from gitops_nb.ui.widgets import IncidentConsole
+
+    repo, store = fleet
+    at = (_end(store) - pd.Timedelta(hours=3)).isoformat()
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    cli = subprocess.run(
+        [sys.executable, "-m", "gitops_nb", "what-changed", str(repo), "--at", at, "--recording", store.url],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert "Argo CD deployed" in cli.stdout and "rollout #" in cli.stdout
+    both = subprocess.run(
+        [sys.executable, "-m", "gitops_nb", "what-changed", str(repo), "--recording", store.url, "--snapshot", "x"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert both.returncode == 2 and "not both" in both.stderr
+    papermill = str(Path(sys.executable).parent / "papermill")
+    for nb, params in (
+        ("what_changed", {"repo_path": str(repo), "at": at, "window": "2h", "recording": store.url}),
+        ("drift", {"recording": store.url, "at": at}),
+    ):
+        out = tmp_path / nb
+        args = [papermill, f"notebooks/{nb}.ipynb", str(out) + ".ipynb", "-k", "python3"]
+        for k, v in {**params, "output_dir": str(out)}.items():
+            args += ["-p", k, v]
+        res = subprocess.run(args, capture_output=True, text=True, cwd=root, env=env)
+        assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads((tmp_path / "what_changed" / "summary.json").read_text())
+    assert summary["commits"] > 0
+    tl = pd.read_parquet(tmp_path / "what_changed" / "timeline.parquet")
+    assert {RowKind.DEPLOY, RowKind.ROLLOUT} <= set(tl["kind"])
+    drift_apps = pd.read_parquet(tmp_path / "drift" / "applications.parquet")
+    assert len(drift_apps) == 6
+    con = IncidentConsole(repo_path=str(repo), at=at, window="2h", recording=store.url)
+    con.load_apps()
+    assert "6 Applications" in con.status.value
+    con.investigate()
+    assert con.timeline is not None and RowKind.DEPLOY in set(con.timeline["kind"])
+
+
+def test_drift_and_manual_edits_as_recorded(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    t0 = pd.Timestamp("2026-11-02T02:00:00Z")
+
+    def app(sync: str) -> dict[str, object]:
+        return {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Application",
+            "metadata": {"name": "web", "namespace": "argocd", "uid": "a1"},
+            "spec": {"destination": {"namespace": "shop"}, "source": {"repoURL": "r", "path": "apps/web"}},
+            "status": {
+                "sync": {"status": sync},
+                "health": {"status": "Healthy"},
+                "resources": [
+                    {
+                        "group": "apps",
+                        "version": "v1",
+                        "kind": "Deployment",
+                        "namespace": "shop",
+                        "name": "web",
+                        "status": sync,
+                        "health": {"status": "Healthy"},
+                    }
+                ],
+            },
+        }
+
+    edit = {
+        "manager": "kubectl-edit",
+        "operation": "Update",
+        "time": "2026-11-02T02:00:00Z",
+        "fieldsV1": {"f:spec": {"f:replicas": {}}},
+    }
+    dep = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "shop", "uid": "d1", "managedFields": [edit]},
+        "spec": {"replicas": 5},
+    }
+    with store.writer("prod") as w:
+        w.append(
+            {
+                "kind": "Application",
+                "uid": "a1",
+                "name": "web",
+                "app": "web",
+                "event": "ADDED",
+                "time": t0 - pd.Timedelta(hours=1),
+                "object": app("Synced"),
+            }
+        )
+        w.append(
+            {
+                "kind": "Deployment",
+                "uid": "d1",
+                "name": "web",
+                "namespace": "shop",
+                "app": "web",
+                "event": "MODIFIED",
+                "time": t0,
+                "manager": "kubectl-edit",
+                "manager_time": t0,
+                "changes": [["spec.replicas", 3, 5]],
+                "object": dep,
+            }
+        )
+        w.append(
+            {
+                "kind": "Application",
+                "uid": "a1",
+                "name": "web",
+                "app": "web",
+                "event": "MODIFIED",
+                "time": t0 + pd.Timedelta(seconds=20),
+                "object": app("OutOfSync"),
+            }
+        )
+    before = g.drift(Recording(store, at=t0 - pd.Timedelta(minutes=1)))
+    after = g.drift(Recording(store, at=t0 + pd.Timedelta(minutes=1)))
+    assert before.empty
+    assert list(after[["app", "kind", "name", "sync_status"]].iloc[0]) == ["web", "Deployment", "web", "OutOfSync"]
+    edits = g.manual_edits(Recording(store, at=t0 + pd.Timedelta(minutes=1)))
+    # one row: the recorded change (old 3, new 5), not doubled by the managedFields entry it came from
+    assert len(edits) == 1 and edits.iloc[0]["changes"] == [["spec.replicas", "3", "5"]]
+    assert edits.iloc[0]["apps"] == ["web"] and edits.iloc[0]["time"] == t0

@@ -351,3 +351,55 @@ def test_disk_full_is_a_clear_error_and_keeps_what_was_flushed(mount: object) ->
     assert not [p for p in small.rglob(".*tmp")], "a temp file was left behind"
     t = store.read()  # every file that is there reads whole
     assert t.num_rows >= before
+
+
+#: the query docs/recording.md shows (any engine that reads hive-partitioned Parquet reads the store as is)
+DUCKDB_QUERY = """
+SELECT time, cluster, namespace, name, manager, changes
+FROM read_parquet('{root}/objects/*/*/*/*.parquet', hive_partitioning = true)
+WHERE cluster = 'prod' AND kind = 'Deployment' AND day BETWEEN '2026-11-01' AND '2026-11-02'
+  AND manager = 'kubectl-edit' AND json_extract_string(changes, '$[0][0]') = 'spec.replicas'
+ORDER BY time
+LIMIT 3
+"""
+
+
+def test_duckdb_reads_the_store_as_is(tmp_path: Path) -> None:
+    import duckdb
+
+    store = Store(tmp_path)
+    _write(store, 30)
+    with store.writer("staging") as w:
+        w.append(_row(12))
+    rows = duckdb.sql(DUCKDB_QUERY.format(root=tmp_path)).fetchall()
+    want = [_row(i) for i in range(7, 10)]
+    assert [(r[0], r[1], r[3]) for r in rows] == [(w_["time"], "prod", w_["name"]) for w_ in want]
+    assert json.loads(rows[0][5]) == [["spec.replicas", 6, 7]]
+    n = duckdb.sql(
+        f"SELECT count(*) FROM read_parquet('{tmp_path}/objects/*/*/*/*.parquet', hive_partitioning = true)"
+    ).fetchall()
+    assert n == [(31,)]
+
+
+def test_latest_is_each_objects_newest_version_as_of_a_time(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    h = pd.Timedelta(hours=1)
+    with store.writer("prod") as w:
+        for uid, event, t, v in (
+            ("a", "ADDED", T0, 1),
+            ("a", "MODIFIED", T0 + 30 * h, 2),  # the next day: another partition
+            ("b", "ADDED", T0, 1),
+            ("b", "DELETED", T0 + h, 1),
+            ("c", "ADDED", T0, 1),
+            ("c", "GONE", T0 + 2 * h, None),
+        ):
+            obj = {"v": v} if v is not None else None
+            w.append({"kind": "ConfigMap", "uid": uid, "event": event, "time": t, "object": obj})
+    now = store.latest(clusters=["prod"])
+    assert list(now["uid"]) == ["c", "b", "a"]  # by the time of their newest version, oldest first
+    assert dict(zip(now["uid"], now["gone"], strict=True)) == {"a": False, "b": True, "c": True}
+    assert [json.loads(o)["v"] for o in now["object"]] == [1, 1, 2]  # c: its last real version, not the GONE row
+    then = store.latest(until=T0 + pd.Timedelta(minutes=90), columns=[])
+    assert dict(zip(then["uid"], then["gone"], strict=True)) == {"a": False, "b": True, "c": False}
+    assert "object" not in then.columns
+    assert store.latest(clusters=["other"]).empty

@@ -3,7 +3,8 @@ EvidenceSource contract (evidence), saved evidence (snapshot) and the recording 
 
 from .evidence import EvidenceSource
 from .live import Cluster
+from .recording import Recording
 from .snapshot import Snapshot, snapshot
 from .store import Store, StoreWriter
 
-__all__ = ["Cluster", "EvidenceSource", "Snapshot", "Store", "StoreWriter", "snapshot"]
+__all__ = ["Cluster", "EvidenceSource", "Recording", "Snapshot", "Store", "StoreWriter", "snapshot"]

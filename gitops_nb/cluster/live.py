@@ -77,7 +77,17 @@ EDIT_KINDS = (
 def _ts(value: Any) -> pd.Timestamp | None:
     if value is None or value == "":
         return None
-    return pd.Timestamp(value).tz_convert("UTC") if pd.Timestamp(value).tzinfo else pd.Timestamp(value, tz="UTC")
+    if isinstance(value, str):
+        return _ts_text(value)
+    t = pd.Timestamp(value)
+    return t.tz_convert("UTC") if t.tzinfo else t.tz_localize("UTC")
+
+
+@functools.lru_cache(maxsize=65536)
+def _ts_text(value: str) -> pd.Timestamp:
+    """An API timestamp's text, parsed once (the same times recur across objects and their versions)."""
+    t = pd.Timestamp(value)
+    return t.tz_convert("UTC") if t.tzinfo else t.tz_localize("UTC")
 
 
 def _key_label(raw: str) -> str:

@@ -46,6 +46,8 @@ __all__ = ["Recording"]
 
 #: an event relisted after the recorder was down is recorded up to this long after it happened
 _EVENT_SLACK = pd.Timedelta(hours=1)
+#: history() reads every this many versions of an Application whose status.history grew (Argo CD lists 10)
+_STRIDE = 5
 #: paths of a recorded change that are bookkeeping, not an edit
 _NOT_EDITS = ("status", "metadata.managedFields", "metadata.resourceVersion", "metadata.generation")
 
@@ -103,6 +105,16 @@ class Recording:
     def __repr__(self) -> str:
         return f"Recording({self.store!r}, cluster={self.cluster!r}, at={self.at.isoformat()!r})"
 
+    def for_window(self, lo: pd.Timestamp, hi: pd.Timestamp) -> Recording:
+        """This recording bounded to a query's window [lo, hi] (``since`` = lo, unless it is bounded more
+        already): :func:`~gitops_nb.what_changed` reads a 30-day recording as it reads a 2-hour snapshot.
+        The answer is the same as the whole recording's (what a window needs from before it, Argo CD's
+        deploy list at ``lo``, is kept)."""
+        if self.since is not None and self.since >= lo:
+            return self
+        # (``hi`` needs nothing: the recording's own ``at`` bounds every read from above)
+        return Recording(self.store, cluster=self.cluster, at=self.at, since=min(lo, self.at), apps=self.apps)
+
     @property
     def context(self) -> str:
         return self.cluster
@@ -136,53 +148,23 @@ class Recording:
         return df
 
     def _objects(self, picked: pd.DataFrame) -> list[tuple[str, dict[str, Any]]]:
-        """(kind, object) of the rows ``picked`` (their kind, uid, time and day), reading ``object`` only in
-        their days, for their uids."""
-        import pyarrow.dataset as ds
-
-        if not len(picked):
-            return []
-        where = ds.field("day").isin(sorted(set(picked["day"]))) & ds.field("uid").isin(sorted(set(picked["uid"])))
-        t = self.store.read(
-            clusters=[self.cluster],
-            kinds=sorted(set(picked["kind"])),
-            columns=["kind", "uid", "time", "object"],
-            where=where,
-        ).to_pandas()
-        keys = set(zip(picked["uid"], picked["time"], strict=True))
-        out = []
-        for kind, uid, tm, obj in zip(t["kind"], t["uid"], t["time"], t["object"], strict=True):
-            if (uid, tm) in keys and obj:
-                keys.discard((uid, tm))  # a row written twice (never expected) counts once
-                out.append((str(kind), json.loads(obj)))
-        return out
+        """(kind, object) of the versions ``picked`` (their kind, uid, time and day)."""
+        got = self.store.versions(picked.assign(cluster=self.cluster), ["object"])
+        return [(str(k), json.loads(o)) for k, o in zip(got["kind"], got["object"], strict=True) if isinstance(o, str)]
 
     def _state(
         self, kinds: Sequence[str], *, at: pd.Timestamp | None = None, deleted: bool = False, where: Any = None
     ) -> list[tuple[str, dict[str, Any]]]:
         """Each object's newest version at ``at`` (default: the recording's ``at``); objects deleted by then
         are left out, or (``deleted``) kept as they were last seen."""
-        import pyarrow.dataset as ds
-
-        cols = ["kind", "uid", "time", "event", "day"]
-        not_gone = ds.field("event") != "GONE"  # a GONE row says only that the object was missing
-        rows = self._read(kinds, cols, until=at, where=not_gone if where is None else where & not_gone)
-        if not len(rows):
-            return []
-        last = rows.drop_duplicates("uid", keep="last")  # read() is oldest first
-        gone = self._read(kinds, ["uid", "time"], until=at, where=ds.field("event") == "GONE")
-        if len(gone):  # GONE after the newest version: deleted while the recorder was away
-            newest_gone = gone.groupby("uid")["time"].max()
-            after = last["uid"].map(newest_gone)
-            last = last.assign(gone=after.notna() & (after > last["time"]))
-        else:
-            last = last.assign(gone=False)
-        dead = (last["event"] == "DELETED") | last["gone"]
+        df = self.store.latest(
+            clusters=[self.cluster], kinds=kinds, apps=self.apps, until=at or self.at, where=where, columns=["object"]
+        )
         if not deleted:
-            last = last[~dead]
+            df = df[~df["gone"]]
         elif self.since is not None:  # deleted before the window: nothing to show
-            last = last[~(dead & (last["time"] < self.since))]
-        return self._objects(last)
+            df = df[~(df["gone"] & (df["time"] < self.since))]
+        return [(str(k), json.loads(o)) for k, o in zip(df["kind"], df["object"], strict=True) if isinstance(o, str)]
 
     def _raw_apps(self) -> list[dict[str, Any]]:
         if "apps" not in self._cache:
@@ -213,17 +195,30 @@ class Recording:
             ["Application"], ["kind", "uid", "time", "event", "day", "changes"], since=self.since, where=where
         )
         changed = rows["changes"].fillna("[]")
-        picked = rows[
-            (rows["event"] != "MODIFIED") | changed.str.contains("status.history", regex=False) | (changed == "[]")
-        ]
+        whole = (rows["event"] != "MODIFIED") | (changed == "[]")  # seen whole, or what changed is unknown
+        grew = rows[~whole & changed.str.contains("status.history", regex=False)]
+        # a watched update adds a deploy or two and Argo CD lists 10: every _STRIDE-th version (and each
+        # app's last) overlaps the next, so reading those loses no deploy and parses a fifth of the JSON
+        n = grew.groupby("uid").cumcount()
+        last = ~grew["uid"].duplicated(keep="last")
+        picked = pd.concat([rows[whole], grew[(n % _STRIDE == _STRIDE - 1) | last]])
         objs = [o for _k, o in self._objects(picked)]
         objs += self._raw_apps()
-        if self.since is not None:  # what Argo CD still listed at the window's start
-            objs += [o for _k, o in self._state(["Application"], at=self.since)]
-        seen: dict[tuple[Any, Any], dict[str, Any]] = {}
+        if self.since is not None and len(picked):  # what Argo CD still listed at the window's start, for the
+            # apps whose history changed in the window (the others list the same now as then)
+            moved = ds.field("uid").isin(sorted(set(picked["uid"])))
+            objs += [o for _k, o in self._state(["Application"], at=self.since, where=moved)]
+        # each entry once (the versions overlap), then the live builder over one merged object per app
+        entries: dict[Any, dict[Any, dict[str, Any]]] = {}
         for a in objs:
-            for h in history_rows(a):
-                seen[(h["app"], h["id"])] = h
+            name = (a.get("metadata") or {}).get("name")
+            for e in (a.get("status") or {}).get("history") or []:
+                entries.setdefault(name, {})[e.get("id")] = e
+        seen = {
+            (h["app"], h["id"]): h
+            for name, by_id in entries.items()
+            for h in history_rows({"metadata": {"name": name}, "status": {"history": list(by_id.values())}})
+        }
         at = self.at
         hist = [h for h in seen.values() if h["deployed_at"] is None or h["deployed_at"] <= at]
         hist.sort(key=lambda h: (h["app"] or "", h["deployed_at"] or pd.Timestamp(0, tz="UTC"), h["id"] or 0))

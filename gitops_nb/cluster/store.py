@@ -311,15 +311,26 @@ class Store:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def dataset(self) -> ds.Dataset:
-        """The whole store as a pyarrow dataset (hive partitions; hidden and temp files skipped)."""
+    def dataset(
+        self,
+        *,
+        clusters: Iterable[str] | None = None,
+        kinds: Iterable[str] | None = None,
+        days: tuple[str | None, str | None] = (None, None),
+    ) -> ds.Dataset:
+        """The store as a pyarrow dataset (hive partitions; hidden and temp files skipped): all of it, or only
+        the partitions of ``clusters``, ``kinds`` and the inclusive day range ``days`` (only their
+        directories are listed: on S3 a narrow read lists a few prefixes, not the whole store)."""
         import pyarrow as pa
         import pyarrow.dataset as ds
 
         part = ds.partitioning(
             pa.schema([("cluster", pa.string()), ("kind", pa.string()), ("day", pa.string())]), flavor="hive"
         )
-        files = [i.path for i in self._files(self._objects())]
+        if clusters is None and kinds is None and days == (None, None):
+            files = [i.path for i in self._files(self._objects())]
+        else:
+            files = self._partition_files(clusters, kinds, days)
         return ds.dataset(
             files,
             schema=arrow_schema(),
@@ -328,6 +339,40 @@ class Store:
             partitioning=part,
             partition_base_dir=self._objects(),
         )
+
+    def _partition_files(
+        self, clusters: Iterable[str] | None, kinds: Iterable[str] | None, days: tuple[str | None, str | None]
+    ) -> list[str]:
+        """The visible files of the partitions asked for, listing only their directories."""
+        lo, hi = days
+
+        def subdirs(base: str, key: str) -> list[str]:
+            return [
+                p.rsplit("/", 1)[1].partition("=")[2]
+                for p in self._dirs(base)
+                if p.rsplit("/", 1)[1].startswith(key + "=")
+            ]
+
+        out: list[str] = []
+        cs = [_enc(c) for c in clusters] if clusters is not None else subdirs(self._objects(), "cluster")
+        for c in cs:
+            cdir = f"{self._objects()}/cluster={c}"
+            ks = [_enc(k) for k in kinds] if kinds is not None else subdirs(cdir, "kind")
+            for k in ks:
+                kdir = f"{cdir}/kind={k}"
+                for d in subdirs(kdir, "day"):
+                    if (lo is None or d >= lo) and (hi is None or d <= hi):
+                        out.extend(i.path for i in self._files(f"{kdir}/day={d}"))
+        return out
+
+    def _dirs(self, base: str) -> list[str]:
+        import pyarrow.fs as pafs
+
+        try:
+            infos = self.fs.get_file_info(pafs.FileSelector(base, allow_not_found=True))
+        except OSError as e:
+            raise self._io_error(e, "list", base) from e
+        return [i.path for i in infos if i.type == pafs.FileType.Directory]
 
     def read(
         self,
@@ -346,7 +391,13 @@ class Store:
         opened), ``time`` and ``app`` prune row groups by their statistics. ``since``/``until`` take
         anything :func:`~gitops_nb.times.parse_at` does. ``where`` adds any pyarrow expression.
         """
+        clusters = list(clusters) if clusters is not None else None
+        kinds = list(kinds) if kinds is not None else None
         expr = self.filter(clusters=clusters, kinds=kinds, apps=apps, since=since, until=until)
+        days = (
+            parse_at(since).strftime("%Y-%m-%d") if since is not None else None,
+            parse_at(until).strftime("%Y-%m-%d") if until is not None else None,
+        )
         if where is not None:
             expr = where if expr is None else expr & where
         cols = list(columns) if columns is not None else None
@@ -357,7 +408,7 @@ class Store:
         for attempt in range(3):  # a compaction or retention may remove a file between listing and reading
             try:
                 with_time = cols if cols is None or "time" in cols else [*cols, "time"]
-                t = self.dataset().to_table(columns=with_time, filter=expr)
+                t = self.dataset(clusters=clusters, kinds=kinds, days=days).to_table(columns=with_time, filter=expr)
                 t = t.sort_by("time") if t.num_rows else t
                 return t.select(cols) if cols is not None else t
             except FileNotFoundError:
@@ -419,13 +470,73 @@ class Store:
 
     def clusters(self) -> list[str]:
         """The clusters the store holds rows of (from the partition directories: no file is read)."""
-        import pyarrow.fs as pafs
+        names = (p.rsplit("/", 1)[1] for p in self._dirs(self._objects()))
+        return sorted(unquote(n.partition("=")[2]) for n in names if n.startswith("cluster="))
 
-        try:
-            infos = self.fs.get_file_info(pafs.FileSelector(self._objects(), allow_not_found=True))
-        except OSError as e:
-            raise self._io_error(e, "list", self._objects()) from e
-        return sorted(unquote(i.base_name.partition("=")[2]) for i in infos if i.base_name.startswith("cluster="))
+    def latest(
+        self,
+        *,
+        clusters: Iterable[str] | None = None,
+        kinds: Iterable[str] | None = None,
+        apps: Iterable[str] | None = None,
+        until: Any = None,
+        where: ds.Expression | None = None,
+        columns: Sequence[str] = ("object",),
+    ) -> pd.DataFrame:
+        """The newest row of each object ((cluster, uid)) at or before ``until``: what the store knew then.
+
+        Columns ``cluster``, ``kind``, ``uid``, ``time``, ``event``, ``day``, ``gone`` (True when the object
+        was deleted: its newest row is DELETED, or a GONE row came after it; its newest real version is
+        still the row given), then ``columns``. Two passes, both pushed down: the newest version is found on
+        those small columns, then ``columns`` (e.g. the large ``object``) are read only for those versions,
+        only in their day partitions.
+        """
+        import pyarrow.dataset as ds
+
+        base = ["cluster", "kind", "uid", "time", "event", "day"]
+        extra = [c for c in columns if c not in base]
+        kw: dict[str, Any] = {"clusters": clusters, "kinds": kinds, "apps": apps, "until": until}
+        not_gone = ds.field("event") != "GONE"  # a GONE row says only that the object was missing
+        rows: pd.DataFrame = self.read(
+            **kw, columns=base, where=not_gone if where is None else where & not_gone
+        ).to_pandas()
+        last = rows.drop_duplicates(["cluster", "uid"], keep="last")  # read() is oldest first
+        gone: pd.DataFrame = self.read(
+            **kw, columns=["cluster", "uid", "time"], where=ds.field("event") == "GONE"
+        ).to_pandas()
+        if len(gone) and len(last):  # GONE after the newest version: deleted while the recorder was away
+            newest = gone.groupby(["cluster", "uid"])["time"].max().rename("gone_at").reset_index()
+            last = last.merge(newest, on=["cluster", "uid"], how="left")
+            last = last.assign(gone=(last["event"] == "DELETED") | (last["gone_at"] > last["time"]))
+            last = last.drop(columns=["gone_at"])
+        else:
+            last = last.assign(gone=last["event"] == "DELETED")
+        if not extra:
+            return last.reset_index(drop=True)
+        return self.versions(last, extra)
+
+    def versions(self, rows: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+        """``rows`` (each naming one version by ``cluster``, ``kind``, ``uid``, ``time`` and ``day``) with
+        ``columns`` added, read only in those days for those uids; only the versions asked for become Python
+        objects (they are matched in Arrow)."""
+        import pyarrow as pa
+        import pyarrow.dataset as ds
+
+        extra = [c for c in columns if c not in rows.columns]
+        if not len(rows):
+            return rows.assign(**{c: pd.Series(dtype=object) for c in extra}).reset_index(drop=True)
+        picked = ds.field("day").isin(sorted(set(rows["day"]))) & ds.field("uid").isin(sorted(set(rows["uid"])))
+        table = self.read(
+            clusters=sorted(set(rows["cluster"])),
+            kinds=sorted(set(rows["kind"])),
+            columns=["cluster", "uid", "time", *extra],
+            where=picked,
+        )
+        on = ["cluster", "uid", "time"]
+        keys = pa.Table.from_pandas(rows[on], preserve_index=False).cast(table.select(on).schema)
+        body: pd.DataFrame = table.join(keys, keys=on, join_type="inner").to_pandas()
+        body = body.drop_duplicates(on, keep="last")  # a row written twice (never expected) counts once
+        return rows.merge(body, on=on, how="left").reset_index(drop=True)
 
     def partitions(self) -> list[tuple[str, str, str, list[str]]]:
         """(cluster, kind, day, [files]) of every partition holding visible files."""

@@ -361,6 +361,9 @@ def what_changed(
     and a ``rank`` (1 = most likely); ``why`` says how (see :mod:`gitops_nb.investigate.scoring`).
     """
     q = _ask(repo, at, window, apps, after, rev)
+    window_of = getattr(cluster, "for_window", None)  # a long recording reads only what the window needs
+    if window_of is not None:
+        cluster = window_of(q.lo, q.hi)
     landed = q.repo.landed(since=q.lo, until=q.hi, rev=q.rev)
     changes = q.repo.manifest_changes(since=q.lo, until=q.hi, rev=q.rev, first_parent=True)
     frames = cluster.argocd_frames() if cluster is not None else None  # read once, for the index and the rows
@@ -524,14 +527,26 @@ def investigate(
     argocd_namespace: str = "argocd",
     snapshot_dir: str | Path | None = None,
     rev: str = "HEAD",
+    recording: str | Path | None = None,
 ) -> Investigation:
     """Run :func:`what_changed` and gather the commits, semantic changes and apps it rests on.
 
-    The cluster side comes from ``cluster`` (a :class:`Cluster` or :class:`Snapshot`), or
-    is opened from ``kube_context`` (and ``kubeconfig``), or read from ``snapshot_dir``;
-    with none of them the investigation is git-only.
+    The cluster side comes from ``cluster`` (a :class:`Cluster`, :class:`Snapshot` or
+    :class:`Recording`), or is opened from ``kube_context`` (and ``kubeconfig``), or read from
+    ``snapshot_dir``, or from the recording store ``recording`` (a directory or ``s3://bucket/prefix``;
+    ``kube_context`` then names the recorded cluster, needed when the store holds several), read as of
+    T + 15 minutes; with none of them the investigation is git-only.
     """
-    if cluster is None and kube_context:
+    if cluster is None and recording:
+        if snapshot_dir:
+            raise InputError("give snapshot_dir (saved evidence) or recording (a recording store), not both")
+        from ..cluster.recording import Recording
+
+        t = parse_at(at)
+        cluster = Recording(
+            recording, cluster=kube_context or None, at=t + pd.Timedelta(minutes=15), since=t - parse_window(window)
+        )
+    elif cluster is None and kube_context:
         from ..cluster.live import Cluster
 
         cluster = Cluster(kube_context, kubeconfig=kubeconfig, argocd_namespace=argocd_namespace)

@@ -155,6 +155,8 @@ def _cmd_what_changed(args: argparse.Namespace) -> int:
 
     if args.context and args.snapshot:
         raise InputError("give --context (a live cluster) or --snapshot (saved evidence), not both")
+    if args.recording and args.snapshot:
+        raise InputError("give --recording (a recording store) or --snapshot (saved evidence), not both")
     inv = investigate(
         args.repo,
         args.at,
@@ -164,6 +166,7 @@ def _cmd_what_changed(args: argparse.Namespace) -> int:
         kubeconfig=args.kubeconfig or None,
         argocd_namespace=args.argocd_namespace,
         snapshot_dir=args.snapshot or None,
+        recording=args.recording or None,
     )
     with pd.option_context("display.width", 200, "display.max_colwidth", 70, "display.max_columns", 20):
         print(f"T = {inv.at.isoformat()}  window = {inv.window}  repo = {inv.repo.path}")
@@ -351,6 +354,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     w.add_argument("--argocd-namespace", default="argocd", help="namespace of Argo CD's Applications (default: argocd)")
     w.add_argument("--snapshot", default="", help="add the cluster side from a saved snapshot directory instead")
+    w.add_argument(
+        "--recording",
+        default="",
+        help="add the cluster side from a recording store (DIR or s3://bucket/prefix, as written by "
+        "`gitops-nb record`), as of T; --context then names the recorded cluster",
+    )
     w.set_defaults(func=_cmd_what_changed)
 
     g = sub.add_parser("repo", help="maintain a local deploy-config clone (optimize: faster per-app history)")
