@@ -147,9 +147,6 @@ def setup(api: Any, n: int, progress: Any) -> None:
         except ApiException as e:
             if e.status != 409:
                 raise
-        custom.patch_namespaced_custom_object_status(
-            "argoproj.io", "v1alpha1", APPS_NS, "applications", a["metadata"]["name"], {"status": a["status"]}
-        )
 
     t, done = time.monotonic(), 0
     with ThreadPoolExecutor(8) as ex:
@@ -197,7 +194,7 @@ class Stream(threading.Thread):
             elif what == 2:
                 self.core.patch_namespaced_secret("db", ns, {"stringData": {"password": f"rotated-{k}"}})
             else:
-                self.custom.patch_namespaced_custom_object_status(
+                self.custom.patch_namespaced_custom_object(  # Argo CD's CRD has no status subresource
                     "argoproj.io",
                     "v1alpha1",
                     APPS_NS,

@@ -367,13 +367,22 @@ def _lines(resp: Any, stopped: threading.Event) -> Iterator[bytes]:
 
 @dataclass
 class _Known:
-    """The last recorded version of one object."""
+    """The last recorded version of one object: its body kept as compact JSON (a parsed object takes
+    several times the memory; it is parsed again only when the object changes). Events keep none."""
 
     kind: str
     rv: str
     time: pd.Timestamp
-    obj: dict[str, Any] | None
+    body: str | None
     app: str | None
+
+    @property
+    def obj(self) -> dict[str, Any] | None:
+        return json.loads(self.body) if self.body else None
+
+
+def _body(kind: str, obj: dict[str, Any]) -> str | None:
+    return None if kind == "Event" else json.dumps(obj, separators=(",", ":"), default=str)
 
 
 class _ClusterRecorder:
@@ -474,10 +483,11 @@ class _ClusterRecorder:
         ):
             if ev in ("DELETED", "GONE"):
                 continue
-            o = json.loads(obj) if isinstance(obj, str) and obj else None
-            self.known[(str(kind), str(uid))] = _Known(str(kind), str(rv), pd.Timestamp(t), o, app)
-            if kind == "Event" and o is not None:
-                self.event_counts[str(uid)] = _event_count(o)
+            body = obj if isinstance(obj, str) and obj else None
+            if kind == "Event" and body is not None:
+                self.event_counts[str(uid)] = _event_count(json.loads(body))
+                body = None
+            self.known[(str(kind), str(uid))] = _Known(str(kind), str(rv), pd.Timestamp(t), body, app)
 
     # -- processing --------------------------------------------------------------------------------
 
@@ -603,6 +613,7 @@ class _ClusterRecorder:
         if k is not None and k.rv == rv:
             return
         relisted = typ == "LIST" and k is not None
+        body = _body(res.kind, obj)
         if k is None:
             event, changes = "ADDED", []
         elif res.kind == "Secret":
@@ -610,13 +621,15 @@ class _ClusterRecorder:
         else:
             event, changes = ("RELISTED" if relisted else "MODIFIED"), field_changes(k.obj, obj)
         if k is not None and not changes and res.kind not in ("Event", "Secret"):
-            self.known[(res.kind, uid)] = _Known(res.kind, rv, k.time, obj, app)  # noise only: nothing to say
+            self.known[(res.kind, uid)] = _Known(res.kind, rv, k.time, body, app)  # noise only: nothing to say
             return
         # the manager of the spec or metadata change when there is one (status writers are always newer)
         paths = [c[0] for c in changes if not str(c[0]).startswith("status")] or [c[0] for c in changes]
         since = k.time if relisted and k is not None else None
-        self._append(res, event, obj, now, since=since, changes=changes, app=app, manager=manager_of(obj, paths))
-        self.known[(res.kind, uid)] = _Known(res.kind, rv, now, obj, app)
+        self._append(
+            res, event, obj, now, since=since, changes=changes, app=app, manager=manager_of(obj, paths), body=body
+        )
+        self.known[(res.kind, uid)] = _Known(res.kind, rv, now, body, app)
 
     def _append(
         self,
@@ -630,6 +643,7 @@ class _ClusterRecorder:
         app: str | None,
         manager: tuple[str | None, pd.Timestamp | None],
         rv: str | None = None,
+        body: str | None = None,
     ) -> None:
         meta = obj.get("metadata") or {}
         self.writer.append(
@@ -648,7 +662,8 @@ class _ClusterRecorder:
                 "manager": manager[0],
                 "manager_time": manager[1],
                 "changes": changes,
-                "object": obj,  # the store drops a Secret's data, stringData and last-applied annotation
+                # the store drops a Secret's data, stringData and last-applied annotation
+                "object": body if body is not None else obj,
             }
         )
         self.stats.rows += 1

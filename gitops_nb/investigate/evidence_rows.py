@@ -66,6 +66,7 @@ def cluster_rows(
     *,
     kinds: Sequence[str] | None = None,
     frames: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] | None = None,
+    before: EvidenceSource | None = None,
 ) -> pd.DataFrame:
     """Cluster rows for :func:`what_changed` between ``since`` and ``until`` (schema :data:`schema.TIMELINE`,
     plus ``fields`` for manual edits and the fields a deploy changed beyond git, and ``beyond``: what a
@@ -76,7 +77,9 @@ def cluster_rows(
 
     ``app`` is the Application's source path, which for a Kustomize app is the
     Kustomize root of :meth:`DeployRepo.apps`: that is how git and cluster rows meet.
-    ``frames``: ``source.argocd_frames()`` already read (not read again).
+    ``frames``: ``source.argocd_frames()`` already read (not read again). ``before``: the same evidence
+    not bounded to the window (a recording's ``for_window`` reads only the window), for what a deploy in the
+    window undid that was set before it.
     """
     lo, hi = parse_at(since), parse_at(until)
     apps_df, hist, ops = source.argocd_frames() if frames is None else frames
@@ -114,7 +117,7 @@ def cluster_rows(
     heal_ids = _history_heals(hist)
     all_hist, hist = hist, _in(hist, "deployed_at", lo, hi)
     ns_of = dict(zip(apps_df["name"], apps_df["dest_namespace"], strict=True))
-    beyond = beyond_git(source, hist, ns_of)
+    beyond = beyond_git(source, hist, ns_of, before=before)
     for h in hist.itertuples(index=False):
         took = (h.deployed_at - h.deploy_started_at).total_seconds() if pd.notna(h.deploy_started_at) else None
         healed = (h.app, h.id) in heal_ids
@@ -251,7 +254,7 @@ _DEPLOY_SLACK = pd.Timedelta(seconds=30)
 
 
 def beyond_git(
-    source: EvidenceSource, deploys: pd.DataFrame, ns_of: dict[Any, Any]
+    source: EvidenceSource, deploys: pd.DataFrame, ns_of: dict[Any, Any], *, before: EvidenceSource | None = None
 ) -> dict[tuple[Any, Any], list[tuple[str, str]]]:
     """(app, deploy id) -> [(field, what a person reads)] for each field a deploy changed that git did not
     ask to change: the deploy put back git's value over one set outside git (a ``kubectl edit`` or
@@ -264,6 +267,9 @@ def beyond_git(
     replica count before the deploy, the new one to git's, and the scaling that set the old count. (The
     ReplicaSets' ``deployment.kubernetes.io/desired-replicas`` annotations do not keep it: the rollout
     rewrites the old ReplicaSet's to the new count as it scales it down.)
+
+    ``before``: the evidence unbounded by the window, read (only the kinds Argo CD changed at a deploy)
+    for who set each old value, however long ago.
     """
     out: dict[tuple[Any, Any], list[tuple[str, str]]] = {}
     if not len(deploys):
@@ -281,6 +287,12 @@ def beyond_git(
             until = deploys["deployed_at"].max() + _DEPLOY_SLACK
             cache[ns] = (changes, True) if changes is not None else (source.events(ns, None, until), False)
         frame, recorded = cache[ns]
+        if recorded and before is not None and before is not source:
+            at_deploy = frame[frame["is_gitops"] & (frame["time"] >= lo) & (frame["time"] <= hi)]
+            kinds = sorted(set(at_deploy["kind"]))
+            if kinds:  # who set the old values, however long before the window
+                whole = _recorded_changes(before.field_edits(ns, kinds))
+                frame = whole if whole is not None else at_deploy
         found = _reset_fields(frame, ns, lo, hi) if recorded else _rescaled(frame, ns, lo, hi)
         if found:
             out[(d.app, d.id)] = found

@@ -362,6 +362,7 @@ def what_changed(
     """
     q = _ask(repo, at, window, apps, after, rev)
     window_of = getattr(cluster, "for_window", None)  # a long recording reads only what the window needs
+    whole = cluster  # what a deploy in the window undid may have been set long before it
     if window_of is not None:
         cluster = window_of(q.lo, q.hi)
     landed = q.repo.landed(since=q.lo, until=q.hi, rev=q.rev)
@@ -379,7 +380,9 @@ def what_changed(
         _resolve_wanted(q, sorted({*q.repo.apps(q.rev)["app"], *landed.attrs["roots"], *reached}), argo)
     details = _details(changes, index)
     extra = (
-        cluster_rows(cluster, q.lo, q.hi, q.wanted or None, kinds=kinds, frames=frames) if cluster is not None else None
+        cluster_rows(cluster, q.lo, q.hi, q.wanted or None, kinds=kinds, frames=frames, before=whole)
+        if cluster is not None
+        else None
     )
     skipped = list(extra.attrs.get("skipped", [])) if extra is not None else []
     deployed = _deploys(q.repo, extra, q.lo) if extra is not None else None
