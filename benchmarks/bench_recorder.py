@@ -215,7 +215,7 @@ def lag_probe(api: Any, store: Store, n: int, k: int) -> float:
     ns = _ns((k * 31) % n)
     t0 = time.time()
     client.CoreV1Api(api).patch_namespaced_config_map("config", ns, {"data": {"v": value}})
-    since = pd.Timestamp(t0 - 1, unit="s", tz="UTC")
+    since = pd.Timestamp(t0 - 1, unit="s", tz="UTC").floor("us")
     deadline = t0 + 60
     while time.time() < deadline:
         t = store.read(kinds=["ConfigMap"], since=since, columns=["changes"])
