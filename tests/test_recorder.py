@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +28,10 @@ from gitops_nb.cluster.recording import Recording
 from gitops_nb.cluster.store import Store
 from gitops_nb.sandbox.demo import bump_tag
 
-from .test_argo_setups import SHOP, Env
+from .test_argo_setups import SHOP, Env, env  # noqa: F401 - the env fixture is shared
 from .test_drift_heal import _out_of_sync, _until
 from .test_store import mount  # noqa: F401 - the tmpfs fixture is shared
+from .test_store_s3 import S3, s3, s3_server  # noqa: F401 - the S3 server fixtures are shared
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,16 +109,6 @@ def test_manifests_are_read_only_and_never_read_secret_values() -> None:
 # -- on the sandbox -----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def rec_env(sandbox: Any, tmp_path: Path) -> Iterator[Env]:
-    from .conftest import remove_app
-
-    e = Env(sandbox, tmp_path)
-    yield e
-    for name, ns in e.apps:
-        remove_app(e.api, name, ns)
-
-
 def _recorder(sandbox: Any, store: Store, **kw: Any) -> Recorder:
     r = Recorder([None], store, kubeconfig=str(sandbox.kubeconfig), flush_seconds=0.5, **kw).start()
     _until("the recorder to list everything", r.synced, timeout=30)
@@ -174,12 +164,12 @@ def _deploy_tag(env: Env, name: str, tag: str) -> str:
 
 
 @pytest.mark.sandbox
-def test_story_the_routine_deploy_that_reset_a_manual_replicas_edit(sandbox: Any, rec_env: Env, tmp_path: Path) -> None:
+def test_story_the_routine_deploy_that_reset_a_manual_replicas_edit(sandbox: Any, env: Env, tmp_path: Path) -> None:
     """Self-heal off; `kubectl edit` sets replicas 6 (OutOfSync from then on); later CI bumps the tag, auto-sync
     deploys it and puts git's 2 back. Asked about a window that leaves the edit out, what_changed ranks the
     deploy first and says what it did beyond the tag, who had set the 6 and when, and for how long the
     cluster and git disagreed -- from the recording, and (with less) from the live cluster alone."""
-    env, store = rec_env, Store(tmp_path / "rec")
+    store = Store(tmp_path / "rec")
     with _recorder(sandbox, store):
         name, ns = _start_app(env, "story")
         apps = client.AppsV1Api(env.api)
@@ -218,8 +208,8 @@ def _cli(store: str, sandbox: Any, *extra: str) -> subprocess.Popen[str]:
 
 
 @pytest.mark.sandbox
-def test_kill_9_then_restart_records_what_changed_while_down_once(sandbox: Any, rec_env: Env, tmp_path: Path) -> None:
-    env, store_dir = rec_env, tmp_path / "rec"
+def test_kill_9_then_restart_records_what_changed_while_down_once(sandbox: Any, env: Env, tmp_path: Path) -> None:
+    store_dir = tmp_path / "rec"
     _name, ns = _start_app(env, "kill")
     apps = client.AppsV1Api(env.api)
     store = Store(store_dir)
@@ -268,10 +258,8 @@ def test_kill_9_then_restart_records_what_changed_while_down_once(sandbox: Any, 
 
 
 @pytest.mark.sandbox
-def test_a_store_it_cannot_write_or_a_full_disk_stops_it_with_a_clear_error(
-    sandbox: Any, rec_env: Env, mount: Any
-) -> None:
-    _start_app(rec_env, "full")  # something to record
+def test_a_store_it_cannot_write_or_a_full_disk_stops_it_with_a_clear_error(sandbox: Any, env: Env, mount: Any) -> None:
+    _start_app(env, "full")  # something to record
     ro = mount("ro,size=1m")
     p = _cli(str(ro / "rec"), sandbox)
     _, err = p.communicate(timeout=60)
@@ -288,6 +276,21 @@ def test_a_store_it_cannot_write_or_a_full_disk_stops_it_with_a_clear_error(
             p.communicate()
     assert p.returncode == 2 and "gitops-nb: error:" in err and "no space left" in err.lower(), err[-2000:]
     assert "Traceback" not in err
+
+
+@pytest.mark.sandbox
+def test_records_into_s3(sandbox: Any, env: Env, s3: S3) -> None:
+    """`--store s3://bucket/prefix`: the same recording on a real S3 server (versitygw)."""
+    _name, ns = _start_app(env, "s3")
+    store = Store(f"s3://{s3.bucket()}/recordings/prod")
+    with _recorder(sandbox, store):
+        client.AppsV1Api(env.api).patch_namespaced_deployment(
+            "shop", ns, {"spec": {"replicas": 3}}, field_manager="kubectl-edit"
+        )
+        _until("the edit on S3", lambda: (_changes(store, ns)["new"] == "3").any(), timeout=30)
+    fc = _changes(store, ns)
+    assert fc[fc["new"] == "3"]["manager"].tolist() == ["kubectl-edit"]
+    _no_duplicates(store)
 
 
 @pytest.mark.sandbox
@@ -346,10 +349,10 @@ def _restart_apiserver(sandbox: Any, event_ttl: str | None = None, *, env: Env |
 
 
 @pytest.mark.sandbox
-def test_the_recording_outlives_the_cluster(sandbox: Any, rec_env: Env, tmp_path: Path) -> None:
+def test_the_recording_outlives_the_cluster(sandbox: Any, env: Env, tmp_path: Path) -> None:
     """Events expire (API server restarted with --event-ttl=15s) and old ReplicaSets are deleted
     (revisionHistoryLimit: 1); the recording still has both. The restart is also a fault the recorder rides."""
-    env, store = rec_env, Store(tmp_path / "rec")
+    store = Store(tmp_path / "rec")
     base = "apps/shop/base/deployment.yaml"
     text = (env.work.path / base).read_text()
     env.work.commit(
@@ -386,9 +389,9 @@ def test_the_recording_outlives_the_cluster(sandbox: Any, rec_env: Env, tmp_path
 
 @pytest.mark.sandbox
 def test_api_server_restart_and_expired_watch_lose_nothing_and_duplicate_nothing(
-    sandbox: Any, rec_env: Env, tmp_path: Path
+    sandbox: Any, env: Env, tmp_path: Path
 ) -> None:
-    env, store = rec_env, Store(tmp_path / "rec")
+    store = Store(tmp_path / "rec")
     name, ns = _start_app(env, "fault")
     apps = client.AppsV1Api(env.api)
     with _recorder(sandbox, store) as r:
