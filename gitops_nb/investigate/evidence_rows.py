@@ -6,8 +6,9 @@ Works on any :class:`~gitops_nb.cluster.evidence.EvidenceSource`. Every row carr
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -116,12 +117,10 @@ def cluster_rows(
     hist = hist[hist["app"].isin(list(path_of))]
     heal_ids = _history_heals(hist)
     all_hist, hist = hist, _in(hist, "deployed_at", lo, hi)
-    ns_of = dict(zip(apps_df["name"], apps_df["dest_namespace"], strict=True))
-    beyond = beyond_git(source, hist, ns_of, before=before)
+    deploy_rows: dict[tuple[Any, Any], dict[str, Any]] = {}
     for h in hist.itertuples(index=False):
         took = (h.deployed_at - h.deploy_started_at).total_seconds() if pd.notna(h.deploy_started_at) else None
         healed = (h.app, h.id) in heal_ids
-        also = beyond.get((h.app, h.id), [])
         row(
             h.deployed_at,
             RowKind.HEAL if healed else RowKind.DEPLOY,
@@ -132,12 +131,9 @@ def cluster_rows(
             else f"Argo CD deployed {str(h.revision)[:10]} to {h.app}",
             sha=h.revision,
             author=h.initiated_by,
-            detail=f"deploy #{h.id}"
-            + (f", sync took {took:.0f}s" if took is not None else "")
-            + ("; beyond git it also changed " + "; ".join(t for _, t in also) if also else ""),
-            fields=[f for f, _ in also],
-            beyond="; ".join(t for _, t in also) or None,
+            detail=f"deploy #{h.id}" + (f", sync took {took:.0f}s" if took is not None else ""),
         )
+        deploy_rows[(h.app, h.id)] = rows[-1]  # what it changed beyond git is added below
     ops_all = ops[ops["app"].isin(list(path_of))]
     ops = ops[ops["app"].isin(list(path_of)) & ops["phase"].isin(["Failed", "Error"])]
     for o in _in(ops, "finished_at", lo, hi).itertuples(index=False):
@@ -201,6 +197,12 @@ def cluster_rows(
     # one namespace's rows belong to its Application when a single one deploys there
     owner = {ns: names[0] if len(names) == 1 else None for ns, names in by_ns.items()}
     events = events[events["namespace"].isin(list(by_ns))]
+    ns_of = dict(zip(apps_df["name"], apps_df["dest_namespace"], strict=True))
+    for key, also in beyond_git(source, hist, ns_of, edits=edits, events=events, before=before).items():
+        d = deploy_rows[key]
+        d["beyond"] = "; ".join(t for _, t in also)
+        d["detail"] += "; beyond git it also changed " + d["beyond"]
+        d["fields"] = [f for f, _ in also]
     for e in events.itertuples(index=False):
         row(
             e.time,
@@ -254,7 +256,13 @@ _DEPLOY_SLACK = pd.Timedelta(seconds=30)
 
 
 def beyond_git(
-    source: EvidenceSource, deploys: pd.DataFrame, ns_of: dict[Any, Any], *, before: EvidenceSource | None = None
+    source: EvidenceSource,
+    deploys: pd.DataFrame,
+    ns_of: dict[Any, Any],
+    *,
+    edits: pd.DataFrame | None = None,
+    events: pd.DataFrame | None = None,
+    before: EvidenceSource | None = None,
 ) -> dict[tuple[Any, Any], list[tuple[str, str]]]:
     """(app, deploy id) -> [(field, what a person reads)] for each field a deploy changed that git did not
     ask to change: the deploy put back git's value over one set outside git (a ``kubectl edit`` or
@@ -268,6 +276,7 @@ def beyond_git(
     ReplicaSets' ``deployment.kubernetes.io/desired-replicas`` annotations do not keep it: the rollout
     rewrites the old ReplicaSet's to the new count as it scales it down.)
 
+    ``edits``/``events``: the field edits and events already read (else read here, per namespace).
     ``before``: the evidence unbounded by the window, read (only the kinds Argo CD changed at a deploy)
     for who set each old value, however long ago.
     """
@@ -283,9 +292,10 @@ def beyond_git(
         start = d.deploy_started_at if pd.notna(d.deploy_started_at) else d.deployed_at
         lo, hi = start - pd.Timedelta(seconds=2), d.deployed_at + _DEPLOY_SLACK
         if ns not in cache:
-            changes = _recorded_changes(source.field_edits(ns))
-            until = deploys["deployed_at"].max() + _DEPLOY_SLACK
-            cache[ns] = (changes, True) if changes is not None else (source.events(ns, None, until), False)
+            mine = edits[edits["namespace"] == ns] if edits is not None else source.field_edits(ns)
+            changes = _recorded_changes(mine)
+            ev = events[events["namespace"] == ns] if events is not None else source.events(ns, None, hi)
+            cache[ns] = (changes, True) if changes is not None else (ev, False)
         frame, recorded = cache[ns]
         if recorded and before is not None and before is not source:
             at_deploy = frame[frame["is_gitops"] & (frame["time"] >= lo) & (frame["time"] <= hi)]
@@ -293,7 +303,10 @@ def beyond_git(
             if kinds:  # who set the old values, however long before the window
                 whole = _recorded_changes(before.field_edits(ns, kinds))
                 frame = whole if whole is not None else at_deploy
-        found = _reset_fields(frame, ns, lo, hi) if recorded else _rescaled(frame, ns, lo, hi)
+        if recorded:
+            found = _reset_fields(frame, ns, lo, hi)
+        else:
+            found = _rescaled(frame, ns, lo, hi, functools.partial(source.events, ns, None, hi))
         if found:
             out[(d.app, d.id)] = found
     return out
@@ -365,12 +378,15 @@ def _reset_fields(changes: pd.DataFrame, ns: str, lo: pd.Timestamp, hi: pd.Times
     return out
 
 
-def _rescaled(events: pd.DataFrame, ns: str, lo: pd.Timestamp, hi: pd.Timestamp) -> list[tuple[str, str]]:
-    """A replica count a deploy reset, from the ScalingReplicaSet events still kept (no recording)."""
-    ev = events[(events["reason"] == "ScalingReplicaSet") & (events["object_kind"] == "Deployment")]
+def _rescaled(
+    events: pd.DataFrame, ns: str, lo: pd.Timestamp, hi: pd.Timestamp, earlier: Callable[[], pd.DataFrame]
+) -> list[tuple[str, str]]:
+    """A replica count a deploy reset, from the ScalingReplicaSet events still kept (no recording).
+    ``events``: the window's; ``earlier()`` reads them from before it too, only when a reset is found."""
     out: list[tuple[str, str]] = []
-    for name, mine in ev.sort_values("time", kind="stable").groupby("object_name", sort=False):
-        at = mine[(mine["time"] >= lo) & (mine["time"] <= hi)]
+    older: pd.DataFrame | None = None
+    for name, at in _scalings(events).groupby("object_name", sort=False):
+        at = at[(at["time"] >= lo) & (at["time"] <= hi)]
         steps = [(t, m) for t, msg in zip(at["time"], at["message"], strict=True) if (m := _SCALED.search(str(msg)))]
         if not steps:
             continue
@@ -382,10 +398,12 @@ def _rescaled(events: pd.DataFrame, ns: str, lo: pd.Timestamp, hi: pd.Timestamp)
         before, after = int(old[0][1].group(2)), max(int(m.group(3)) for m in new)
         if before == after:
             continue
-        earlier = mine[mine["time"] < lo]
+        if older is None:
+            older = _scalings(earlier())
+        prior = older[(older["object_name"] == name) & (older["time"] < lo)]
         setter = [
             (t, m)
-            for t, msg in zip(earlier["time"], earlier["message"], strict=True)
+            for t, msg in zip(prior["time"], prior["message"], strict=True)
             if (m := _SCALED.search(str(msg))) and int(m.group(3)) == before and m.group(1) == old[0][1].group(1)
         ]
         since = (
@@ -403,6 +421,11 @@ def _rescaled(events: pd.DataFrame, ns: str, lo: pd.Timestamp, hi: pd.Timestamp)
             )
         )
     return out
+
+
+def _scalings(events: pd.DataFrame) -> pd.DataFrame:
+    ev = events[(events["reason"] == "ScalingReplicaSet") & (events["object_kind"] == "Deployment")]
+    return ev.sort_values("time", kind="stable")
 
 
 # -- a deleted resource, a self-heal -------------------------------------------------------
