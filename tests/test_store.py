@@ -168,6 +168,8 @@ def test_rows_are_checked(tmp_path: Path) -> None:
             w.append({**_row(0), "time": None})
         with pytest.raises(InputError, match="unknown column"):
             w.append({**_row(0), "password": "x"})
+        with pytest.raises(InputError, match="object must be a dict or JSON text"):
+            w.append({**_row(0), "object": ["not", "an", "object"]})
     assert store.read().num_rows == 0
 
 
@@ -267,7 +269,12 @@ def test_retain_drops_whole_old_days(tmp_path: Path) -> None:
     with store.writer("prod") as w:
         for days in (40, 31, 30, 29, 1, 0):
             w.append(_row(days, t=now - pd.Timedelta(days=days)))
+    # a day hidden by an earlier run that died before removing it is cleaned up
+    leftover = tmp_path / "objects" / "cluster=prod" / "kind=Deployment" / ".dropped-2026-01-01-abcd"
+    leftover.mkdir(parents=True)
+    (leftover / "x.parquet").write_bytes(b"")
     dropped = store.retain("30d", now=now)
+    assert not leftover.exists()
     left = sorted({d for _c, _k, d, _f in store.partitions()})
     # 2026-11-15 12:00 is the cutoff: the 15th still holds rows newer than it, so it stays
     assert dropped == 2 and left == ["2026-11-15", "2026-11-16", "2026-12-14", "2026-12-15"]

@@ -560,6 +560,9 @@ class Store:
         """
         td = _parse_keep(keep)
         cutoff = ((now or now_utc()) - td).strftime("%Y-%m-%d")
+        if self.local:  # what an earlier run left between hiding a day and removing it
+            for leftover in Path(self._objects()).glob("*/*/.dropped-*"):
+                self.fs.delete_dir(str(leftover))
         dropped = 0
         for cluster, kind, day, _files in self.partitions():
             if day >= cutoff:
@@ -750,11 +753,20 @@ class StoreWriter:
                     self.files_written += len(paths)
                 for kind, rv in cps.items():
                     self.store.save_checkpoint(self.cluster, kind, rv, recorder=self.recorder)
-            except StoreError as e:
+            except Exception as e:  # any failure stops the writer loudly: never a silently dead thread
+                err = (
+                    e
+                    if isinstance(e, StoreError)
+                    else StoreError(
+                        f"writing a batch to {self.store.url} failed: {type(e).__name__}: {e}", url=self.store.url
+                    )
+                )
                 with self._cond:
-                    self._error = e
+                    self._error = err
                     self._cond.notify_all()
-                raise
+                if err is e:
+                    raise
+                raise err from e
 
     def close(self) -> None:
         """Flush what is buffered and stop the background thread; raises a flush's error."""
@@ -808,6 +820,8 @@ def _normalize(row: Mapping[str, Any]) -> dict[str, Any]:
         v = _ts_or_none(row.get(c))
         out[c] = v.to_pydatetime() if v is not None else None
     obj = row.get("object")
+    if obj is not None and not isinstance(obj, Mapping | str):
+        raise InputError(f"a store row's object must be a dict or JSON text, not {type(obj).__name__}")
     if isinstance(obj, Mapping):
         out["object"] = json.dumps(sanitize_object(str(kind), obj), separators=(",", ":"), default=str)
     elif isinstance(obj, str) and kind == "Secret":
