@@ -580,8 +580,9 @@ class Store:
             dropped += 1
         return dropped
 
-    def compact(self, *, min_files: int = 2, progress: Callable[[int, int], None] | None = None) -> int:
+    def compact(self, *, min_files: int = 2, progress: Callable[[str], None] | None = None) -> int:
         """Merge each partition's small files into one; returns how many partitions were compacted.
+        ``progress`` gets a line per partition (as the sandbox's and the runbooks' progress do).
 
         No row is ever visible twice: the merged file is written under a hidden name first; the sources
         are then renamed to hidden names (local; deleted on S3), and only then the merged file renamed
@@ -597,7 +598,9 @@ class Store:
         done = 0
         for i, (cluster, kind, day, files) in enumerate(todo):
             if progress is not None:
-                progress(i, len(todo))
+                progress(
+                    f"compacting {i + 1}/{len(todo)}: cluster={cluster} kind={kind} day={day} ({len(files)} files)"
+                )
             tables = []
             for f in files:
                 try:
@@ -619,7 +622,7 @@ class Store:
                 self.fs.delete_file(journal)
             done += 1
         if progress is not None:
-            progress(len(todo), len(todo))
+            progress(f"compacted {done} partition(s)")
         return done
 
     def _finish(self, d: str, name: str, sources: Sequence[str]) -> None:
