@@ -186,8 +186,11 @@ def test_what_changed_takes_a_recording_as_it_takes_a_snapshot(fleet: tuple[Path
     repo, store = fleet
     at = _end(store) - pd.Timedelta(hours=3)
     rec = Recording(store, at=at + pd.Timedelta(minutes=15))
+    assert isinstance(rec, g.EvidenceSource) and not rec.live
     tl = g.what_changed(repo, at, "2h", cluster=rec)
     assert {RowKind.COMMIT, RowKind.DEPLOY, RowKind.ROLLOUT, RowKind.K8S_EVENT} <= set(tl["kind"])
+    fig = g.plot_timeline(tl)
+    assert sum(len(t.x) for t in fig.data) == len(tl)
     assert tl["time"].min() >= at - pd.Timedelta(hours=2)
     # a commit joins the deploy that shipped it
     commits = tl[(tl["kind"] == RowKind.COMMIT) & tl["deployed_at"].notna()]
