@@ -186,8 +186,11 @@ def test_what_changed_takes_a_recording_as_it_takes_a_snapshot(fleet: tuple[Path
     repo, store = fleet
     at = _end(store) - pd.Timedelta(hours=3)
     rec = Recording(store, at=at + pd.Timedelta(minutes=15))
+    assert isinstance(rec, g.EvidenceSource) and not rec.live
     tl = g.what_changed(repo, at, "2h", cluster=rec)
     assert {RowKind.COMMIT, RowKind.DEPLOY, RowKind.ROLLOUT, RowKind.K8S_EVENT} <= set(tl["kind"])
+    fig = g.plot_timeline(tl)
+    assert sum(len(t.x) for t in fig.data) == len(tl)
     assert tl["time"].min() >= at - pd.Timedelta(hours=2)
     # a commit joins the deploy that shipped it
     commits = tl[(tl["kind"] == RowKind.COMMIT) & tl["deployed_at"].notna()]
@@ -201,7 +204,8 @@ def test_what_changed_takes_a_recording_as_it_takes_a_snapshot(fleet: tuple[Path
     lo, hi = at - pd.Timedelta(hours=2), at + pd.Timedelta(minutes=15)
     whole = Recording(store, at=rec.at)
     bounded = whole.for_window(lo, hi)
-    assert bounded.since == lo and whole.since is None
+    assert bounded.since == lo and whole.since is None and bounded.at == whole.at
+    assert Recording(store).for_window(lo, hi).at == hi  # no `at` given: as of the window's end, not now
     a, b = cluster_rows(whole, lo, hi), cluster_rows(bounded, lo, hi)
     assert len(a) > 50 and len(whole.history()) > len(bounded.history())  # it did read less
     pd.testing.assert_frame_equal(a[cols].reset_index(drop=True), b[cols].reset_index(drop=True))

@@ -96,6 +96,7 @@ class Recording:
             )
         self.cluster = cluster
         self.at = parse_at(at) if at is not None else now_utc()
+        self.at_given = at is not None
         self.since = parse_at(since) if since is not None else None
         if self.since is not None and self.since > self.at:
             raise InputError(f"since ({self.since}) is after at ({self.at}): give since <= at")
@@ -106,14 +107,16 @@ class Recording:
         return f"Recording({self.store!r}, cluster={self.cluster!r}, at={self.at.isoformat()!r})"
 
     def for_window(self, lo: pd.Timestamp, hi: pd.Timestamp) -> Recording:
-        """This recording bounded to a query's window [lo, hi] (``since`` = lo, unless it is bounded more
-        already): :func:`~gitops_nb.what_changed` reads a 30-day recording as it reads a 2-hour snapshot.
-        The answer is the same as the whole recording's (what a window needs from before it, Argo CD's
-        deploy list at ``lo``, is kept)."""
-        if self.since is not None and self.since >= lo:
+        """This recording bounded to a query's window [lo, hi]: ``since`` = lo (unless it is bounded more
+        already), and, when no ``at`` was given, read as of ``hi`` (the cluster as it was at the window's
+        end, not as it is now). :func:`~gitops_nb.what_changed` so reads a 30-day recording as it reads a
+        2-hour snapshot, with the same answer as the whole recording's (what a window needs from before it,
+        Argo CD's deploy list at ``lo``, is kept)."""
+        at = self.at if self.at_given else hi
+        since = lo if self.since is None or self.since < lo else self.since
+        if at == self.at and since == self.since:
             return self
-        # (``hi`` needs nothing: the recording's own ``at`` bounds every read from above)
-        return Recording(self.store, cluster=self.cluster, at=self.at, since=min(lo, self.at), apps=self.apps)
+        return Recording(self.store, cluster=self.cluster, at=at, since=min(since, at), apps=self.apps)
 
     @property
     def context(self) -> str:

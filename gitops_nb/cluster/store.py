@@ -560,6 +560,9 @@ class Store:
         """
         td = _parse_keep(keep)
         cutoff = ((now or now_utc()) - td).strftime("%Y-%m-%d")
+        if self.local:  # what an earlier run left between hiding a day and removing it
+            for leftover in Path(self._objects()).glob("*/*/.dropped-*"):
+                self.fs.delete_dir(str(leftover))
         dropped = 0
         for cluster, kind, day, _files in self.partitions():
             if day >= cutoff:
@@ -577,8 +580,9 @@ class Store:
             dropped += 1
         return dropped
 
-    def compact(self, *, min_files: int = 2, progress: Callable[[int, int], None] | None = None) -> int:
+    def compact(self, *, min_files: int = 2, progress: Callable[[str], None] | None = None) -> int:
         """Merge each partition's small files into one; returns how many partitions were compacted.
+        ``progress`` gets a line per partition (as the sandbox's and the runbooks' progress do).
 
         No row is ever visible twice: the merged file is written under a hidden name first; the sources
         are then renamed to hidden names (local; deleted on S3), and only then the merged file renamed
@@ -594,7 +598,9 @@ class Store:
         done = 0
         for i, (cluster, kind, day, files) in enumerate(todo):
             if progress is not None:
-                progress(i, len(todo))
+                progress(
+                    f"compacting {i + 1}/{len(todo)}: cluster={cluster} kind={kind} day={day} ({len(files)} files)"
+                )
             tables = []
             for f in files:
                 try:
@@ -616,7 +622,7 @@ class Store:
                 self.fs.delete_file(journal)
             done += 1
         if progress is not None:
-            progress(len(todo), len(todo))
+            progress(f"compacted {done} partition(s)")
         return done
 
     def _finish(self, d: str, name: str, sources: Sequence[str]) -> None:
@@ -750,11 +756,20 @@ class StoreWriter:
                     self.files_written += len(paths)
                 for kind, rv in cps.items():
                     self.store.save_checkpoint(self.cluster, kind, rv, recorder=self.recorder)
-            except StoreError as e:
+            except Exception as e:  # any failure stops the writer loudly: never a silently dead thread
+                err = (
+                    e
+                    if isinstance(e, StoreError)
+                    else StoreError(
+                        f"writing a batch to {self.store.url} failed: {type(e).__name__}: {e}", url=self.store.url
+                    )
+                )
                 with self._cond:
-                    self._error = e
+                    self._error = err
                     self._cond.notify_all()
-                raise
+                if err is e:
+                    raise
+                raise err from e
 
     def close(self) -> None:
         """Flush what is buffered and stop the background thread; raises a flush's error."""
@@ -808,6 +823,8 @@ def _normalize(row: Mapping[str, Any]) -> dict[str, Any]:
         v = _ts_or_none(row.get(c))
         out[c] = v.to_pydatetime() if v is not None else None
     obj = row.get("object")
+    if obj is not None and not isinstance(obj, Mapping | str):
+        raise InputError(f"a store row's object must be a dict or JSON text, not {type(obj).__name__}")
     if isinstance(obj, Mapping):
         out["object"] = json.dumps(sanitize_object(str(kind), obj), separators=(",", ":"), default=str)
     elif isinstance(obj, str) and kind == "Secret":
