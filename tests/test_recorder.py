@@ -229,7 +229,7 @@ def test_kill_9_then_restart_records_what_changed_while_down_once(sandbox: Any, 
     # while nobody records: a replicas change
     apps.patch_namespaced_deployment("shop", ns, {"spec": {"replicas": 5}}, field_manager="kubectl-scale")
     time.sleep(1)
-    p = _cli(str(store_dir), sandbox)
+    p = _cli(str(store_dir), sandbox, "--compact-minutes", "0.05")  # compacts every 3 s while it writes
     try:
         _until("the relist", lambda: (_changes(store, ns)["new"] == "5").any(), timeout=60)
         time.sleep(1.5)
@@ -238,6 +238,9 @@ def test_kill_9_then_restart_records_what_changed_while_down_once(sandbox: Any, 
         _, err = p.communicate(timeout=30)
     assert p.returncode == 0, err[-2000:]
     assert "[record] gitops-nb-sandbox:" in err and "rows written" in err  # the status line a person reads
+    assert "[record] compacted" in err
+    files = [f for f in store_dir.rglob("*.parquet") if not f.name.startswith(".")]
+    assert len(files) <= len(store.partitions()) + 6, len(files)  # merged: about one file a partition
     fc = _changes(store, ns)
     five = fc[(fc["path"] == "spec.replicas") & (fc["new"] == "5")]
     assert len(five) == 1 and five["operation"].iloc[0] == "Relisted", five.to_string()

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ..errors import ClusterError, InputError, StoreError
+from ..errors import ArgoCDNotFoundError, ClusterError, InputError, StoreError
 from .argocd import GROUP, PLURAL, VERSION
 from .live import Cluster, flatten_fields
 
@@ -112,11 +112,12 @@ class RecorderStats:
     last_error: str | None = None
     started: float = field(default_factory=time.monotonic)
 
-    def line(self, context: str, queued: int) -> str:
+    def line(self, context: str, queued: int, written: int | None = None) -> str:
         up = time.monotonic() - self.started
         err = f", last error: {self.last_error}" if self.last_error else ""
+        flushed = f" ({written} flushed)" if written is not None else ""
         return (
-            f"[record] {context}: {self.watches} watches, {self.rows} rows written, {queued} queued, "
+            f"[record] {context}: {self.watches} watches, {self.rows} rows written{flushed}, {queued} queued, "
             f"lag {self.queue_max_wait:.1f}s, {self.relists} relists, {self.reconnects} reconnects, "
             f"up {up:.0f}s{err}"
         )
@@ -257,8 +258,11 @@ class _Watch(threading.Thread):
                 backoff = 0.5
             except _Gone:
                 rv = None  # relist
-            except ClusterError as e:  # forbidden: this kind is not recorded (the others go on)
+            except ClusterError as e:  # forbidden: this kind is not recorded (the others go on) ...
                 self.rec.stats.last_error = str(e)
+                if self.res is APPLICATION:  # ... but without the Applications there is nothing to record
+                    self.rec.error = e
+                    self.rec.stopping.set()
                 return
             except Exception as e:  # a dropped connection, a restarting API server: retry
                 if self.stopped.is_set():
@@ -287,6 +291,15 @@ class _Watch(threading.Thread):
             raise _Gone()
         if not 200 <= resp.status < 300:
             body = resp.read()[:300]
+            if resp.status == 404 and self.res is APPLICATION:
+                raise ArgoCDNotFoundError(
+                    f"Argo CD's CRD (applications.argoproj.io) is not installed in context {self.rec.context!r}: "
+                    "nothing to record. Check the context (--context), or install Argo CD",
+                    context=self.rec.context,
+                    resource="applications.argoproj.io",
+                    verb="watch",
+                    status=404,
+                )
             if resp.status in (401, 403):
                 raise ClusterError(
                     f"{resp.status} on list/watch {self.res.plural}.{self.res.group or 'core'} in context "
@@ -844,7 +857,7 @@ class Recorder:
 
     def status_lines(self) -> list[str]:
         """One line per cluster: watches, rows written, queued, lag."""
-        return [c.stats.line(c.context, c.queue.qsize()) for c in self.clusters]
+        return [c.stats.line(c.context, c.queue.qsize(), c.writer.rows_written) for c in self.clusters]
 
     def synced(self) -> bool:
         """True once every watch has listed (the recording has caught up with the cluster)."""
@@ -892,11 +905,14 @@ def record(
     until: Callable[[], bool] | None = None,
     progress: Callable[[str], None] | None = None,
     flush_seconds: float = 2.0,
+    compact_seconds: float = 600.0,
 ) -> dict[str, RecorderStats]:
     """Record ``contexts`` into ``store`` until SIGTERM/SIGINT (or ``until()`` is true); returns the stats.
 
     Every ``status_seconds`` one line per cluster goes to ``progress`` (default: stderr): watches, rows
-    written, queued events, lag. ``retain`` (e.g. ``30d``) drops older day partitions once an hour.
+    written, queued events, lag. ``retain`` (e.g. ``30d``) drops older day partitions once an hour; every
+    ``compact_seconds`` (0: never) the small files of each partition are merged (a flush every 2 s makes
+    many), so reads stay fast.
     A store that cannot be written stops the recorder with a :class:`~gitops_nb.errors.StoreError`.
     """
     say = progress or (lambda m: print(m, file=sys.stderr, flush=True))
@@ -913,7 +929,7 @@ def record(
     say(f"[record] recording {', '.join(c.context for c in rec.clusters)} into {rec.store}; stop with Ctrl-C / SIGTERM")
     try:
         rec.start()
-        last_status = last_retain = time.monotonic()
+        last_status = last_retain = last_compact = time.monotonic()
         while not got and rec.error is None and not (until is not None and until()):
             time.sleep(0.2)
             now = time.monotonic()
@@ -924,6 +940,10 @@ def record(
             if retain and now - last_retain >= 3600:
                 last_retain = now
                 rec.store.retain(retain)
+            if compact_seconds and now - last_compact >= compact_seconds:
+                merged = rec.store.compact()
+                last_compact = time.monotonic()
+                say(f"[record] compacted {merged} partitions in {last_compact - now:.1f}s")
     finally:
         with contextlib.suppress(Exception):
             for num, h in old.items():

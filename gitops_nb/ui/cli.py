@@ -263,6 +263,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
         argocd_namespace=args.argocd_namespace,
         retain=args.retain,
         status_seconds=args.status_seconds,
+        compact_seconds=args.compact_minutes * 60,
     )
     print(f"recorded {sum(s.rows for s in stats.values())} rows into {args.store}", file=sys.stderr)
     return 0
@@ -398,6 +399,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     rc.add_argument(
         "--status-seconds", type=float, default=30.0, help="seconds between status lines on stderr (default: 30)"
+    )
+    rc.add_argument(
+        "--compact-minutes",
+        type=float,
+        default=10.0,
+        help="merge each partition's small files this often (default: 10; 0: never)",
     )
     rc.add_argument("--namespace", default="gitops-nb", help="manifests: the recorder's namespace (default: gitops-nb)")
     rc.add_argument(
