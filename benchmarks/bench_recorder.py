@@ -9,7 +9,7 @@ not watch, so their status is ours to write), each listing in ``status.resources
 a Service, two ConfigMaps and a Secret. Then ``gitops-nb record`` runs as its own process; once it has
 listed everything, a steady stream of ``--edits`` changes per second (ConfigMap data, Deployment scale
 0 <-> 1 with its ReplicaSet and events, Secret data, Application status) runs for ``--steady`` seconds
-while the recorder's CPU (fraction of one core) and RSS are sampled (psutil). Lag: every 2 s one
+while the recorder's CPU (fraction of one core) and RSS are sampled (from /proc). Lag: every 2 s one
 ConfigMap gets a fresh value and the store is read until a row with that value is there.
 
 Targets (issue 13): CPU <= 10% of a core, RSS <= 300 MiB, lag <= 5 s. The baseline printed beside the CPU
@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -43,6 +42,20 @@ from gitops_nb.cluster.store import Store  # noqa: E402
 from gitops_nb.sandbox.control import Sandbox  # noqa: E402
 
 APPS_NS = "bench-rec-apps"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def _ns(i: int) -> str:
@@ -260,7 +273,6 @@ def main() -> int:
         env=env,
         stderr=open(tmp / "recorder.log", "w"),  # noqa: SIM115 - closed with the process
     )
-    proc = psutil.Process(rec.pid)
     stream = Stream(api, args.apps, args.edits)
     try:
         t = time.monotonic()
@@ -274,29 +286,25 @@ def main() -> int:
             if sum(k in ("Deployment", "Service", "ConfigMap", "Secret") for k in got) >= 5 * args.apps:
                 break
         initial = time.monotonic() - t
-        say(f"recorder listed everything in {initial:.0f}s (RSS {proc.memory_info().rss / 2**20:.0f} MiB)")
+        say(f"recorder listed everything in {initial:.0f}s (RSS {rss_bytes(rec.pid) / 2**20:.0f} MiB)")
         stream.start()
         time.sleep(10)  # into the steady state
         st = sb.status().set_index("component")
         api_pid = int(st.loc["kube-apiserver", "pid"]) if pd.notna(st.loc["kube-apiserver", "pid"]) else None
-        api_proc = psutil.Process(api_pid) if api_pid else None
-        c0, w0 = proc.cpu_times(), time.monotonic()
-        a0 = api_proc.cpu_times() if api_proc else None
+        c0, w0 = cpu_seconds(rec.pid), time.monotonic()
+        a0 = cpu_seconds(api_pid) if api_pid else None
         e0, rss = stream.count, []
         lags: list[float] = []
         k = 0
         while time.monotonic() - w0 < args.steady:
-            rss.append(proc.memory_info().rss)
+            rss.append(rss_bytes(rec.pid))
             lags.append(lag_probe(api, store, args.apps, k))
             k += 1
             time.sleep(max(0.0, 2 - lags[-1]))
-        c1, w1 = proc.cpu_times(), time.monotonic()
+        c1, w1 = cpu_seconds(rec.pid), time.monotonic()
         wall = w1 - w0
-        cpu = (c1.user + c1.system - c0.user - c0.system) / wall
-        api_cpu = None
-        if api_proc and a0:
-            a1 = api_proc.cpu_times()
-            api_cpu = (a1.user + a1.system - a0.user - a0.system) / wall
+        cpu = (c1 - c0) / wall
+        api_cpu = (cpu_seconds(api_pid) - a0) / wall if api_pid and a0 is not None else None
         edits = (stream.count - e0) / wall
         rows = store.read(columns=["kind"]).num_rows
         files = len(list((tmp / "store").rglob("*.parquet")))
