@@ -138,11 +138,19 @@ def setup(api: Any, n: int, progress: Any) -> None:
     core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
 
     def ensure_ns(name: str) -> None:
-        try:
-            core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-        except ApiException as e:
-            if e.status != 409:
-                raise
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+                return
+            except ApiException as e:
+                if e.status != 409:
+                    raise
+            if core.read_namespace(name).status.phase != "Terminating":
+                return  # there from an earlier run (--keep)
+            if time.monotonic() > deadline:  # an earlier run's teardown is still deleting it
+                raise TimeoutError(f"namespace {name} is still terminating after 300s")
+            time.sleep(1)
 
     ensure_ns(APPS_NS)
 
