@@ -22,7 +22,10 @@ from .act import (
 )
 from .cluster.evidence import EvidenceSource
 from .cluster.live import Cluster
+from .cluster.recorder import record
+from .cluster.recording import Recording
 from .cluster.snapshot import Snapshot, snapshot
+from .cluster.store import Store
 from .errors import (
     ActionError,
     ArgoCDNotFoundError,
@@ -45,6 +48,10 @@ from .errors import (
     SandboxError,
     SandboxStartError,
     ShallowHistoryError,
+    StoreError,
+    StoreFullError,
+    StoreNotWritableError,
+    StoreURLError,
     TimeParseError,
     UnknownAppError,
     UnknownContextError,
@@ -96,6 +103,7 @@ __all__ = [
     "NotOnBranchError",
     "NotebookError",
     "PushRejectedError",
+    "Recording",
     "RepoError",
     "RevertConflictError",
     "Rollback",
@@ -105,6 +113,11 @@ __all__ = [
     "SandboxStartError",
     "ShallowHistoryError",
     "Snapshot",
+    "Store",
+    "StoreError",
+    "StoreFullError",
+    "StoreNotWritableError",
+    "StoreURLError",
     "TimeParseError",
     "UnknownAppError",
     "UnknownContextError",
@@ -123,6 +136,7 @@ __all__ = [
     "parse_window",
     "pause_self_heal",
     "plot_timeline",
+    "record",
     "refresh",
     "rendered_diff",
     "resume_expired",

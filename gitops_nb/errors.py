@@ -25,6 +25,10 @@ Every error raised on purpose by gitops_nb derives from :class:`GitOpsNbError`::
     ├── ConvergenceError          the change was made, but Argo CD did not converge (Degraded,
     │                             failed sync, timeout, cancelled): nothing is undone
     ├── NotebookError             a notebook failed under papermill (cell, ename, evalue)
+    ├── StoreError                the recording store (a local dir or s3://bucket/prefix)
+    │   ├── StoreURLError (InputError)  a store URL that cannot be used
+    │   ├── StoreNotWritableError  the store cannot be written (permissions, read-only, no bucket)
+    │   └── StoreFullError        the disk (or quota) under the store is full
     └── SandboxError              the local Kubernetes + Argo CD sandbox
         ├── SandboxBuildError     compiling or caching a component failed
         └── SandboxStartError     a component did not start or become ready
@@ -57,6 +61,10 @@ __all__ = [
     "SandboxError",
     "SandboxStartError",
     "ShallowHistoryError",
+    "StoreError",
+    "StoreFullError",
+    "StoreNotWritableError",
+    "StoreURLError",
     "TimeParseError",
     "UnknownAppError",
     "UnknownContextError",
@@ -220,3 +228,24 @@ class SandboxBuildError(SandboxError):
 
 class SandboxStartError(SandboxError):
     """A sandbox component did not start or did not become ready."""
+
+
+class StoreError(GitOpsNbError):
+    """The recording store (:class:`~gitops_nb.cluster.store.Store`) failed; ``url`` says which store
+    (never with credentials)."""
+
+    def __init__(self, message: str, *, url: str | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class StoreURLError(StoreError, InputError):
+    """A store URL that cannot be used (unknown scheme, credentials in the URL, no bucket)."""
+
+
+class StoreNotWritableError(StoreError):
+    """The store cannot be written: permissions, a read-only file system, a missing bucket."""
+
+
+class StoreFullError(StoreError):
+    """No space left on the device (or quota) under the store: the rows not yet flushed are lost."""

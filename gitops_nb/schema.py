@@ -360,6 +360,9 @@ FIELD_EDITS: Schema = {
     "fields": "object",  # list[str] of dotted field paths this manager owns
     "is_gitops": "bool",  # True for Argo CD's own managers
     "time_bound": "object",  # set when managedFields has no time (a scale subresource update): "after <time> UTC"
+    # a change a recorder saw (Recording only): list of [path, old, new], values as text (Secrets: [path, None,
+    # None]); None for managedFields rows and for live clusters and snapshots
+    "changes": "object",
 }
 
 #: One row per Application's last operation (``Cluster.operations``).

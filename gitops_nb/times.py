@@ -12,7 +12,15 @@ from pandas.api.typing import NaTType
 
 from .errors import TimeParseError
 
-__all__ = ["NaiveTimeWarning", "describe_time", "now_utc", "parse_at", "parse_window", "with_local_time"]
+__all__ = [
+    "NaiveTimeWarning",
+    "describe_span",
+    "describe_time",
+    "now_utc",
+    "parse_at",
+    "parse_window",
+    "with_local_time",
+]
 
 _RELATIVE = re.compile(r"^\s*([+-])\s*(\d+(?:\.\d+)?)\s*([smhdw]|min|mins|sec|secs|hours?|days?)\s*$")
 _UNITS: dict[str, Literal["s", "min", "h", "D", "W"]] = {
@@ -128,3 +136,15 @@ def describe_time(ts: pd.Timestamp, tz: str | None = None) -> str:
     utc = pd.Timestamp(ts).tz_convert("UTC")
     local = utc.tz_convert(tz) if tz else utc.tz_convert(datetime.now().astimezone().tzinfo)
     return f"{utc:%Y-%m-%d %H:%M:%S} UTC ({local:%Y-%m-%d %H:%M} {local.tzname()} local)"
+
+
+def describe_span(td: pd.Timedelta) -> str:
+    """A duration a person reads: ``45s``, ``3m12s``, ``2h05m``, ``3d4h``."""
+    secs = max(0, round(pd.Timedelta(td).total_seconds()))
+    if secs < 60:
+        return f"{secs}s"
+    if secs < 3600:
+        return f"{secs // 60}m{secs % 60:02d}s"
+    if secs < 86400:
+        return f"{secs // 3600}h{secs % 3600 // 60:02d}m"
+    return f"{secs // 86400}d{secs % 86400 // 3600}h"

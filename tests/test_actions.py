@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -313,19 +314,26 @@ def test_rollback_runbook_end_to_end_and_no_secrets_out(live: dict, sandbox, tmp
     """`gitops-nb runbook run rollback-by-revert`: what changed, pause, revert, verify, resume, report; twice.
 
     Known secret values are planted in git, in the cluster and in the sandbox's credentials;
-    none may appear in any file the runbook writes.
+    none may appear in any file the runbook writes, nor in a recording made meanwhile (which keeps
+    only that the Secrets changed).
     """
     import base64
     import sys
 
     from kubernetes import client
 
+    from gitops_nb.cluster.recorder import Recorder
+    from gitops_nb.cluster.store import Store
+
     c, name, w = live["cluster"], live["name"], live["work"]
     planted = {
         "git": "PLANTED-git-secret-3f9a1c",
         "cluster": "PLANTED-cluster-secret-8d2e7b",
         "token": (sandbox.state / "secrets" / "token").read_text().strip(),
+        "rotated": "PLANTED-rotated-secret-51c0de",
     }
+    store = Store(tmp_path / "recording")
+    recorder = Recorder([None], store, kubeconfig=str(sandbox.kubeconfig), flush_seconds=0.5).start()
     w.commit(
         "add db secret (do not do this at home)",
         when=pd.Timestamp.now(tz="UTC"),
@@ -338,6 +346,10 @@ def test_rollback_runbook_end_to_end_and_no_secrets_out(live: dict, sandbox, tmp
     client.CoreV1Api(live["api"]).create_namespaced_secret(
         live["ns"],
         client.V1Secret(metadata=client.V1ObjectMeta(name="api-key"), string_data={"key": planted["cluster"]}),
+    )
+    time.sleep(1)  # recorded as created, then as changed
+    client.CoreV1Api(live["api"]).patch_namespaced_secret(
+        "api-key", live["ns"], {"stringData": {"key": planted["rotated"]}}, field_manager="kubectl-edit"
     )
     bad = _deploy_bad(live)
     incidents = tmp_path / "incidents"
@@ -402,6 +414,19 @@ def test_rollback_runbook_end_to_end_and_no_secrets_out(live: dict, sandbox, tmp
             for s in forms:
                 assert s.encode() not in data, f"a planted secret leaked into {f}"
     assert all(s not in first.stdout + first.stderr for s in forms)
+    # the recording: that the Secret changed (which key, who), never a value
+    recorder.stop()
+    rows = store.read(kinds=["Secret"]).to_pandas()
+    key = rows[(rows["name"] == "api-key") & (rows["event"] == "MODIFIED")]
+    assert len(key) >= 1 and json.loads(key["changes"].iloc[-1]) == [["data.key", None, None]], rows.to_string()
+    assert key["manager"].iloc[-1] == "kubectl-edit"
+    for f in (tmp_path / "recording").rglob("*"):
+        if f.is_file():
+            data = f.read_bytes()
+            for s in forms:
+                assert s.encode() not in data, f"a planted secret leaked into the recording: {f}"
+    text = store.read().to_pandas().astype(str).to_csv()  # decompressed: every column of every row
+    assert not [s for s in forms if s in text], "a planted secret leaked into the recording"
 
 
 def test_applications_show_who_paused_and_resume_expired_resumes_only_expired_pauses(live: dict) -> None:

@@ -398,10 +398,10 @@ def test_the_git_alone_answer_equals_the_answer_from_the_application_specs(
 
 def test_application_rows_from_cluster_frames_name_the_same_files(monorepo: tuple[Path, dict[str, str]]) -> None:
     """``Cluster.applications()`` rows (sources with helm settings) give what raw specs give."""
-    from gitops_nb.cluster.live import _app_row  # the row the live cluster builds from an object
+    from gitops_nb.cluster.live import app_row  # the row the live cluster builds from an object
 
     repo = DeployRepo(monorepo[0])
-    rows = pd.DataFrame([_app_row(s) for s in _cluster_specs()])
+    rows = pd.DataFrame([app_row(s) for s in _cluster_specs()])
     got = by_app(repo.apps(applications=rows))
     want = by_app(repo.apps())
     for app in ("web-prod", "redis", "batch", "dashboards"):
@@ -413,12 +413,12 @@ def test_application_rows_read_back_from_a_snapshot_name_the_same_files(
 ) -> None:
     """A snapshot's Parquet gives nested lists back as arrays (Helm ``valueFiles``): restored, the
     rows read as the live ones, so ``what_changed(cluster=Snapshot(...))`` maps through them."""
-    from gitops_nb.cluster.live import _app_row
+    from gitops_nb.cluster.live import app_row
     from gitops_nb.cluster.snapshot import _restore
     from gitops_nb.results import load_results, save_results
 
     repo = DeployRepo(monorepo[0])
-    rows = schema.frame(schema.APPLICATIONS, [_app_row(s) for s in _cluster_specs()])
+    rows = schema.frame(schema.APPLICATIONS, [app_row(s) for s in _cluster_specs()])
     frames, _ = load_results(save_results(tmp_path / "snap", {"applications": rows}, formats=("parquet",)))
     saved = _restore("applications", frames["applications"])
     value_files = [(s["helm"] or {}).get("valueFiles") for r in (rows, saved) for srcs in r["sources"] for s in srcs]

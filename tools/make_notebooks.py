@@ -44,6 +44,7 @@ kube_context = ""  # kubeconfig context for the cluster side; empty means git on
 kubeconfig = ""  # kubeconfig file; empty means KUBECONFIG or ~/.kube/config
 argocd_namespace = "argocd"  # namespace of Argo CD's Applications
 snapshot_dir = ""  # read the cluster side from a saved snapshot instead of a live cluster
+recording = ""  # or from a recording store (DIR or s3://bucket/prefix) as of T; kube_context then names the recorded cluster
 """
 
 write(
@@ -68,7 +69,8 @@ output_dir = "results"  # where the machine-readable results are written
 
 inv = g.investigate(repo_path, at, window, [a for a in apps.split(",") if a] or None,
                     kube_context=kube_context or None, kubeconfig=kubeconfig or None,
-                    argocd_namespace=argocd_namespace, snapshot_dir=snapshot_dir or None)
+                    argocd_namespace=argocd_namespace, snapshot_dir=snapshot_dir or None,
+                    recording=recording or None)
 print(f"T = {g.describe_time(inv.at)}; window {inv.window} before T; repo {inv.repo.path}; cluster: {inv.cluster}")"""),
         md("## Likely culprits"),
         code("g.with_local_time(inv.culprits)"),
@@ -110,11 +112,16 @@ kube_context = ""  # kubeconfig context; empty means the current one
 kubeconfig = ""  # kubeconfig file; empty means KUBECONFIG or ~/.kube/config
 argocd_namespace = "argocd"  # namespace of Argo CD's Applications
 since = ""  # only field edits since this time, ISO-8601 or relative like -24h; empty means all
+recording = ""  # read a recording store (DIR or s3://bucket/prefix) instead of the live cluster; kube_context names the recorded cluster
+at = "now"  # with recording: the time the drift is shown as of
 output_dir = "drift"  # where the machine-readable results are written
 """),
         code("""import gitops_nb as g
 
-cluster = g.Cluster(kube_context or None, kubeconfig=kubeconfig or None, argocd_namespace=argocd_namespace)
+if recording:
+    cluster = g.Recording(recording, cluster=kube_context or None, at=at)
+else:
+    cluster = g.Cluster(kube_context or None, kubeconfig=kubeconfig or None, argocd_namespace=argocd_namespace)
 apps = cluster.applications()
 apps[["name", "sync_status", "health_status", "sync_revision", "automated", "self_heal", "reconciled_at"]]"""),
         md("## Out of sync now"),
@@ -327,12 +334,14 @@ write(
         params(
             REPO_PARAMS
             + ACT_CLUSTER
+            + 'recording = ""  # investigate from a recording store (DIR or s3://bucket/prefix) instead of the live cluster\n'
             + 'output_dir = "console"  # where the console appends the records of its actions (the audit trail)\n'
         ),
         code("""import gitops_nb as g
 
 console = g.IncidentConsole(repo_path=repo_path, kube_context=kube_context, kubeconfig=kubeconfig,
-                             argocd_namespace=argocd_namespace, at=at, window=window, output_dir=output_dir)
+                             argocd_namespace=argocd_namespace, at=at, window=window, output_dir=output_dir,
+                             recording=recording)
 console"""),
     ],
 )

@@ -1,5 +1,5 @@
 """The contract every source of cluster evidence meets: a live :class:`~gitops_nb.cluster.live.Cluster`,
-a saved :class:`~gitops_nb.cluster.snapshot.Snapshot` (and later a recording).
+a saved :class:`~gitops_nb.cluster.snapshot.Snapshot` and a :class:`~gitops_nb.cluster.recording.Recording`.
 
 Investigations, drift and reports take any :class:`EvidenceSource`; they never ask which one it is,
 except through :attr:`EvidenceSource.live` (a live source is worth snapshotting, a snapshot is not).

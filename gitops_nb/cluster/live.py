@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -40,18 +40,54 @@ if TYPE_CHECKING:
     from kubernetes.client import CustomObjectsApi
     from kubernetes.client.exceptions import ApiException
 
-__all__ = ["GITOPS_MANAGERS", "Cluster", "did_you_mean", "flatten_fields"]
+__all__ = [
+    "CONTROLLER_MANAGERS",
+    "EDIT_KINDS",
+    "GITOPS_MANAGERS",
+    "Cluster",
+    "app_row",
+    "did_you_mean",
+    "event_frame",
+    "field_edit_frame",
+    "field_edit_rows",
+    "flatten_fields",
+    "history_rows",
+    "operation_rows",
+    "resource_rows",
+    "rollout_frame",
+]
 
 PAGE = 500
 #: field managers that are Argo CD itself (or Kubernetes controllers acting for it)
 GITOPS_MANAGERS = frozenset({"argocd-controller", "argocd-application-controller", "argocd"})
-_CONTROLLER_MANAGERS = frozenset({"kube-controller-manager", "kube-scheduler", "kubelet", "kwok"})
+CONTROLLER_MANAGERS = frozenset({"kube-controller-manager", "kube-scheduler", "kubelet", "kwok"})
+#: the kinds whose field edits are read by default
+EDIT_KINDS = (
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "Service",
+    "ConfigMap",
+    "Secret",
+    "Ingress",
+    "HorizontalPodAutoscaler",
+)
 
 
 def _ts(value: Any) -> pd.Timestamp | None:
     if value is None or value == "":
         return None
-    return pd.Timestamp(value).tz_convert("UTC") if pd.Timestamp(value).tzinfo else pd.Timestamp(value, tz="UTC")
+    if isinstance(value, str):
+        return _ts_text(value)
+    t = pd.Timestamp(value)
+    return t.tz_convert("UTC") if t.tzinfo else t.tz_localize("UTC")
+
+
+@functools.lru_cache(maxsize=65536)
+def _ts_text(value: str) -> pd.Timestamp:
+    """An API timestamp's text, parsed once (the same times recur across objects and their versions)."""
+    t = pd.Timestamp(value)
+    return t.tz_convert("UTC") if t.tzinfo else t.tz_localize("UTC")
 
 
 def _key_label(raw: str) -> str:
@@ -396,13 +432,13 @@ class Cluster:
     def applications(self, raw: list[dict[str, Any]] | None = None) -> pd.DataFrame:
         """One row per Application (schema :data:`schema.APPLICATIONS`); ``raw`` reuses a list already read."""
         return schema.frame(
-            schema.APPLICATIONS, [_app_row(a) for a in (self.raw_applications() if raw is None else raw)]
+            schema.APPLICATIONS, [app_row(a) for a in (self.raw_applications() if raw is None else raw)]
         )
 
     def history(self, raw: list[dict[str, Any]] | None = None) -> pd.DataFrame:
         """Every Application's deploy history in one frame (schema :data:`schema.APP_HISTORY`)."""
         items = self.raw_applications() if raw is None else raw
-        return schema.frame(schema.APP_HISTORY, [r for a in items for r in _history_rows(a)])
+        return schema.frame(schema.APP_HISTORY, [r for a in items for r in history_rows(a)])
 
     def argocd_frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         """Applications, history and operations from one list call."""
@@ -411,52 +447,17 @@ class Cluster:
 
     def operations(self, raw: list[dict[str, Any]] | None = None) -> pd.DataFrame:
         """Each Application's current or last operation (schema :data:`schema.OPERATIONS`)."""
-        rows = []
-        for a in self.raw_applications() if raw is None else raw:
-            op = (a.get("status") or {}).get("operationState")
-            if not op:
-                continue
-            by = (op.get("operation") or {}).get("initiatedBy") or {}
-            rows.append(
-                {
-                    "app": a["metadata"]["name"],
-                    "phase": op.get("phase"),
-                    "message": _scrub(op.get("message")),
-                    "revision": next(iter(op_revisions(op)), None),
-                    "revisions": op_revisions(op),
-                    "started_at": _ts(op.get("startedAt")),
-                    "finished_at": _ts(op.get("finishedAt")),
-                    "initiated_by": "automated" if by.get("automated") else by.get("username"),
-                    "retry_count": op.get("retryCount"),
-                    **_sync_scope(op),
-                }
-            )
-        return schema.frame(schema.OPERATIONS, rows)
+        return schema.frame(
+            schema.OPERATIONS, [r for a in (self.raw_applications() if raw is None else raw) for r in operation_rows(a)]
+        )
 
     def app_history(self, app: str) -> pd.DataFrame:
         """The deploys Argo CD recorded for ``app`` (schema :data:`schema.APP_HISTORY`), oldest first."""
-        return schema.frame(schema.APP_HISTORY, _history_rows(self.raw_application(app)))
+        return schema.frame(schema.APP_HISTORY, history_rows(self.raw_application(app)))
 
     def app_resources(self, app: str) -> pd.DataFrame:
         """The resources ``app`` manages with their sync and health (schema :data:`schema.APP_RESOURCES`)."""
-        a = self.raw_application(app)
-        rows = [
-            {
-                "app": app,
-                "group": r.get("group") or "",
-                "version": r.get("version"),
-                "kind": r.get("kind"),
-                "namespace": r.get("namespace"),
-                "name": r.get("name"),
-                "sync_status": r.get("status"),
-                "health_status": (r.get("health") or {}).get("status"),
-                "health_message": (r.get("health") or {}).get("message") or None,
-                "hook": bool(r.get("hook")),
-                "requires_pruning": bool(r.get("requiresPruning")),
-            }
-            for r in (a.get("status") or {}).get("resources") or []
-        ]
-        return schema.frame(schema.APP_RESOURCES, rows)
+        return schema.frame(schema.APP_RESOURCES, resource_rows(self.raw_application(app)))
 
     # -- Kubernetes ---------------------------------------------------------------------
 
@@ -477,37 +478,7 @@ class Cluster:
             items = self._pages("list", "events", core.list_namespaced_event, namespace=namespace)
         else:
             items = self._pages("list", "events", core.list_event_for_all_namespaces)
-        lo = parse_at(since) if since is not None else None
-        hi = parse_at(until) if until is not None else None
-        rows: list[dict[str, Any]] = []
-        for e in items:
-            meta, series, obj = e.get("metadata") or {}, e.get("series") or {}, e.get("involvedObject") or {}
-            last = _ts(
-                series.get("lastObservedTime")
-                or e.get("lastTimestamp")
-                or e.get("eventTime")
-                or meta.get("creationTimestamp")
-            )
-            first = _ts(e.get("firstTimestamp") or e.get("eventTime") or meta.get("creationTimestamp"))
-            if last is None or (lo is not None and last < lo) or (hi is not None and last > hi):
-                continue
-            rows.append(
-                {
-                    "time": last,
-                    "first_time": first,
-                    "namespace": meta.get("namespace"),
-                    "type": e.get("type"),
-                    "reason": e.get("reason"),
-                    "message": _scrub(e.get("message")),
-                    "object_kind": obj.get("kind"),
-                    "object_namespace": obj.get("namespace"),
-                    "object_name": obj.get("name"),
-                    "count": series.get("count") or e.get("count") or 1,
-                    "source": e.get("reportingComponent") or (e.get("source") or {}).get("component"),
-                }
-            )
-        rows.sort(key=lambda r: r["time"])
-        return schema.frame(schema.EVENTS, rows)
+        return event_frame(items, since, until)
 
     def rollouts(self, namespace: str | None, name: str | None = None) -> pd.DataFrame:
         """Deployments' ReplicaSets: when each rollout happened (schema :data:`schema.ROLLOUTS`).
@@ -515,60 +486,8 @@ class Cluster:
         ``namespace=None`` lists every namespace in one paged call.
         """
         apps = self._client.AppsV1Api(self.api)
-        rows = []
-        for rs in self._list(apps, "replica_set", "replicasets.apps", namespace):
-            meta, spec, st = rs.get("metadata") or {}, rs.get("spec") or {}, rs.get("status") or {}
-            owner = next((o for o in meta.get("ownerReferences") or [] if o.get("kind") == "Deployment"), None)
-            if owner is None or (name is not None and owner["name"] != name):
-                continue
-            anns = meta.get("annotations") or {}
-            rev = anns.get("deployment.kubernetes.io/revision")
-            history = [
-                int(x)
-                for x in str(anns.get("deployment.kubernetes.io/revision-history") or "").split(",")
-                if x.strip().isdigit()
-            ]
-            containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
-            created = _ts(meta.get("creationTimestamp"))
-            rows.append(
-                {
-                    "namespace": meta.get("namespace"),
-                    "deployment": owner["name"],
-                    "replicaset": meta.get("name"),
-                    "revision": int(rev) if rev and rev.isdigit() else None,
-                    "revision_history": history,
-                    "images": [c.get("image") for c in containers],
-                    "created_at": created,
-                    # a ReplicaSet made for its revision became current when created; a reused one later
-                    "rolled_out_at": _controller_update(meta) if history else created,
-                    "replicas": st.get("replicas") or 0,
-                    "ready_replicas": st.get("readyReplicas") or 0,
-                    "current": False,
-                }
-            )
-        rows.sort(key=lambda r: (r["namespace"], r["deployment"], r["revision"] or 0))
-        newest = {(r["namespace"], r["deployment"]): r["replicaset"] for r in rows}
-        for r in rows:
-            r["current"] = newest[(r["namespace"], r["deployment"])] == r["replicaset"]
-        if any(r["revision_history"] for r in rows):
-            self._time_reused(rows, namespace)
-        rows.sort(key=lambda r: r["rolled_out_at"] or r["created_at"])
-        return schema.frame(schema.ROLLOUTS, rows)
-
-    def _time_reused(self, rows: list[dict[str, Any]], namespace: str | None) -> None:
-        """A reused ReplicaSet (a revert to an earlier template) became current when the Deployment scaled it
-        up from 0: the newest such ScalingReplicaSet event while events last, else the controller's last
-        write of the ReplicaSet (its revision annotation) from managedFields."""
-        ev = self.events(namespace)
-        ev = ev[(ev["reason"] == "ScalingReplicaSet") & ev["message"].fillna("").str.contains(" from 0 to ")]
-        up: dict[tuple[str, str], pd.Timestamp] = {}
-        for ns, msg, t in zip(ev["namespace"], ev["message"], ev["time"], strict=True):
-            rs = str(msg).removeprefix("Scaled up replica set ").split(" ")[0]
-            up[(ns, rs)] = max(t, up.get((ns, rs), t))
-        for r in rows:
-            t = up.get((r["namespace"], r["replicaset"]))
-            if r["revision_history"] and t is not None and t >= r["created_at"]:
-                r["rolled_out_at"] = t
+        items = self._list(apps, "replica_set", "replicasets.apps", namespace)
+        return rollout_frame(items, name, functools.partial(self.events, namespace))
 
     def field_edits(self, namespace: str | None, kinds: Sequence[str] | None = None) -> pd.DataFrame:
         """Who last set which fields, and when, from ``managedFields`` (schema :data:`schema.FIELD_EDITS`).
@@ -582,19 +501,7 @@ class Cluster:
         A kind this role may not list (Secrets, for a read-only responder) is skipped, never
         required: ``attrs["skipped"]`` names it (``"secrets: forbidden for this role"``).
         """
-        wanted = set(
-            kinds
-            or (
-                "Deployment",
-                "StatefulSet",
-                "DaemonSet",
-                "Service",
-                "ConfigMap",
-                "Secret",
-                "Ingress",
-                "HorizontalPodAutoscaler",
-            )
-        )
+        wanted = set(kinds or EDIT_KINDS)
         rows: list[dict[str, Any]] = []
         skipped: list[str] = []
         for kind, lister in self._listers(namespace).items():
@@ -605,27 +512,8 @@ class Cluster:
             except ForbiddenError as e:
                 skipped.append(f"{str(e.resource or kind).split('.')[0]}: forbidden for this role")
                 continue
-            for obj in objs:
-                meta = obj.get("metadata") or {}
-                for m in meta.get("managedFields") or []:
-                    if m.get("manager") in _CONTROLLER_MANAGERS or m.get("subresource") == "status":
-                        continue
-                    rows.append(
-                        {
-                            "time": _ts(m.get("time")),
-                            "namespace": meta.get("namespace"),
-                            "kind": kind,
-                            "name": meta.get("name"),
-                            "manager": m.get("manager"),
-                            "operation": m.get("operation"),
-                            "subresource": m.get("subresource") or None,
-                            "fields": flatten_fields(m.get("fieldsV1")),
-                            "is_gitops": m.get("manager") in GITOPS_MANAGERS,
-                            "time_bound": None if m.get("time") else "unknown: managedFields has no time",
-                        }
-                    )
-        rows.sort(key=lambda r: (r["time"] is None, r["time"] or pd.Timestamp(0, tz="UTC")))
-        out = schema.frame(schema.FIELD_EDITS, rows)
+            rows.extend(r for obj in objs for r in field_edit_rows(kind, obj))
+        out = field_edit_frame(rows)
         out.attrs["skipped"] = skipped
         return out
 
@@ -730,7 +618,7 @@ def _source(src: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def _app_row(a: dict[str, Any]) -> dict[str, Any]:
+def app_row(a: dict[str, Any]) -> dict[str, Any]:
     spec, st, meta = a.get("spec") or {}, a.get("status") or {}, a.get("metadata") or {}
     sources = [_source(s) for s in spec.get("sources") or ([spec["source"]] if spec.get("source") else [])]
     first = sources[0] if sources else _source(None)
@@ -796,7 +684,7 @@ def _condition(c: dict[str, Any]) -> dict[str, Any]:
     return {"type": c.get("type"), "message": _scrub(c.get("message")), "time": _ts(c.get("lastTransitionTime"))}
 
 
-def _history_rows(a: dict[str, Any]) -> list[dict[str, Any]]:
+def history_rows(a: dict[str, Any]) -> list[dict[str, Any]]:
     name = (a.get("metadata") or {}).get("name")
     rows = []
     for h in (a.get("status") or {}).get("history") or []:
@@ -827,3 +715,179 @@ def _sync_scope(op: dict[str, Any]) -> dict[str, Any]:
         "self_heal_attempts": int(count) if count is not None else None,
         "sync_resources": [f"{r.get('kind')}/{r.get('name')}" for r in sync.get("resources") or []],
     }
+
+
+# -- row builders: one object (plain JSON) in, rows out; the live Cluster and a Recording share them ----
+
+
+def operation_rows(a: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Application's current or last operation as an :data:`schema.OPERATIONS` row (none if it has none)."""
+    op = (a.get("status") or {}).get("operationState")
+    if not op:
+        return []
+    by = (op.get("operation") or {}).get("initiatedBy") or {}
+    return [
+        {
+            "app": (a.get("metadata") or {}).get("name"),
+            "phase": op.get("phase"),
+            "message": _scrub(op.get("message")),
+            "revision": next(iter(op_revisions(op)), None),
+            "revisions": op_revisions(op),
+            "started_at": _ts(op.get("startedAt")),
+            "finished_at": _ts(op.get("finishedAt")),
+            "initiated_by": "automated" if by.get("automated") else by.get("username"),
+            "retry_count": op.get("retryCount"),
+            **_sync_scope(op),
+        }
+    ]
+
+
+def resource_rows(a: dict[str, Any]) -> list[dict[str, Any]]:
+    """The resources an Application manages (``status.resources``) as :data:`schema.APP_RESOURCES` rows."""
+    app = (a.get("metadata") or {}).get("name")
+    return [
+        {
+            "app": app,
+            "group": r.get("group") or "",
+            "version": r.get("version"),
+            "kind": r.get("kind"),
+            "namespace": r.get("namespace"),
+            "name": r.get("name"),
+            "sync_status": r.get("status"),
+            "health_status": (r.get("health") or {}).get("status"),
+            "health_message": (r.get("health") or {}).get("message") or None,
+            "hook": bool(r.get("hook")),
+            "requires_pruning": bool(r.get("requiresPruning")),
+        }
+        for r in (a.get("status") or {}).get("resources") or []
+    ]
+
+
+def event_frame(
+    items: Iterable[dict[str, Any]],
+    since: str | datetime | pd.Timestamp | None = None,
+    until: str | datetime | pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """Event objects (core v1 or events.k8s.io) as :data:`schema.EVENTS`, those last seen in [since, until],
+    oldest first."""
+    lo = parse_at(since) if since is not None else None
+    hi = parse_at(until) if until is not None else None
+    rows: list[dict[str, Any]] = []
+    for e in items:
+        meta, series, obj = e.get("metadata") or {}, e.get("series") or {}, e.get("involvedObject") or {}
+        last = _ts(
+            series.get("lastObservedTime")
+            or e.get("lastTimestamp")
+            or e.get("eventTime")
+            or meta.get("creationTimestamp")
+        )
+        first = _ts(e.get("firstTimestamp") or e.get("eventTime") or meta.get("creationTimestamp"))
+        if last is None or (lo is not None and last < lo) or (hi is not None and last > hi):
+            continue
+        rows.append(
+            {
+                "time": last,
+                "first_time": first,
+                "namespace": meta.get("namespace"),
+                "type": e.get("type"),
+                "reason": e.get("reason"),
+                "message": _scrub(e.get("message")),
+                "object_kind": obj.get("kind"),
+                "object_namespace": obj.get("namespace"),
+                "object_name": obj.get("name"),
+                "count": series.get("count") or e.get("count") or 1,
+                "source": e.get("reportingComponent") or (e.get("source") or {}).get("component"),
+            }
+        )
+    rows.sort(key=lambda r: r["time"])
+    return schema.frame(schema.EVENTS, rows)
+
+
+def rollout_frame(
+    items: Iterable[dict[str, Any]], name: str | None, events: Callable[[], pd.DataFrame]
+) -> pd.DataFrame:
+    """ReplicaSet objects as :data:`schema.ROLLOUTS` rows (those of Deployment ``name``, or all), oldest first.
+
+    A reused ReplicaSet (a revert to an earlier template) became current when the Deployment scaled it
+    up from 0: the newest such ScalingReplicaSet event of ``events()`` (read only when needed) while
+    events last, else the controller's last write of the ReplicaSet from managedFields.
+    """
+    rows = []
+    for rs in items:
+        meta, spec, st = rs.get("metadata") or {}, rs.get("spec") or {}, rs.get("status") or {}
+        owner = next((o for o in meta.get("ownerReferences") or [] if o.get("kind") == "Deployment"), None)
+        if owner is None or (name is not None and owner["name"] != name):
+            continue
+        anns = meta.get("annotations") or {}
+        rev = anns.get("deployment.kubernetes.io/revision")
+        history = [
+            int(x)
+            for x in str(anns.get("deployment.kubernetes.io/revision-history") or "").split(",")
+            if x.strip().isdigit()
+        ]
+        containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+        created = _ts(meta.get("creationTimestamp"))
+        rows.append(
+            {
+                "namespace": meta.get("namespace"),
+                "deployment": owner["name"],
+                "replicaset": meta.get("name"),
+                "revision": int(rev) if rev and rev.isdigit() else None,
+                "revision_history": history,
+                "images": [c.get("image") for c in containers],
+                "created_at": created,
+                # a ReplicaSet made for its revision became current when created; a reused one later
+                "rolled_out_at": _controller_update(meta) if history else created,
+                "replicas": st.get("replicas") or 0,
+                "ready_replicas": st.get("readyReplicas") or 0,
+                "current": False,
+            }
+        )
+    rows.sort(key=lambda r: (r["namespace"], r["deployment"], r["revision"] or 0))
+    newest = {(r["namespace"], r["deployment"]): r["replicaset"] for r in rows}
+    for r in rows:
+        r["current"] = newest[(r["namespace"], r["deployment"])] == r["replicaset"]
+    if any(r["revision_history"] for r in rows):
+        _time_reused(rows, events())
+    rows.sort(key=lambda r: r["rolled_out_at"] or r["created_at"])
+    return schema.frame(schema.ROLLOUTS, rows)
+
+
+def _time_reused(rows: list[dict[str, Any]], ev: pd.DataFrame) -> None:
+    ev = ev[(ev["reason"] == "ScalingReplicaSet") & ev["message"].fillna("").str.contains(" from 0 to ")]
+    up: dict[tuple[str, str], pd.Timestamp] = {}
+    for ns, msg, t in zip(ev["namespace"], ev["message"], ev["time"], strict=True):
+        rs = str(msg).removeprefix("Scaled up replica set ").split(" ")[0]
+        up[(ns, rs)] = max(t, up.get((ns, rs), t))
+    for r in rows:
+        t = up.get((r["namespace"], r["replicaset"]))
+        if r["revision_history"] and t is not None and t >= r["created_at"]:
+            r["rolled_out_at"] = t
+
+
+def field_edit_rows(kind: str, obj: dict[str, Any]) -> list[dict[str, Any]]:
+    """One :data:`schema.FIELD_EDITS` row per managedFields entry of ``obj`` (controllers' and status
+    writes left out)."""
+    meta = obj.get("metadata") or {}
+    return [
+        {
+            "time": _ts(m.get("time")),
+            "namespace": meta.get("namespace"),
+            "kind": kind,
+            "name": meta.get("name"),
+            "manager": m.get("manager"),
+            "operation": m.get("operation"),
+            "subresource": m.get("subresource") or None,
+            "fields": flatten_fields(m.get("fieldsV1")),
+            "is_gitops": m.get("manager") in GITOPS_MANAGERS,
+            "time_bound": None if m.get("time") else "unknown: managedFields has no time",
+        }
+        for m in meta.get("managedFields") or []
+        if m.get("manager") not in CONTROLLER_MANAGERS and m.get("subresource") != "status"
+    ]
+
+
+def field_edit_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """:data:`schema.FIELD_EDITS` rows as a frame, oldest first (untimed rows last)."""
+    rows.sort(key=lambda r: (r["time"] is None, r["time"] or pd.Timestamp(0, tz="UTC")))
+    return schema.frame(schema.FIELD_EDITS, rows)

@@ -6,8 +6,9 @@ Works on any :class:`~gitops_nb.cluster.evidence.EvidenceSource`. Every row carr
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,9 +17,9 @@ import pandas as pd
 from .. import schema
 from ..cluster.evidence import PER_NAMESPACE_LIMIT, EvidenceSource
 from ..schema import RowKind
-from ..times import parse_at
+from ..times import describe_span, parse_at
 
-__all__ = ["bound_untimed", "cluster_rows", "skipped_of"]
+__all__ = ["beyond_git", "bound_untimed", "cluster_rows", "skipped_of"]
 
 
 #: Argo CD's event for a failed operation: "Sync operation to <revision> failed: <message>"
@@ -66,16 +67,20 @@ def cluster_rows(
     *,
     kinds: Sequence[str] | None = None,
     frames: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] | None = None,
+    before: EvidenceSource | None = None,
 ) -> pd.DataFrame:
     """Cluster rows for :func:`what_changed` between ``since`` and ``until`` (schema :data:`schema.TIMELINE`,
-    plus ``fields`` for manual edits).
+    plus ``fields`` for manual edits and the fields a deploy changed beyond git, and ``beyond``: what a
+    deploy changed that git did not ask for, see :func:`beyond_git`).
 
     ``kinds`` limits the objects whose field edits are read (``field_edits``' kinds); a kind the role
     may not list is skipped and named in ``attrs["skipped"]``.
 
     ``app`` is the Application's source path, which for a Kustomize app is the
     Kustomize root of :meth:`DeployRepo.apps`: that is how git and cluster rows meet.
-    ``frames``: ``source.argocd_frames()`` already read (not read again).
+    ``frames``: ``source.argocd_frames()`` already read (not read again). ``before``: the same evidence
+    not bounded to the window (a recording's ``for_window`` reads only the window), for what a deploy in the
+    window undid that was set before it.
     """
     lo, hi = parse_at(since), parse_at(until)
     apps_df, hist, ops = source.argocd_frames() if frames is None else frames
@@ -112,6 +117,7 @@ def cluster_rows(
     hist = hist[hist["app"].isin(list(path_of))]
     heal_ids = _history_heals(hist)
     all_hist, hist = hist, _in(hist, "deployed_at", lo, hi)
+    deploy_rows: dict[tuple[Any, Any], dict[str, Any]] = {}
     for h in hist.itertuples(index=False):
         took = (h.deployed_at - h.deploy_started_at).total_seconds() if pd.notna(h.deploy_started_at) else None
         healed = (h.app, h.id) in heal_ids
@@ -127,6 +133,7 @@ def cluster_rows(
             author=h.initiated_by,
             detail=f"deploy #{h.id}" + (f", sync took {took:.0f}s" if took is not None else ""),
         )
+        deploy_rows[(h.app, h.id)] = rows[-1]  # what it changed beyond git is added below
     ops_all = ops[ops["app"].isin(list(path_of))]
     ops = ops[ops["app"].isin(list(path_of)) & ops["phase"].isin(["Failed", "Error"])]
     for o in _in(ops, "finished_at", lo, hi).itertuples(index=False):
@@ -190,6 +197,12 @@ def cluster_rows(
     # one namespace's rows belong to its Application when a single one deploys there
     owner = {ns: names[0] if len(names) == 1 else None for ns, names in by_ns.items()}
     events = events[events["namespace"].isin(list(by_ns))]
+    ns_of = dict(zip(apps_df["name"], apps_df["dest_namespace"], strict=True))
+    for key, also in beyond_git(source, hist, ns_of, edits=edits, events=events, before=before).items():
+        d = deploy_rows[key]
+        d["beyond"] = "; ".join(t for _, t in also)
+        d["detail"] += "; beyond git it also changed " + d["beyond"]
+        d["fields"] = [f for f, _ in also]
     for e in events.itertuples(index=False):
         row(
             e.time,
@@ -231,8 +244,188 @@ def cluster_rows(
         row(**heal)
     out = schema.frame(schema.TIMELINE, rows)
     out["fields"] = [r.get("fields", []) for r in rows]
+    out["beyond"] = [r.get("beyond") for r in rows]  # what a deploy changed beyond git (its commit row says it too)
     out.attrs["skipped"] = skipped
     return out
+
+
+# -- what a deploy changed beyond git -------------------------------------------------------
+
+#: how long after a deploy's ``deployedAt`` its apply and its rollout's first scaling are still "the deploy"
+_DEPLOY_SLACK = pd.Timedelta(seconds=30)
+
+
+def beyond_git(
+    source: EvidenceSource,
+    deploys: pd.DataFrame,
+    ns_of: dict[Any, Any],
+    *,
+    edits: pd.DataFrame | None = None,
+    events: pd.DataFrame | None = None,
+    before: EvidenceSource | None = None,
+) -> dict[tuple[Any, Any], list[tuple[str, str]]]:
+    """(app, deploy id) -> [(field, what a person reads)] for each field a deploy changed that git did not
+    ask to change: the deploy put back git's value over one set outside git (a ``kubectl edit`` or
+    ``scale`` that left the app OutOfSync with self-heal off).
+
+    From a recording (field edits with their recorded ``changes``): each field Argo CD changed at the
+    deploy whose old value a manager other than Argo CD had set, with who set it, when, and so how long the
+    cluster and git disagreed. Without one, from what the cluster still keeps: the deployment controller's
+    ``ScalingReplicaSet`` events (they expire, an hour by default): the old ReplicaSet scaled from the
+    replica count before the deploy, the new one to git's, and the scaling that set the old count. (The
+    ReplicaSets' ``deployment.kubernetes.io/desired-replicas`` annotations do not keep it: the rollout
+    rewrites the old ReplicaSet's to the new count as it scales it down.)
+
+    ``edits``/``events``: the field edits and events already read (else read here, per namespace).
+    ``before``: the evidence unbounded by the window, read (only the kinds Argo CD changed at a deploy)
+    for who set each old value, however long ago.
+    """
+    out: dict[tuple[Any, Any], list[tuple[str, str]]] = {}
+    if not len(deploys):
+        return out
+    cache: dict[str, tuple[pd.DataFrame, bool]] = {}
+    d: Any
+    for d in deploys.itertuples(index=False):
+        ns = ns_of.get(d.app)
+        if not isinstance(ns, str) or pd.isna(d.deployed_at):
+            continue
+        start = d.deploy_started_at if pd.notna(d.deploy_started_at) else d.deployed_at
+        lo, hi = start - pd.Timedelta(seconds=2), d.deployed_at + _DEPLOY_SLACK
+        if ns not in cache:
+            mine = edits[edits["namespace"] == ns] if edits is not None else source.field_edits(ns)
+            changes = _recorded_changes(mine)
+            ev = events[events["namespace"] == ns] if events is not None else source.events(ns, None, hi)
+            cache[ns] = (changes, True) if changes is not None else (ev, False)
+        frame, recorded = cache[ns]
+        if recorded and before is not None and before is not source:
+            at_deploy = frame[frame["is_gitops"] & (frame["time"] >= lo) & (frame["time"] <= hi)]
+            kinds = sorted(set(at_deploy["kind"]))
+            if kinds:  # who set the old values, however long before the window
+                whole = _recorded_changes(before.field_edits(ns, kinds))
+                frame = whole if whole is not None else at_deploy
+        if recorded:
+            found = _reset_fields(frame, ns, lo, hi)
+        else:
+            found = _rescaled(frame, ns, lo, hi, functools.partial(source.events, ns, None, hi))
+        if found:
+            out[(d.app, d.id)] = found
+    return out
+
+
+def _recorded_changes(edits: pd.DataFrame) -> pd.DataFrame | None:
+    """One row per recorded ``[path, old, new]`` of the field edits (time, kind, name, path, old, new, manager,
+    is_gitops, time_bound), oldest first; ``None`` when the source recorded none (a live cluster, a snapshot)."""
+    if "changes" not in edits.columns or not edits["changes"].notna().any():
+        return None
+    rows = [
+        {
+            "time": t,
+            "kind": k,
+            "name": n,
+            "path": c[0],
+            "old": c[1],
+            "new": c[2],
+            "manager": m,
+            "is_gitops": bool(g),
+            "time_bound": b,
+        }
+        for t, k, n, m, g, b, cs in zip(
+            edits["time"],
+            edits["kind"],
+            edits["name"],
+            edits["manager"],
+            edits["is_gitops"],
+            edits["time_bound"],
+            edits["changes"],
+            strict=True,
+        )
+        if isinstance(cs, list)
+        for c in cs
+        if not str(c[0]).startswith("status")
+    ]
+    return pd.DataFrame(
+        rows, columns=["time", "kind", "name", "path", "old", "new", "manager", "is_gitops", "time_bound"]
+    ).sort_values("time", kind="stable")
+
+
+def _reset_fields(changes: pd.DataFrame, ns: str, lo: pd.Timestamp, hi: pd.Timestamp) -> list[tuple[str, str]]:
+    """Fields Argo CD changed between ``lo`` and ``hi`` whose old value was set outside git (recorded)."""
+    mine = changes[changes["is_gitops"] & (changes["time"] >= lo) & (changes["time"] <= hi)]
+    out: list[tuple[str, str]] = []
+    c: Any
+    for c in mine.itertuples(index=False):
+        earlier = changes[
+            (changes["kind"] == c.kind)
+            & (changes["name"] == c.name)
+            & (changes["path"] == c.path)
+            & (changes["time"] < c.time)
+        ]
+        if not len(earlier):
+            continue
+        prev: Any = earlier.iloc[-1]
+        if bool(prev["is_gitops"]) or prev["new"] != c.old:
+            continue  # git's own change (a tag bump), or an old value Argo CD had put there
+        who = prev["manager"] or "an unknown manager"
+        bound = prev["time_bound"]
+        when = f"{bound} (found on a relist)" if isinstance(bound, str) else f"at {prev['time']:%Y-%m-%d %H:%M:%S} UTC"
+        out.append(
+            (
+                str(c.path),
+                f"{c.path} {c.old} → {c.new} on {c.kind}/{c.name} in {ns} ({c.old} had been set by {who} {when}, "
+                f"never in git; the cluster and git disagreed for {describe_span(c.time - prev['time'])})",
+            )
+        )
+    return out
+
+
+def _rescaled(
+    events: pd.DataFrame, ns: str, lo: pd.Timestamp, hi: pd.Timestamp, earlier: Callable[[], pd.DataFrame]
+) -> list[tuple[str, str]]:
+    """A replica count a deploy reset, from the ScalingReplicaSet events still kept (no recording).
+    ``events``: the window's; ``earlier()`` reads them from before it too, only when a reset is found."""
+    out: list[tuple[str, str]] = []
+    older: pd.DataFrame | None = None
+    for name, at in _scalings(events).groupby("object_name", sort=False):
+        at = at[(at["time"] >= lo) & (at["time"] <= hi)]
+        steps = [(t, m) for t, msg in zip(at["time"], at["message"], strict=True) if (m := _SCALED.search(str(msg)))]
+        if not steps:
+            continue
+        created = {m.group(1) for _, m in steps if m.group(2) == "0"}  # the rollout's new ReplicaSet
+        old = [(t, m) for t, m in steps if m.group(1) not in created]
+        new = [m for _, m in steps if m.group(1) in created]
+        if not old or not new:
+            continue
+        before, after = int(old[0][1].group(2)), max(int(m.group(3)) for m in new)
+        if before == after:
+            continue
+        if older is None:
+            older = _scalings(earlier())
+        prior = older[(older["object_name"] == name) & (older["time"] < lo)]
+        setter = [
+            (t, m)
+            for t, msg in zip(prior["time"], prior["message"], strict=True)
+            if (m := _SCALED.search(str(msg))) and int(m.group(3)) == before and m.group(1) == old[0][1].group(1)
+        ]
+        since = (
+            f"; it had been scaled to {before} at {setter[-1][0]:%Y-%m-%d %H:%M:%S} UTC without a deploy, so the "
+            f"cluster and git disagreed for {describe_span(old[0][0] - setter[-1][0])}"
+            if setter
+            else ""
+        )
+        out.append(
+            (
+                "spec.replicas",
+                f"spec.replicas {before} → {after} on Deployment/{name} in {ns} (from the ScalingReplicaSet events: the old "
+                f"ReplicaSet {old[0][1].group(1)} had {before}, the rollout gave {after}; who set {before} is not "
+                f"kept without a recording{since})",
+            )
+        )
+    return out
+
+
+def _scalings(events: pd.DataFrame) -> pd.DataFrame:
+    ev = events[(events["reason"] == "ScalingReplicaSet") & (events["object_kind"] == "Deployment")]
+    return ev.sort_values("time", kind="stable")
 
 
 # -- a deleted resource, a self-heal -------------------------------------------------------

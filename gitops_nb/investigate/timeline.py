@@ -273,6 +273,25 @@ def _commit_rows(
     return rows
 
 
+def _say_beyond_git(rows: list[dict[str, Any]], extra: pd.DataFrame) -> None:
+    """Step 6b: a commit whose deploy also changed what git did not ask for (it put back git's value over a
+    manual edit) says so in its ``detail`` and ``why``: the routine deploy "that changed nothing"."""
+    said = extra[(extra["kind"] == RowKind.DEPLOY) & extra["beyond"].notna()]
+    if not len(said):
+        return
+    by: dict[tuple[Any, Any], str] = {
+        (a, t): str(b) for a, t, b in zip(said["argocd_app"], said["time"], said["beyond"], strict=True)
+    }
+    for r in rows:
+        apps = [a.strip() for a in str(r.get("argocd_app") or "").split(",") if a.strip()]
+        texts = [
+            by[(a, r["deployed_at"])] for a in apps if r.get("deployed_at") is not None and (a, r["deployed_at"]) in by
+        ]
+        if texts:
+            r["detail"] = "; ".join(x for x in [r.get("detail"), "its deploy also changed " + "; ".join(texts)] if x)
+            r["why"] = "; ".join(x for x in [r.get("why"), "its deploy changed fields beyond git"] if x)
+
+
 def _score_evidence(extra: pd.DataFrame, at: pd.Timestamp, weights: Weights) -> pd.DataFrame:
     """Step 7: cluster rows get ``before_at``; manual field edits are scored (the rest is evidence)."""
     extra = extra.assign(before_at=at - extra["time"])
@@ -342,6 +361,10 @@ def what_changed(
     and a ``rank`` (1 = most likely); ``why`` says how (see :mod:`gitops_nb.investigate.scoring`).
     """
     q = _ask(repo, at, window, apps, after, rev)
+    window_of = getattr(cluster, "for_window", None)  # a long recording reads only what the window needs
+    whole = cluster  # what a deploy in the window undid may have been set long before it
+    if window_of is not None:
+        cluster = window_of(q.lo, q.hi)
     landed = q.repo.landed(since=q.lo, until=q.hi, rev=q.rev)
     changes = q.repo.manifest_changes(since=q.lo, until=q.hi, rev=q.rev, first_parent=True)
     frames = cluster.argocd_frames() if cluster is not None else None  # read once, for the index and the rows
@@ -357,12 +380,16 @@ def what_changed(
         _resolve_wanted(q, sorted({*q.repo.apps(q.rev)["app"], *landed.attrs["roots"], *reached}), argo)
     details = _details(changes, index)
     extra = (
-        cluster_rows(cluster, q.lo, q.hi, q.wanted or None, kinds=kinds, frames=frames) if cluster is not None else None
+        cluster_rows(cluster, q.lo, q.hi, q.wanted or None, kinds=kinds, frames=frames, before=whole)
+        if cluster is not None
+        else None
     )
     skipped = list(extra.attrs.get("skipped", [])) if extra is not None else []
     deployed = _deploys(q.repo, extra, q.lo) if extra is not None else None
     failed = _failed(q.repo, extra, deployed, q.lo) if extra is not None and deployed is not None else None
     rows = _commit_rows(q, landed, index, argo_index, details, deployed, weights, failed)
+    if extra is not None and len(extra):
+        _say_beyond_git(rows, extra)
     if extra is not None and len(extra):
         extra = _score_evidence(extra, q.at, weights)
     out = _merge_and_rank(q, rows, extra)
@@ -503,14 +530,26 @@ def investigate(
     argocd_namespace: str = "argocd",
     snapshot_dir: str | Path | None = None,
     rev: str = "HEAD",
+    recording: str | Path | None = None,
 ) -> Investigation:
     """Run :func:`what_changed` and gather the commits, semantic changes and apps it rests on.
 
-    The cluster side comes from ``cluster`` (a :class:`Cluster` or :class:`Snapshot`), or
-    is opened from ``kube_context`` (and ``kubeconfig``), or read from ``snapshot_dir``;
-    with none of them the investigation is git-only.
+    The cluster side comes from ``cluster`` (a :class:`Cluster`, :class:`Snapshot` or
+    :class:`Recording`), or is opened from ``kube_context`` (and ``kubeconfig``), or read from
+    ``snapshot_dir``, or from the recording store ``recording`` (a directory or ``s3://bucket/prefix``;
+    ``kube_context`` then names the recorded cluster, needed when the store holds several), read as of
+    T + 15 minutes; with none of them the investigation is git-only.
     """
-    if cluster is None and kube_context:
+    if cluster is None and recording:
+        if snapshot_dir:
+            raise InputError("give snapshot_dir (saved evidence) or recording (a recording store), not both")
+        from ..cluster.recording import Recording
+
+        t = parse_at(at)
+        cluster = Recording(
+            recording, cluster=kube_context or None, at=t + pd.Timedelta(minutes=15), since=t - parse_window(window)
+        )
+    elif cluster is None and kube_context:
         from ..cluster.live import Cluster
 
         cluster = Cluster(kube_context, kubeconfig=kubeconfig, argocd_namespace=argocd_namespace)

@@ -359,11 +359,17 @@ class Sandbox:
         cache_dir: str | Path | None = None,
         ports: Ports | None = None,
         app_resync_seconds: int = 10,
+        event_ttl: str | None = None,
     ) -> None:
         self.state = Path(state_dir) if state_dir else default_state()
         self.cache = Path(cache_dir) if cache_dir else default_cache()
         self.ports = ports or Ports()
         self.app_resync_seconds = app_resync_seconds
+        #: the API server's ``--event-ttl`` (how long Events live; default ``$GITOPS_NB_EVENT_TTL`` or 24h): a
+        #: runtime flag, not part of the build, so it never changes the build cache key
+        self.event_ttl = event_ttl or os.environ.get("GITOPS_NB_EVENT_TTL") or "24h"
+        if not re.fullmatch(r"(\d+(\.\d+)?(ns|us|ms|s|m|h))+", self.event_ttl):
+            raise SandboxError(f"event_ttl {self.event_ttl!r} is not a Go duration: use e.g. 2m, 1h, 24h")
         self.kubeconfig = self.state / "kubeconfig"
         self._bin: Path | None = None
 
@@ -663,7 +669,7 @@ class Sandbox:
                 "--allow-privileged=true",
                 "--enable-priority-and-fairness=false",
                 "--profiling=false",
-                "--event-ttl=24h",
+                f"--event-ttl={self.event_ttl}",
                 "-v=1",
             ], env
         if c in ("kube-controller-manager", "kube-scheduler"):

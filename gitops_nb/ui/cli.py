@@ -155,6 +155,8 @@ def _cmd_what_changed(args: argparse.Namespace) -> int:
 
     if args.context and args.snapshot:
         raise InputError("give --context (a live cluster) or --snapshot (saved evidence), not both")
+    if args.recording and args.snapshot:
+        raise InputError("give --recording (a recording store) or --snapshot (saved evidence), not both")
     inv = investigate(
         args.repo,
         args.at,
@@ -164,6 +166,7 @@ def _cmd_what_changed(args: argparse.Namespace) -> int:
         kubeconfig=args.kubeconfig or None,
         argocd_namespace=args.argocd_namespace,
         snapshot_dir=args.snapshot or None,
+        recording=args.recording or None,
     )
     with pd.option_context("display.width", 200, "display.max_colwidth", 70, "display.max_columns", 20):
         print(f"T = {inv.at.isoformat()}  window = {inv.window}  repo = {inv.repo.path}")
@@ -291,6 +294,35 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_record(args: argparse.Namespace) -> int:
+    from ..cluster.recorder import record, recorder_manifests
+
+    if args.what == "manifests":
+        import yaml
+
+        docs = recorder_manifests(
+            args.namespace,
+            args.store or "/data/recording",
+            image=args.image,
+            argocd_namespace=args.argocd_namespace,
+        )
+        print(yaml.safe_dump_all(docs, sort_keys=False), end="")
+        return 0
+    if not args.store:
+        raise InputError("record needs --store DIR (or s3://bucket/prefix): where the recording goes")
+    stats = record(
+        args.context or [None],
+        args.store,
+        kubeconfig=args.kubeconfig,
+        argocd_namespace=args.argocd_namespace,
+        retain=args.retain,
+        status_seconds=args.status_seconds,
+        compact_seconds=args.compact_minutes * 60,
+    )
+    print(f"recorded {sum(s.rows for s in stats.values())} rows into {args.store}", file=sys.stderr)
+    return 0
+
+
 def _cmd_notebooks(args: argparse.Namespace) -> int:
     from ..incident.notebooks import copy_notebooks, notebooks_dir
 
@@ -377,6 +409,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     w.add_argument("--argocd-namespace", default="argocd", help="namespace of Argo CD's Applications (default: argocd)")
     w.add_argument("--snapshot", default="", help="add the cluster side from a saved snapshot directory instead")
+    w.add_argument(
+        "--recording",
+        default="",
+        help="add the cluster side from a recording store (DIR or s3://bucket/prefix, as written by "
+        "`gitops-nb record`), as of T; --context then names the recorded cluster",
+    )
     w.set_defaults(func=_cmd_what_changed)
 
     a = sub.add_parser(
@@ -409,6 +447,44 @@ def _parser() -> argparse.ArgumentParser:
     )
     g.add_argument("path", help="path of a local deploy-config clone")
     g.set_defaults(func=_cmd_repo)
+
+    rc = sub.add_parser(
+        "record",
+        help="record clusters continuously into a store (Applications, managed objects, events, ReplicaSets, "
+        "Secret metadata) until Ctrl-C / SIGTERM; `record manifests` prints what runs it in a cluster",
+    )
+    rc.add_argument(
+        "what",
+        nargs="?",
+        choices=["manifests"],
+        help="manifests: print the ServiceAccount, read-only ClusterRole, binding and Deployment (YAML) instead",
+    )
+    rc.add_argument(
+        "--context",
+        action="append",
+        default=[],
+        help="a kube context to record (repeatable; default: the current one, or in-cluster config in a pod)",
+    )
+    rc.add_argument("--store", default="", help="where to record: a directory or s3://bucket/prefix")
+    rc.add_argument("--retain", default=None, help="drop day partitions older than this (e.g. 30d; default: keep all)")
+    rc.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+    rc.add_argument(
+        "--argocd-namespace", default="argocd", help="namespace of Argo CD's Applications (default: argocd)"
+    )
+    rc.add_argument(
+        "--status-seconds", type=float, default=30.0, help="seconds between status lines on stderr (default: 30)"
+    )
+    rc.add_argument(
+        "--compact-minutes",
+        type=float,
+        default=10.0,
+        help="merge each partition's small files this often (default: 10; 0: never)",
+    )
+    rc.add_argument("--namespace", default="gitops-nb", help="manifests: the recorder's namespace (default: gitops-nb)")
+    rc.add_argument(
+        "--image", default="python:3.12-slim", help="manifests: the container image (default: python:3.12-slim)"
+    )
+    rc.set_defaults(func=_cmd_record)
 
     s = sub.add_parser("sandbox", help="the local Kubernetes + Argo CD sandbox (build, up, down, status, env, demo)")
     s.add_argument(

@@ -15,6 +15,7 @@ from ..errors import GitOpsNbError, InputError
 from ..investigate.plot import SHA, SUMMARY
 
 if TYPE_CHECKING:
+    from ..cluster.evidence import EvidenceSource
     from ..cluster.live import Cluster
 
 __all__ = ["IncidentConsole", "kube_contexts"]
@@ -68,6 +69,7 @@ class IncidentConsole:
         at: str = "now",
         window: str = "2h",
         output_dir: str = "",
+        recording: str = "",
     ) -> None:
         import ipywidgets as w
 
@@ -79,6 +81,8 @@ class IncidentConsole:
         )
         self.argocd_namespace = w.Text(value=argocd_namespace, description="argocd ns")
         self.output_dir = w.Text(value=output_dir, description="audit dir")
+        # investigate from a recording store (DIR or s3://...) instead of the live cluster; actions stay live
+        self.recording = w.Text(value=recording, description="recording")
         self.app = w.Dropdown(options=[""], value="", description="app")
         self.at = w.Text(value=at, description="T")
         self.window = w.Dropdown(options=list(dict.fromkeys([*WINDOWS, window])), value=window, description="window")
@@ -127,7 +131,7 @@ class IncidentConsole:
         self.widget = w.VBox(
             [
                 w.HBox([self.repo_path, self.kubeconfig, self.output_dir]),
-                w.HBox([self.context, self.argocd_namespace, self.load_apps_button]),
+                w.HBox([self.context, self.argocd_namespace, self.recording, self.load_apps_button]),
                 w.HBox([self.app, self.at, self.window, self.investigate_button]),
                 self.status,
                 self.plot,
@@ -175,6 +179,14 @@ class IncidentConsole:
             self.context.value, kubeconfig=self.kubeconfig.value or None, argocd_namespace=self.argocd_namespace.value
         )
 
+    def _source(self) -> EvidenceSource:
+        """Where the evidence is read: the recording store when one is given, else the live cluster."""
+        if self.recording.value:
+            from ..cluster.recording import Recording
+
+            return Recording(self.recording.value, cluster=self.context.value or None)
+        return self._cluster()
+
     def _cluster_params(self) -> dict[str, Any]:
         return {
             "kube_context": self.context.value,
@@ -221,7 +233,7 @@ class IncidentConsole:
             self.context.options = ["", *contexts]
             if not self.context.value and contexts:
                 self.context.value = contexts[0]
-            names = sorted(self._cluster().applications()["name"])
+            names = sorted(self._source().applications()["name"])
             self.app.options = ["", *names]
             self._say(f"{len(names)} Applications in context {self.context.value}")
 
@@ -242,6 +254,7 @@ class IncidentConsole:
                 kube_context=self.context.value or None,
                 kubeconfig=self.kubeconfig.value or None,
                 argocd_namespace=self.argocd_namespace.value,
+                recording=self.recording.value or None,
             )
             self.timeline = inv.timeline
             git_rows = inv.rows("git")

@@ -1,0 +1,366 @@
+"""A Recording is an evidence source: frames rebuilt from stored objects by the live Cluster's own row
+builders, answering as of any time the recording covers, keeping what a live cluster forgets (deploys
+past Argo CD's 10, deleted ReplicaSets, expired events, every field change with old and new values).
+
+The recording is synthesized through the real StoreWriter from a real git repo's commits
+(benchmarks/make_recording.py): each commit that changes a Kustomize root is deployed by its Application.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import gitops_nb as g
+from benchmarks.make_recording import commits_of, write_fleet
+from benchmarks.make_repo import generate
+from gitops_nb import RowKind, schema
+from gitops_nb.cluster.live import app_row, history_rows
+from gitops_nb.cluster.recording import Recording
+from gitops_nb.cluster.store import Store
+from gitops_nb.errors import InputError, UnknownAppError
+from gitops_nb.investigate.evidence_rows import cluster_rows
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Store]:
+    base = tmp_path_factory.mktemp("fleet")
+    repo = generate(base / "repo", 500, services=3)  # 6 apps, ~42 hours of commits
+    store = Store(base / "store")
+    write_fleet(repo, store, progress=False, manual_per_day=1.5)
+    return repo, store
+
+
+def _end(store: Store) -> pd.Timestamp:
+    return pd.Timestamp(store.read(columns=["time"]).column("time").to_pandas().max())
+
+
+def test_frames_are_the_live_builders_as_of_at(fleet: tuple[Path, Store]) -> None:
+    _repo, store = fleet
+    end = _end(store)
+    rec = Recording(store, at=end)
+    apps = rec.applications()
+    assert len(apps) == 6 and list(apps.columns) == list(schema.APPLICATIONS)
+    # the same rows the live Cluster builds from the same objects
+    objs = [
+        json.loads(o)
+        for o in store.read(kinds=["Application"], columns=["uid", "object"])
+        .to_pandas()
+        .drop_duplicates("uid", keep="last")["object"]
+    ]
+    want = schema.frame(schema.APPLICATIONS, [app_row(o) for o in objs]).sort_values("name").reset_index(drop=True)
+    got = apps.sort_values("name").reset_index(drop=True)
+    pd.testing.assert_frame_equal(got.drop(columns=["pause_expired"]), want.drop(columns=["pause_expired"]))
+    # as of an earlier time, each app's sync revision is the one deployed last before it
+    mid = end - pd.Timedelta(hours=10)
+    early = Recording(store, at=mid).applications().set_index("name")
+    hist = rec.history()
+    for name, rev in early["sync_revision"].items():
+        h = hist[(hist["app"] == name) & (hist["deployed_at"] <= mid)]
+        assert rev == h.sort_values("deployed_at")["revision"].iloc[-1]
+    assert (early["sync_revision"] != apps.set_index("name")["sync_revision"].reindex(early.index)).any()
+
+
+def test_history_keeps_deploys_past_argo_cds_ten(fleet: tuple[Path, Store]) -> None:
+    _repo, store = fleet
+    rec = Recording(store)
+    hist = rec.history()
+    live_view = [r for a in rec._raw_apps() for r in history_rows(a)]  # what Argo CD itself still lists
+    assert len(live_view) <= 60
+    per_app = hist.groupby("app")["id"].apply(list)
+    for ids in per_app:
+        assert len(ids) > 10 and sorted(ids) == list(range(len(ids)))  # every deploy once, none missing
+    # the commits that changed a root were all deployed: one history entry each
+    commits = commits_of(_repo)
+    deploys = sum(1 for _t, _s, subj in commits[1:] if subj.startswith("deploy("))
+    assert (hist["id"] > 0).sum() >= deploys
+    one = rec.app_history("svc-00-staging")
+    assert set(one["app"]) == {"svc-00-staging"} and len(one) == len(per_app["svc-00-staging"])
+    with pytest.raises(UnknownAppError, match="Did you mean"):
+        rec.app_history("svc-00-stagin")
+
+
+def test_rollouts_include_deleted_replicasets(fleet: tuple[Path, Store]) -> None:
+    _repo, store = fleet
+    rec = Recording(store)
+    ro = rec.rollouts("svc-01-production")
+    deleted = set(
+        store.read(kinds=["ReplicaSet"], columns=["name", "event", "namespace"])
+        .to_pandas()
+        .query("event == 'DELETED' and namespace == 'svc-01-production'")["name"]
+    )
+    assert deleted and deleted <= set(ro["replicaset"])
+    assert ro["current"].sum() == 1 and list(ro["revision"]) == sorted(ro["revision"])
+    assert len(ro) == ro["revision"].max()  # every rollout ever, not the 3 the cluster keeps
+
+
+def test_field_edits_hold_each_recorded_change_with_old_and_new(fleet: tuple[Path, Store]) -> None:
+    _repo, store = fleet
+    rec = Recording(store)
+    fe = rec.field_edits(None)
+    manual = fe[fe["manager"] == "kubectl-edit"]
+    assert len(manual) >= 3
+    assert all(f == ["spec.replicas"] for f in manual["fields"])
+    assert all(int(c[0][2]) > int(c[0][1]) for c in manual["changes"])  # scaled up by hand
+    assert not manual["is_gitops"].any()
+    # each Deployment's replica changes chain (each old is the previous new): kubectl-edit scales up at
+    # 2am, and the next deploy sets git's value back (Argo CD's manager, old = the hand-set value)
+    reps = fe[fe["changes"].notna() & fe["fields"].apply(lambda f: "spec.replicas" in f)].sort_values("time")
+    resets = 0
+    for _ns, d in reps.groupby("namespace"):
+        vals = [dict((c[0], c[1:]) for c in ch)["spec.replicas"] for ch in d["changes"]]
+        assert all(prev[1] == cur[0] for prev, cur in itertools.pairwise(vals))
+        mgr = list(d["manager"])
+        resets += sum(
+            1
+            for i in range(1, len(vals))
+            if mgr[i] == "argocd-controller" and mgr[i - 1] == "kubectl-edit" and int(vals[i][1]) < int(vals[i][0])
+        )
+    assert resets >= 1
+    # the managedFields rows of objects as of `at` are there too, once (not doubled by the recorded ones)
+    mf = fe[fe["changes"].isna()]
+    assert len(mf) and (mf["operation"].isin(["Apply", "Update"])).all()
+    keys = list(zip(fe["kind"], fe["namespace"], fe["name"], fe["manager"], fe["time"], strict=True))
+    assert len(keys) == len(set(keys))
+
+
+def test_relisted_change_is_timed_as_a_range_and_gone_objects_leave(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    t0 = pd.Timestamp("2026-11-20T01:00:00Z")
+    dep = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "shop", "uid": "d1", "resourceVersion": "5", "managedFields": []},
+        "spec": {"replicas": 3},
+    }
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "shop", "uid": "c1"}}
+    base = {"api_version": "apps/v1", "namespace": "shop", "app": "shop"}
+    with store.writer("prod") as w:
+        w.append(
+            {**base, "kind": "Deployment", "name": "web", "uid": "d1", "event": "ADDED", "time": t0, "object": dep}
+        )
+        w.append({**base, "kind": "ConfigMap", "name": "c", "uid": "c1", "event": "ADDED", "time": t0, "object": cm})
+        # the recorder was down from 02:00 to 05:00: found changed, and found missing, on its relist
+        w.append(
+            {
+                **base,
+                "kind": "Deployment",
+                "name": "web",
+                "uid": "d1",
+                "event": "RELISTED",
+                "time": t0 + pd.Timedelta(hours=4),
+                "since": t0 + pd.Timedelta(hours=1),
+                "manager": "kubectl-scale",
+                "changes": [["spec.replicas", 3, 1]],
+                "object": {**dep, "spec": {"replicas": 1}},
+            }
+        )
+        w.append(
+            {
+                **base,
+                "kind": "ConfigMap",
+                "name": "c",
+                "uid": "c1",
+                "event": "GONE",
+                "time": t0 + pd.Timedelta(hours=4),
+                "since": t0 + pd.Timedelta(hours=1),
+            }
+        )
+    rec = Recording(store, at=t0 + pd.Timedelta(hours=5))
+    fe = rec.field_edits("shop")
+    row = fe[fe["manager"] == "kubectl-scale"].iloc[0]
+    assert row["time_bound"] == "between 2026-11-20 02:00:00 UTC and 2026-11-20 05:00:00 UTC"
+    assert row["changes"] == [["spec.replicas", "3", "1"]] and row["operation"] == "Relisted"
+    assert rec.get_object("apps", "v1", "Deployment", "shop", "web")["spec"]["replicas"] == 1  # type: ignore[index]
+    assert rec.get_object("", "v1", "ConfigMap", "shop", "c") is None  # gone by then
+    before = Recording(store, at=t0 + pd.Timedelta(hours=2))
+    assert before.get_object("apps", "v1", "Deployment", "shop", "web")["spec"]["replicas"] == 3  # type: ignore[index]
+    assert before.get_object("", "v1", "ConfigMap", "shop", "c") is not None
+
+
+def test_what_changed_takes_a_recording_as_it_takes_a_snapshot(fleet: tuple[Path, Store], tmp_path: Path) -> None:
+    repo, store = fleet
+    at = _end(store) - pd.Timedelta(hours=3)
+    rec = Recording(store, at=at + pd.Timedelta(minutes=15))
+    assert isinstance(rec, g.EvidenceSource) and not rec.live
+    tl = g.what_changed(repo, at, "2h", cluster=rec)
+    assert {RowKind.COMMIT, RowKind.DEPLOY, RowKind.ROLLOUT, RowKind.K8S_EVENT} <= set(tl["kind"])
+    fig = g.plot_timeline(tl)
+    assert sum(len(t.x) for t in fig.data) == len(tl)
+    assert tl["time"].min() >= at - pd.Timedelta(hours=2)
+    # a commit joins the deploy that shipped it
+    commits = tl[(tl["kind"] == RowKind.COMMIT) & tl["deployed_at"].notna()]
+    assert len(commits)
+    # the same query on a snapshot taken of the recording's window gives the same timeline
+    snap = g.Snapshot(g.snapshot(Recording(store, at=rec.at, since=at - pd.Timedelta(hours=2)), tmp_path / "snap"))
+    tl2 = g.what_changed(repo, at, "2h", cluster=snap)
+    cols = ["time", "kind", "app", "sha", "summary"]
+    pd.testing.assert_frame_equal(tl[cols].reset_index(drop=True), tl2[cols].reset_index(drop=True))
+    # what_changed bounds a whole recording to its window (for_window): the rows are the whole recording's
+    lo, hi = at - pd.Timedelta(hours=2), at + pd.Timedelta(minutes=15)
+    whole = Recording(store, at=rec.at)
+    bounded = whole.for_window(lo, hi)
+    assert bounded.since == lo and whole.since is None and bounded.at == whole.at
+    assert Recording(store).for_window(lo, hi).at == hi  # no `at` given: as of the window's end, not now
+    a, b = cluster_rows(whole, lo, hi), cluster_rows(bounded, lo, hi)
+    assert len(a) > 50 and len(whole.history()) > len(bounded.history())  # it did read less
+    pd.testing.assert_frame_equal(a[cols].reset_index(drop=True), b[cols].reset_index(drop=True))
+
+
+def test_apps_filter_and_cluster_choice(fleet: tuple[Path, Store], tmp_path: Path) -> None:
+    _repo, store = fleet
+    rec = Recording(store, apps=["svc-02-production"])
+    assert list(rec.applications()["name"]) == ["svc-02-production"]
+    assert set(rec.rollouts(None)["namespace"]) == {"svc-02-production"}
+    two = Store(tmp_path)
+    for c in ("east", "west"):
+        with two.writer(c) as w:
+            w.append({"kind": "ConfigMap", "uid": c, "name": c, "event": "ADDED", "time": "2026-11-01T00:00:00Z"})
+    with pytest.raises(InputError, match="holds 2 clusters \\(east, west\\): pass cluster="):
+        Recording(two)
+    with pytest.raises(InputError, match="no recording of cluster 'north'"):
+        Recording(two, cluster="north")
+    with pytest.raises(InputError, match="holds no recording yet"):
+        Recording(tmp_path / "empty")
+    assert Recording(two, cluster="west").context == "west"
+
+
+def test_cli_notebooks_and_console_take_a_recording(fleet: tuple[Path, Store], tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from gitops_nb.ui.widgets import IncidentConsole
+
+    repo, store = fleet
+    at = (_end(store) - pd.Timedelta(hours=3)).isoformat()
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    cli = subprocess.run(
+        [sys.executable, "-m", "gitops_nb", "what-changed", str(repo), "--at", at, "--recording", store.url],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert "Argo CD deployed" in cli.stdout and "rollout #" in cli.stdout
+    both = subprocess.run(
+        [sys.executable, "-m", "gitops_nb", "what-changed", str(repo), "--recording", store.url, "--snapshot", "x"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert both.returncode == 2 and "not both" in both.stderr
+    papermill = str(Path(sys.executable).parent / "papermill")
+    for nb, params in (
+        ("what_changed", {"repo_path": str(repo), "at": at, "window": "2h", "recording": store.url}),
+        ("drift", {"recording": store.url, "at": at}),
+    ):
+        out = tmp_path / nb
+        args = [papermill, f"notebooks/{nb}.ipynb", str(out) + ".ipynb", "-k", "python3"]
+        for k, v in {**params, "output_dir": str(out)}.items():
+            args += ["-p", k, v]
+        res = subprocess.run(args, capture_output=True, text=True, cwd=root, env=env)
+        assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads((tmp_path / "what_changed" / "summary.json").read_text())
+    assert summary["commits"] > 0
+    tl = pd.read_parquet(tmp_path / "what_changed" / "timeline.parquet")
+    assert {RowKind.DEPLOY, RowKind.ROLLOUT} <= set(tl["kind"])
+    drift_apps = pd.read_parquet(tmp_path / "drift" / "applications.parquet")
+    assert len(drift_apps) == 6
+    con = IncidentConsole(repo_path=str(repo), at=at, window="2h", recording=store.url)
+    con.load_apps()
+    assert "6 Applications" in con.status.value
+    con.investigate()
+    assert con.timeline is not None and RowKind.DEPLOY in set(con.timeline["kind"])
+
+
+def test_drift_and_manual_edits_as_recorded(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    t0 = pd.Timestamp("2026-11-02T02:00:00Z")
+
+    def app(sync: str) -> dict[str, object]:
+        return {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Application",
+            "metadata": {"name": "web", "namespace": "argocd", "uid": "a1"},
+            "spec": {"destination": {"namespace": "shop"}, "source": {"repoURL": "r", "path": "apps/web"}},
+            "status": {
+                "sync": {"status": sync},
+                "health": {"status": "Healthy"},
+                "resources": [
+                    {
+                        "group": "apps",
+                        "version": "v1",
+                        "kind": "Deployment",
+                        "namespace": "shop",
+                        "name": "web",
+                        "status": sync,
+                        "health": {"status": "Healthy"},
+                    }
+                ],
+            },
+        }
+
+    edit = {
+        "manager": "kubectl-edit",
+        "operation": "Update",
+        "time": "2026-11-02T02:00:00Z",
+        "fieldsV1": {"f:spec": {"f:replicas": {}}},
+    }
+    dep = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "shop", "uid": "d1", "managedFields": [edit]},
+        "spec": {"replicas": 5},
+    }
+    with store.writer("prod") as w:
+        w.append(
+            {
+                "kind": "Application",
+                "uid": "a1",
+                "name": "web",
+                "app": "web",
+                "event": "ADDED",
+                "time": t0 - pd.Timedelta(hours=1),
+                "object": app("Synced"),
+            }
+        )
+        w.append(
+            {
+                "kind": "Deployment",
+                "uid": "d1",
+                "name": "web",
+                "namespace": "shop",
+                "app": "web",
+                "event": "MODIFIED",
+                "time": t0,
+                "manager": "kubectl-edit",
+                "manager_time": t0,
+                "changes": [["spec.replicas", 3, 5]],
+                "object": dep,
+            }
+        )
+        w.append(
+            {
+                "kind": "Application",
+                "uid": "a1",
+                "name": "web",
+                "app": "web",
+                "event": "MODIFIED",
+                "time": t0 + pd.Timedelta(seconds=20),
+                "object": app("OutOfSync"),
+            }
+        )
+    before = g.drift(Recording(store, at=t0 - pd.Timedelta(minutes=1)))
+    after = g.drift(Recording(store, at=t0 + pd.Timedelta(minutes=1)))
+    assert before.empty
+    assert list(after[["app", "kind", "name", "sync_status"]].iloc[0]) == ["web", "Deployment", "web", "OutOfSync"]
+    edits = g.manual_edits(Recording(store, at=t0 + pd.Timedelta(minutes=1)))
+    # one row: the recorded change (old 3, new 5), not doubled by the managedFields entry it came from
+    assert len(edits) == 1 and edits.iloc[0]["changes"] == [["spec.replicas", "3", "5"]]
+    assert edits.iloc[0]["apps"] == ["web"] and edits.iloc[0]["time"] == t0
