@@ -205,7 +205,7 @@ def _cmd_repo(args: argparse.Namespace) -> int:
 def _cmd_sandbox(args: argparse.Namespace) -> int:
     from ..sandbox.control import Sandbox, main_progress
 
-    sb = Sandbox()
+    sb = Sandbox(spokes=args.spokes)
     action = args.action
     if action == "build":
         print(sb.build())  # progress on stderr (one "up to date" line when cached); stdout: the bin dir
@@ -347,6 +347,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--workdir", default="out/sandbox-demo", help="where `demo` puts its repo (default: out/sandbox-demo)"
+    )
+    s.add_argument(
+        "--spokes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with up: also start N spoke clusters (0-4; each its own etcd, API server, controllers and kwok), "
+        "registered in the hub's Argo CD as clusters spoke-1.. and in the kubeconfig as contexts gitops-nb-spoke-1..",
     )
     s.set_defaults(func=_cmd_sandbox)
 
