@@ -21,6 +21,7 @@ from .act import (
     wait_converged,
 )
 from .cluster.evidence import EvidenceSource
+from .cluster.fleet import Fleet
 from .cluster.live import Cluster
 from .cluster.snapshot import Snapshot, snapshot
 from .errors import (
@@ -48,6 +49,7 @@ from .errors import (
     TimeParseError,
     UnknownAppError,
     UnknownContextError,
+    UnknownDestinationError,
     UnknownRevisionError,
 )
 from .git.repo import DeployRepo
@@ -85,6 +87,7 @@ __all__ = [
     "DirtyTreeError",
     "EmptyRepoError",
     "EvidenceSource",
+    "Fleet",
     "ForbiddenError",
     "GitOpsNbError",
     "IncidentConsole",
@@ -108,6 +111,7 @@ __all__ = [
     "TimeParseError",
     "UnknownAppError",
     "UnknownContextError",
+    "UnknownDestinationError",
     "UnknownRevisionError",
     "Weights",
     "copy_notebooks",

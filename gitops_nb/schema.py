@@ -196,6 +196,7 @@ TIMELINE: Schema = {
     "authored_at": UTC,  # git rows: when the change was written (the earliest merged commit's author time)
     "landed_via": "object",  # git rows: merge or direct (``time`` is when it landed on the branch)
     "merged_commits": "object",  # git rows: list[str] of the commits a merge brought in ([] for direct)
+    "cluster": "object",  # cluster rows: the cluster (context) the row was read from or deployed to; git rows: None
 }
 
 #: The ranked culprits (``culprits``): the candidate rows of a timeline, best first.
@@ -288,6 +289,7 @@ APPLICATIONS: Schema = {
     "pause_reason": "object",
     "pause_expires": UTC,  # the pause's expiry, if one was given
     "pause_expired": "bool",  # the expiry has passed (as of reading): resume_expired resumes these
+    "cluster": "object",  # the context its destination is read from (the hub's own for in-cluster); else Argo CD's name or server for it
 }
 
 #: One row per deploy in ``status.history`` (``Cluster.app_history``), oldest first.
@@ -300,6 +302,7 @@ APP_HISTORY: Schema = {
     "deployed_at": UTC,
     "initiated_by": "object",  # a user name, or "automated"
     "source": "object",  # dict: repo_url, path, target_revision
+    "cluster": "object",  # the app's destination cluster (as APPLICATIONS' ``cluster``)
 }
 
 #: One row per resource an Application manages (``Cluster.app_resources``).
@@ -315,6 +318,7 @@ APP_RESOURCES: Schema = {
     "health_message": "object",  # why it is not Healthy ("exceeded its progress deadline"), else None
     "hook": "bool",
     "requires_pruning": "bool",
+    "cluster": "object",  # the app's destination cluster (as APPLICATIONS' ``cluster``)
 }
 
 #: One row per Kubernetes event (``Cluster.events``), oldest first.
@@ -330,6 +334,7 @@ EVENTS: Schema = {
     "object_name": "object",
     "count": "Int64",
     "source": "object",  # the reporting component (argocd-application-controller, deployment-controller, ...)
+    "cluster": "object",  # the context it was read from
 }
 
 #: One row per ReplicaSet of a Deployment (``Cluster.rollouts``), oldest first.
@@ -345,6 +350,7 @@ ROLLOUTS: Schema = {
     "replicas": "Int64",
     "ready_replicas": "Int64",
     "current": "bool",  # the Deployment's newest ReplicaSet
+    "cluster": "object",  # the context it was read from
 }
 
 #: One row per (object, field manager) from managedFields (``Cluster.field_edits``), oldest first.
@@ -359,6 +365,7 @@ FIELD_EDITS: Schema = {
     "fields": "object",  # list[str] of dotted field paths this manager owns
     "is_gitops": "bool",  # True for Argo CD's own managers
     "time_bound": "object",  # set when managedFields has no time (a scale subresource update): "after <time> UTC"
+    "cluster": "object",  # the context it was read from
 }
 
 #: One row per Application's last operation (``Cluster.operations``).
@@ -375,6 +382,7 @@ OPERATIONS: Schema = {
     # a sync's ``autoHealAttemptsCount`` (Argo CD 3.x sets it on a self-heal only), else <NA>; optional
     "self_heal_attempts": "Int64",
     "sync_resources": "object",  # list[str] kind/name the sync was limited to ([] = all); optional
+    "cluster": "object",  # the app's destination cluster (as APPLICATIONS' ``cluster``)
 }
 
 

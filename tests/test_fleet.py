@@ -112,3 +112,110 @@ def _drop_ns(api: Any, ns: str) -> None:
     except ApiException as e:
         if e.status != 404:
             raise
+
+
+# -- destinations resolved: a spoke's evidence is read on the spoke --------------------------------
+
+
+def _spoke_app(spokes, tmp_path: Path, i: int, *, by: str, self_heal: bool = False) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """An app on spoke ``i`` (destination by ``server`` or ``name``), synced; its repo clone and names."""
+    origin, w = _origin(tmp_path, "shop")
+    head = git(w.path, "rev-parse", "HEAD").strip()
+    hub = spokes.api_client()
+    name, ns = unique(f"s{i}-shop"), unique(f"s{i}-ns")
+    dest = {"dest_name": spokes.spoke_name(i)} if by == "name" else {"dest_server": spokes.spoke_server(i)}
+    apply_application(
+        hub,
+        application_manifest(
+            name, f"file://{origin}", "apps/shop/overlays/production", ns, self_heal=self_heal, **dest
+        ),
+    )
+    refresh_app(hub, name)
+    wait_app(hub, name, revision=head, timeout=180)
+    return {"name": name, "ns": ns, "origin": origin, "work": w, "head": head, "spoke": i}
+
+
+def _cleanup(spokes, app: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+    remove_app(spokes.api_client(), app["name"])
+    _drop_ns(spokes.spoke_api_client(app["spoke"]), app["ns"])
+
+
+def _manual_edit(spokes, app: dict[str, Any], replicas: int) -> None:  # type: ignore[no-untyped-def]
+    from kubernetes import client
+
+    client.AppsV1Api(spokes.spoke_api_client(app["spoke"])).patch_namespaced_deployment(
+        "shop", app["ns"], {"spec": {"replicas": replicas}}, field_manager="kubectl-edit"
+    )
+
+
+@pytest.mark.sandbox
+def test_a_manual_edit_on_a_spoke_appears_in_what_changed_with_its_cluster(spokes, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from gitops_nb import Cluster, schema, wait_converged, what_changed
+
+    app = _spoke_app(spokes, tmp_path, 1, by="server")
+    try:
+        hub = Cluster("gitops-nb-sandbox", kubeconfig=str(spokes.kubeconfig))
+        apps = hub.applications()
+        mine = apps[apps["name"] == app["name"]].iloc[0]
+        assert mine["cluster"] == "gitops-nb-spoke-1"  # resolved through the kubeconfig context's server
+        # the rollout check reads the spoke: the hub has no such Deployment, yet the wait succeeds at once
+        tr = wait_converged(hub, app["name"], app["head"], timeout="60s")
+        assert tr["event"].iloc[-1] == "converged"
+        _manual_edit(spokes, app, 3)
+        tl = what_changed(app["work"].path, at="now", window="15m", apps=[app["name"]], cluster=hub)
+        assert "cluster" in tl.columns and list(tl.columns[: len(schema.TIMELINE)]) == list(schema.TIMELINE)
+        edits = tl[tl["kind"] == "field-edit"]
+        assert len(edits) >= 1, tl[["kind", "summary", "cluster"]].to_string()
+        assert set(edits["cluster"]) == {"gitops-nb-spoke-1"}
+        assert set(edits["argocd_app"]) == {app["name"]}
+        assert any("spec.replicas" in d for d in edits["detail"])
+        rolls = tl[tl["kind"] == "rollout"]
+        assert len(rolls) and set(rolls["cluster"]) == {"gitops-nb-spoke-1"}  # read on the spoke
+        deploys = tl[tl["kind"] == "deploy"]
+        assert set(deploys["cluster"]) == {"gitops-nb-spoke-1"}  # deployed to the spoke, recorded on the hub
+        assert tl.attrs["failures"] == []
+    finally:
+        _cleanup(spokes, app)
+
+
+@pytest.mark.sandbox
+def test_a_destination_by_name_resolves_from_argo_cds_secrets_only_when_asked_and_never_shows_them(
+    spokes,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    from gitops_nb import Cluster, UnknownDestinationError, what_changed
+
+    planted = (spokes.spoke_state(2) / "secrets" / "argocd-token").read_text().strip()
+    app = _spoke_app(spokes, tmp_path, 2, by="name")
+    try:
+        plain = Cluster("gitops-nb-sandbox", kubeconfig=str(spokes.kubeconfig))
+        apps = plain.applications()
+        assert apps[apps["name"] == app["name"]]["cluster"].iloc[0] == "spoke-2"  # unresolved: Argo CD's name
+        with pytest.raises(UnknownDestinationError, match="argocd_secrets=True"):
+            plain.destination(plain.raw_application(app["name"]))
+        tl = what_changed(app["work"].path, at="now", window="15m", apps=[app["name"]], cluster=plain)
+        assert [f["query"] for f in tl.attrs["failures"]] == ["resolve destination"]
+        assert tl[tl["kind"] == "rollout"].empty  # not read from the hub's namespace of that name
+
+        hub = Cluster("gitops-nb-sandbox", kubeconfig=str(spokes.kubeconfig), argocd_secrets=True)
+        _manual_edit(spokes, app, 4)
+        tl = what_changed(app["work"].path, at="now", window="15m", apps=[app["name"]], cluster=hub)
+        edits = tl[tl["kind"] == "field-edit"]
+        assert set(edits["cluster"]) == {"argocd:spoke-2"} and len(edits) >= 1
+        assert tl.attrs["failures"] == []
+        spoke = hub.destination(hub.raw_application(app["name"]))
+        shown = "\n".join(
+            [
+                tl.to_json(default_handler=str),
+                tl.to_csv(),
+                repr(tl.attrs),
+                repr(hub),
+                repr(spoke),
+                repr(hub.destinations),
+                repr(hub.destinations.known()),
+                hub.applications().to_json(default_handler=str),
+            ]
+        )
+        assert planted not in shown, "the spoke's bearer token leaked"
+    finally:
+        _cleanup(spokes, app)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,7 @@ from .argocd import (
     op_revisions,
     refresh_app,
 )
+from .destinations import Destinations, destination_of
 
 if TYPE_CHECKING:
     from kubernetes.client import CustomObjectsApi
@@ -88,10 +89,20 @@ class Cluster:
         context: kubeconfig context; ``None`` for the current one, or in-cluster config in a pod.
         kubeconfig: path of the kubeconfig (default: ``$KUBECONFIG`` or ``~/.kube/config``).
         argocd_namespace: where the Application objects live.
+        destinations: destination server URL or cluster name -> the kubeconfig context to read it from,
+            for Applications deploying to other clusters (a context whose server matches is found alone).
+        argocd_secrets: also resolve destinations from Argo CD's cluster Secrets (opt-in, read-only;
+            their credentials are used, never shown).
     """
 
     def __init__(
-        self, context: str | None = None, kubeconfig: str | None = None, argocd_namespace: str = "argocd"
+        self,
+        context: str | None = None,
+        kubeconfig: str | None = None,
+        argocd_namespace: str = "argocd",
+        *,
+        destinations: Mapping[str, str] | None = None,
+        argocd_secrets: bool = False,
     ) -> None:
         from kubernetes import client, config
         from kubernetes.config.config_exception import ConfigException
@@ -118,6 +129,35 @@ class Cluster:
             ) from e
         self.api.configuration.retries = 1
         self._client = client
+        self.destinations = Destinations(self, destinations, argocd_secrets=argocd_secrets)
+
+    @classmethod
+    def from_api_client(cls, api: Any, context: str, *, argocd_namespace: str = "argocd") -> Cluster:
+        """A Cluster on a ready ``kubernetes.client.ApiClient`` (an Argo CD cluster Secret's credentials),
+        named ``context``; its destinations resolve only to itself."""
+        from kubernetes import client
+
+        self = cls.__new__(cls)
+        self.argocd_namespace, self.kubeconfig, self.context = argocd_namespace, None, context
+        self.api = api
+        self.api.configuration.retries = 1
+        self._client = client
+        self.destinations = Destinations(self)
+        return self
+
+    def destination(self, app: dict[str, Any]) -> Cluster:
+        """The cluster to read a raw Application's resources from (its ``spec.destination``, resolved by
+        :attr:`destinations`): this one for in-cluster apps."""
+        return self.destinations.cluster_of(*destination_of(app))
+
+    def _dest_context(self, app: dict[str, Any]) -> str | None:
+        """The ``cluster`` column of an app's rows: the context its destination is read from, else the
+        destination's name or server as Argo CD knows it."""
+        server, name = destination_of(app)
+        try:
+            return self.destinations.context_of(server, name)
+        except ClusterError:
+            return name or server
 
     def __repr__(self) -> str:
         return f"Cluster(context={self.context!r}, argocd_namespace={self.argocd_namespace!r})"
@@ -395,14 +435,21 @@ class Cluster:
 
     def applications(self, raw: list[dict[str, Any]] | None = None) -> pd.DataFrame:
         """One row per Application (schema :data:`schema.APPLICATIONS`); ``raw`` reuses a list already read."""
-        return schema.frame(
-            schema.APPLICATIONS, [_app_row(a) for a in (self.raw_applications() if raw is None else raw)]
-        )
+        items = self.raw_applications() if raw is None else raw
+        out = schema.frame(schema.APPLICATIONS, [_app_row(a) for a in items])
+        out["cluster"] = [self._dest_context(a) for a in items]
+        return out
 
     def history(self, raw: list[dict[str, Any]] | None = None) -> pd.DataFrame:
         """Every Application's deploy history in one frame (schema :data:`schema.APP_HISTORY`)."""
         items = self.raw_applications() if raw is None else raw
-        return schema.frame(schema.APP_HISTORY, [r for a in items for r in _history_rows(a)])
+        return self._tag_apps(schema.frame(schema.APP_HISTORY, [r for a in items for r in _history_rows(a)]), items)
+
+    def _tag_apps(self, df: pd.DataFrame, items: list[dict[str, Any]]) -> pd.DataFrame:
+        """Fill ``cluster`` from each row's ``app``: the app's destination."""
+        where = {(a.get("metadata") or {}).get("name"): self._dest_context(a) for a in items}
+        df["cluster"] = df["app"].map(where).astype(object)
+        return df
 
     def argocd_frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         """Applications, history and operations from one list call."""
@@ -412,7 +459,8 @@ class Cluster:
     def operations(self, raw: list[dict[str, Any]] | None = None) -> pd.DataFrame:
         """Each Application's current or last operation (schema :data:`schema.OPERATIONS`)."""
         rows = []
-        for a in self.raw_applications() if raw is None else raw:
+        items = self.raw_applications() if raw is None else raw
+        for a in items:
             op = (a.get("status") or {}).get("operationState")
             if not op:
                 continue
@@ -431,11 +479,12 @@ class Cluster:
                     **_sync_scope(op),
                 }
             )
-        return schema.frame(schema.OPERATIONS, rows)
+        return self._tag_apps(schema.frame(schema.OPERATIONS, rows), items)
 
     def app_history(self, app: str) -> pd.DataFrame:
         """The deploys Argo CD recorded for ``app`` (schema :data:`schema.APP_HISTORY`), oldest first."""
-        return schema.frame(schema.APP_HISTORY, _history_rows(self.raw_application(app)))
+        a = self.raw_application(app)
+        return self._tag_apps(schema.frame(schema.APP_HISTORY, _history_rows(a)), [a])
 
     def app_resources(self, app: str) -> pd.DataFrame:
         """The resources ``app`` manages with their sync and health (schema :data:`schema.APP_RESOURCES`)."""
@@ -456,7 +505,7 @@ class Cluster:
             }
             for r in (a.get("status") or {}).get("resources") or []
         ]
-        return schema.frame(schema.APP_RESOURCES, rows)
+        return self._tag_apps(schema.frame(schema.APP_RESOURCES, rows), [a])
 
     # -- Kubernetes ---------------------------------------------------------------------
 
@@ -507,7 +556,12 @@ class Cluster:
                 }
             )
         rows.sort(key=lambda r: r["time"])
-        return schema.frame(schema.EVENTS, rows)
+        return self._tag(schema.frame(schema.EVENTS, rows))
+
+    def _tag(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Fill ``cluster`` with this cluster's context: where the rows were read."""
+        df["cluster"] = pd.Series([self.context] * len(df), index=df.index, dtype=object)
+        return df
 
     def rollouts(self, namespace: str | None, name: str | None = None) -> pd.DataFrame:
         """Deployments' ReplicaSets: when each rollout happened (schema :data:`schema.ROLLOUTS`).
@@ -553,7 +607,7 @@ class Cluster:
         if any(r["revision_history"] for r in rows):
             self._time_reused(rows, namespace)
         rows.sort(key=lambda r: r["rolled_out_at"] or r["created_at"])
-        return schema.frame(schema.ROLLOUTS, rows)
+        return self._tag(schema.frame(schema.ROLLOUTS, rows))
 
     def _time_reused(self, rows: list[dict[str, Any]], namespace: str | None) -> None:
         """A reused ReplicaSet (a revert to an earlier template) became current when the Deployment scaled it
@@ -625,7 +679,7 @@ class Cluster:
                         }
                     )
         rows.sort(key=lambda r: (r["time"] is None, r["time"] or pd.Timestamp(0, tz="UTC")))
-        out = schema.frame(schema.FIELD_EDITS, rows)
+        out = self._tag(schema.frame(schema.FIELD_EDITS, rows))
         out.attrs["skipped"] = skipped
         return out
 

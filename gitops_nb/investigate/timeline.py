@@ -360,6 +360,7 @@ def what_changed(
         cluster_rows(cluster, q.lo, q.hi, q.wanted or None, kinds=kinds, frames=frames) if cluster is not None else None
     )
     skipped = list(extra.attrs.get("skipped", [])) if extra is not None else []
+    failures = list(extra.attrs.get("failures", [])) if extra is not None else []
     deployed = _deploys(q.repo, extra, q.lo) if extra is not None else None
     failed = _failed(q.repo, extra, deployed, q.lo) if extra is not None and deployed is not None else None
     rows = _commit_rows(q, landed, index, argo_index, details, deployed, weights, failed)
@@ -367,6 +368,7 @@ def what_changed(
         extra = _score_evidence(extra, q.at, weights)
     out = _merge_and_rank(q, rows, extra)
     out.attrs["skipped"] = skipped
+    out.attrs["failures"] = failures  # clusters that could not be read (a Fleet's): the rows are partial
     return _add_rendered(q.repo, out, rendered) if rendered else out
 
 
