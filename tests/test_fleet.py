@@ -219,3 +219,100 @@ def test_a_destination_by_name_resolves_from_argo_cds_secrets_only_when_asked_an
         assert planted not in shown, "the spoke's bearer token leaked"
     finally:
         _cleanup(spokes, app)
+
+
+# -- a fleet: many clusters at once ----------------------------------------------------------------
+
+
+@pytest.mark.sandbox
+def test_a_revert_of_a_commit_that_reached_two_spokes_converges_on_both(spokes, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from kubernetes import client
+
+    from gitops_nb import Cluster, Fleet, refresh, revert, wait_converged, what_changed
+    from gitops_nb.sandbox.demo import bump_tag
+
+    origin, w = _origin(tmp_path, "shop")
+    hub_api = spokes.api_client()
+    apps = []
+    try:
+        for i in (1, 2):
+            name, ns = unique(f"rv{i}-shop"), unique(f"rv{i}-ns")
+            m = application_manifest(
+                name, f"file://{origin}", "apps/shop/overlays/production", ns, dest_server=spokes.spoke_server(i)
+            )
+            apply_application(hub_api, m)
+            apps.append((i, name, ns))
+        hub = Cluster("gitops-nb-sandbox", kubeconfig=str(spokes.kubeconfig))
+        bad = bump_tag(w, "shop", "production", "1.1.0-bad")
+        w.git("push", "-q", "origin", "HEAD:main")
+        for _, name, _ in apps:
+            refresh(hub, name)
+        for _, name, _ in apps:
+            wait_converged(hub, name, bad, timeout="3m")
+
+        def images() -> dict[int, str]:
+            return {
+                i: client.AppsV1Api(spokes.spoke_api_client(i))
+                .read_namespaced_deployment("shop", ns)
+                .spec.template.spec.containers[0]
+                .image
+                for i, _, ns in apps
+            }
+
+        assert set(images().values()) == {"ghcr.io/acme/shop:1.1.0-bad"}  # the bad change reached both spokes
+        rec = revert(w.path, bad, incident="INC-14", dry_run=False)
+        new, pushed = rec["after"].iloc[0], rec["when"].iloc[0]
+        for _, name, _ in apps:
+            refresh(hub, name)
+        for _, name, _ in apps:
+            tr = wait_converged(hub, name, new, timeout="3m", pushed_at=pushed)
+            assert tr["event"].iloc[-1] == "converged"
+        assert set(images().values()) == {"ghcr.io/acme/shop:1.0.0"}  # reverted on both
+        fleet = Fleet(
+            ["gitops-nb-sandbox", "gitops-nb-spoke-1", "gitops-nb-spoke-2"], kubeconfig=str(spokes.kubeconfig)
+        )
+        tl = what_changed(w.path, at="now", window="15m", apps=[n for _, n, _ in apps], cluster=fleet)
+        rolls = tl[tl["kind"] == "rollout"]
+        assert set(rolls["cluster"]) == {"gitops-nb-spoke-1", "gitops-nb-spoke-2"}, rolls[["cluster", "summary"]]
+        deploys = tl[(tl["kind"] == "deploy") & (tl["sha"] == new)]
+        assert set(deploys["cluster"]) == {"gitops-nb-spoke-1", "gitops-nb-spoke-2"}
+        assert tl.attrs["failures"] == []
+    finally:
+        for i, name, ns in apps:
+            remove_app(hub_api, name)
+            _drop_ns(spokes.spoke_api_client(i), ns)
+
+
+@pytest.mark.sandbox
+def test_a_spoke_stopped_mid_investigation_gives_a_partial_answer_that_names_it(spokes, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from gitops_nb import Fleet, Snapshot, snapshot, what_changed
+
+    app = _spoke_app(spokes, tmp_path, 1, by="server")
+    fleet = Fleet(
+        ["gitops-nb-sandbox", "gitops-nb-spoke-1", "gitops-nb-spoke-2"], kubeconfig=str(spokes.kubeconfig), timeout=20
+    )
+    try:
+        before = fleet.events(None)
+        assert {"gitops-nb-sandbox", "gitops-nb-spoke-1", "gitops-nb-spoke-2"} <= set(before["cluster"])
+        assert before.attrs["failures"] == []
+        _manual_edit(spokes, app, 3)
+        assert spokes.stop("spoke-2:kube-apiserver")  # spoke 2 goes away between two reads
+        ev = fleet.events(None)
+        assert "gitops-nb-spoke-2" not in set(ev["cluster"])
+        assert {"gitops-nb-sandbox", "gitops-nb-spoke-1"} <= set(ev["cluster"])
+        (fail,) = ev.attrs["failures"]
+        assert fail["cluster"] == "gitops-nb-spoke-2" and fail["error"] == "ClusterUnreachableError"
+        assert "did not answer" in fail["reason"]
+        tl = what_changed(app["work"].path, at="now", window="15m", apps=[app["name"]], cluster=fleet)
+        edits = tl[tl["kind"] == "field-edit"]
+        assert set(edits["cluster"]) == {"gitops-nb-spoke-1"} and len(edits) >= 1  # the others' rows are there
+        assert "gitops-nb-spoke-2" in {f["cluster"] for f in tl.attrs["failures"]}
+        failures = fleet.failures
+        assert set(failures["cluster"]) == {"gitops-nb-spoke-2"}
+        assert {"events", "rollouts", "field_edits"} <= set(failures["query"])
+        snap = Snapshot(snapshot(fleet, tmp_path / "snap", formats=("json",)))  # a fleet's evidence, saved
+        kept = snap.events()
+        assert "gitops-nb-spoke-1" in set(kept["cluster"]) and "gitops-nb-spoke-2" not in set(kept["cluster"])
+    finally:
+        spokes.restart("spoke-2:kube-apiserver", timeout=120)
+        _cleanup(spokes, app)

@@ -148,6 +148,27 @@ class Destinations:
                 self._clusters[ctx] = self._open(ctx, how, server, name)
             return self._clusters[ctx]
 
+    def by_context(self, context: str) -> Cluster:
+        """The cluster a ``cluster`` column names: the hub, one already opened, a kubeconfig context, or
+        (opted in) ``argocd:<name>`` from Argo CD's cluster Secrets."""
+        if context == self.hub.context:
+            return self.hub
+        with self._lock:
+            if context in self._clusters:
+                return self._clusters[context]
+        if context.startswith("argocd:") and self.argocd_secrets:
+            return self.cluster_of(None, context.removeprefix("argocd:"))
+        if any(c == context for c, _ in self._kube_contexts()):
+            with self._lock:
+                return self._clusters.setdefault(context, self._open(context, "kubeconfig", None, None))
+        raise UnknownDestinationError(
+            f"no way to read cluster {context!r} from hub {self.hub.context!r}: it is no kubeconfig context"
+            + ("" if self.argocd_secrets else " (and Argo CD's cluster Secrets were not read: argocd_secrets=True)"),
+            context=self.hub.context,
+            resource=f"destination {context}",
+            verb="resolve",
+        )
+
     def _resolve(self, server: str | None, name: str | None) -> tuple[str, str]:
         """(context, how): how is hub, mapping, kubeconfig or argocd-secret."""
         s = _norm(server)

@@ -303,9 +303,11 @@ class Fleet:
     def get_object(
         self, group: str, version: str, kind: str, namespace: str | None, name: str, *, cluster: str | None = None
     ) -> dict[str, Any] | None:
-        """One object, from member ``cluster`` (drift reads each resource where its app deploys)."""
+        """One object, read on member ``cluster`` (drift reads each resource where its app deploys)."""
         if cluster is None or cluster not in self._members:
-            return None
+            raise InputError(
+                f"get_object on a fleet needs the member to read from: cluster= one of {', '.join(self._members)}"
+            )
         return self._members[cluster].get_object(group, version, kind, namespace, name)
 
 

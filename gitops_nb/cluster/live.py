@@ -290,14 +290,17 @@ class Cluster:
         return dict(json.loads(resp.data))
 
     def get_object(
-        self, group: str, version: str, kind: str, namespace: str | None, name: str
+        self, group: str, version: str, kind: str, namespace: str | None, name: str, *, cluster: str | None = None
     ) -> dict[str, Any] | None:
         """Any object as plain JSON, read through the API's generic paths; ``None`` if there is none (404).
 
         ``kind`` is a kind (``Deployment``) or a plural (``deployments``); ``group`` is ``""`` for the
         core group. The kind's plural and scope come from the group version's discovery document
-        (read once per group version).
+        (read once per group version). ``cluster`` (an app's ``cluster`` column) reads it on that
+        destination instead of here.
         """
+        if cluster is not None and cluster != self.context:
+            return self.destinations.by_context(cluster).get_object(group, version, kind, namespace, name)
         gv = f"{group}/{version}" if group else version
         base = f"/apis/{gv}" if group else f"/api/{version}"
         plural, namespaced = self._resource_of(base, gv, kind)
@@ -437,7 +440,7 @@ class Cluster:
         """One row per Application (schema :data:`schema.APPLICATIONS`); ``raw`` reuses a list already read."""
         items = self.raw_applications() if raw is None else raw
         out = schema.frame(schema.APPLICATIONS, [_app_row(a) for a in items])
-        out["cluster"] = [self._dest_context(a) for a in items]
+        out["cluster"] = pd.Series([self._dest_context(a) for a in items], index=out.index, dtype=object)
         return out
 
     def history(self, raw: list[dict[str, Any]] | None = None) -> pd.DataFrame:
