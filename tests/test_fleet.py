@@ -316,3 +316,64 @@ def test_a_spoke_stopped_mid_investigation_gives_a_partial_answer_that_names_it(
     finally:
         spokes.restart("spoke-2:kube-apiserver", timeout=120)
         _cleanup(spokes, app)
+
+
+@pytest.mark.sandbox
+def test_the_notebooks_and_the_console_take_a_fleet(spokes, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import sys
+
+    from gitops_nb import IncidentConsole, load_results
+
+    app = _spoke_app(spokes, tmp_path, 1, by="server")
+    try:
+        _manual_edit(spokes, app, 3)
+        papermill = str(Path(sys.executable).with_name("papermill"))
+        common = ["-p", "kube_context", "gitops-nb-sandbox", "-p", "contexts", "gitops-nb-spoke-1,gitops-nb-spoke-2"]
+        common += ["-p", "kubeconfig", str(spokes.kubeconfig)]
+        root = Path(__file__).resolve().parent.parent
+        res = subprocess.run(
+            [
+                *(papermill, "notebooks/what_changed.ipynb", str(tmp_path / "wc.ipynb"), "-k", "python3"),
+                *("-p", "repo_path", str(app["work"].path), "-p", "window", "15m", "-p", "apps", app["name"]),
+                *common,
+                *("-p", "output_dir", str(tmp_path / "wc")),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=root,
+        )
+        assert res.returncode == 0, res.stderr[-3000:]
+        frames, summary = load_results(tmp_path / "wc")
+        tl = frames["timeline"]
+        edits = tl[tl["kind"] == "field-edit"]
+        assert set(edits["cluster"]) == {"gitops-nb-spoke-1"}
+        assert "Fleet(['gitops-nb-sandbox', 'gitops-nb-spoke-1', 'gitops-nb-spoke-2']" in json.dumps(summary["cluster"])
+        res = subprocess.run(
+            [
+                *(papermill, "notebooks/drift.ipynb", str(tmp_path / "drift.ipynb"), "-k", "python3"),
+                *common,
+                *("-p", "output_dir", str(tmp_path / "drift")),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=root,
+        )
+        assert res.returncode == 0, res.stderr[-3000:]
+        frames, _ = load_results(tmp_path / "drift")
+        mine = frames["manual_edits"][frames["manual_edits"]["namespace"] == app["ns"]]
+        assert set(mine["cluster"]) == {"gitops-nb-spoke-1"} and len(mine) >= 1
+
+        con = IncidentConsole(
+            repo_path=str(app["work"].path),
+            kube_context="gitops-nb-sandbox",
+            kubeconfig=str(spokes.kubeconfig),
+            contexts="gitops-nb-spoke-1, gitops-nb-spoke-2",
+            window="15m",
+        )
+        con.investigate()
+        assert con.timeline is not None, con.status.value
+        assert "gitops-nb-spoke-1" in set(con.timeline[con.timeline["kind"] == "field-edit"]["cluster"])
+        assert "contexts" in con.replay.value and "gitops-nb-spoke-2" in con.replay.value
+    finally:
+        _cleanup(spokes, app)

@@ -39,7 +39,8 @@ class Fleet:
     """Hubs and spokes read concurrently into one frame per query.
 
     Args:
-        contexts: kubeconfig contexts (or :class:`Cluster` objects) to read: hubs, spokes, or both.
+        contexts: kubeconfig contexts (or :class:`Cluster` objects) to read: hubs, spokes, or both; or
+            one comma-separated string of contexts.
         kubeconfig: the kubeconfig they are in (default ``$KUBECONFIG`` / ``~/.kube/config``).
         argocd_namespace: where the hubs keep their Applications.
         destinations: destination server URL or name -> context, for destinations no context's server
@@ -69,8 +70,8 @@ class Fleet:
         timeout: float = 30.0,
         workers: int = 8,
     ) -> None:
-        if isinstance(contexts, str):
-            contexts = [contexts]
+        if isinstance(contexts, str):  # "hub,eu-1,us-1": a notebook parameter
+            contexts = list(dict.fromkeys(c.strip() for c in contexts.split(",") if c.strip()))
         if timeout <= 0 or workers < 1:
             raise InputError(f"Fleet(timeout={timeout}, workers={workers}): give a positive timeout and 1+ workers")
         self.kubeconfig = kubeconfig

@@ -505,14 +505,23 @@ def investigate(
     argocd_namespace: str = "argocd",
     snapshot_dir: str | Path | None = None,
     rev: str = "HEAD",
+    contexts: Sequence[str] | str | None = None,
 ) -> Investigation:
     """Run :func:`what_changed` and gather the commits, semantic changes and apps it rests on.
 
-    The cluster side comes from ``cluster`` (a :class:`Cluster` or :class:`Snapshot`), or
-    is opened from ``kube_context`` (and ``kubeconfig``), or read from ``snapshot_dir``;
-    with none of them the investigation is git-only.
+    The cluster side comes from ``cluster`` (a :class:`Cluster`, :class:`Fleet` or :class:`Snapshot`),
+    or is opened from ``contexts`` (several contexts, comma-separated or a list: a :class:`Fleet` of
+    them and ``kube_context``), or from ``kube_context`` (and ``kubeconfig``), or read from
+    ``snapshot_dir``; with none of them the investigation is git-only. A fleet's clusters that could
+    not be read are in ``timeline.attrs["failures"]``.
     """
-    if cluster is None and kube_context:
+    many = [c.strip() for c in contexts.split(",")] if isinstance(contexts, str) else list(contexts or [])
+    many = [c for c in dict.fromkeys([kube_context or "", *many]) if c]
+    if cluster is None and contexts and many:
+        from ..cluster.fleet import Fleet
+
+        cluster = Fleet(many, kubeconfig=kubeconfig, argocd_namespace=argocd_namespace)
+    elif cluster is None and kube_context:
         from ..cluster.live import Cluster
 
         cluster = Cluster(kube_context, kubeconfig=kubeconfig, argocd_namespace=argocd_namespace)
