@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -310,6 +311,17 @@ def test_a_spoke_stopped_mid_investigation_gives_a_partial_answer_that_names_it(
         failures = fleet.failures
         assert set(failures["cluster"]) == {"gitops-nb-spoke-2"}
         assert {"events", "rollouts", "field_edits"} <= set(failures["query"])
+        cli = subprocess.run(
+            [
+                *(sys.executable, "-m", "gitops_nb", "what-changed", str(app["work"].path), "--window", "15m"),
+                *("--apps", app["name"], "--context", "gitops-nb-sandbox", "--kubeconfig", str(spokes.kubeconfig)),
+                *("--contexts", "gitops-nb-spoke-1,gitops-nb-spoke-2"),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert cli.returncode == 0, cli.stderr[-2000:]
+        assert "NOT READ: gitops-nb-spoke-2" in cli.stderr and "gitops-nb-spoke-1" in cli.stdout
         snap = Snapshot(snapshot(fleet, tmp_path / "snap", formats=("json",)))  # a fleet's evidence, saved
         kept = snap.events()
         assert "gitops-nb-spoke-1" in set(kept["cluster"]) and "gitops-nb-spoke-2" not in set(kept["cluster"])
@@ -321,7 +333,6 @@ def test_a_spoke_stopped_mid_investigation_gives_a_partial_answer_that_names_it(
 @pytest.mark.sandbox
 def test_the_notebooks_and_the_console_take_a_fleet(spokes, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     import json
-    import sys
 
     from gitops_nb import IncidentConsole, load_results
 
@@ -375,5 +386,16 @@ def test_the_notebooks_and_the_console_take_a_fleet(spokes, tmp_path: Path) -> N
         assert con.timeline is not None, con.status.value
         assert "gitops-nb-spoke-1" in set(con.timeline[con.timeline["kind"] == "field-edit"]["cluster"])
         assert "contexts" in con.replay.value and "gitops-nb-spoke-2" in con.replay.value
+        # planted: every spoke's tokens (the kubeconfig's and Argo CD's) stay out of notebooks and results
+        planted = [
+            (spokes.spoke_state(i) / "secrets" / f).read_text().strip()
+            for i in (1, 2)
+            for f in ("token", "argocd-token")
+        ]
+        written = [p for p in tmp_path.rglob("*") if p.is_file() and ".git" not in p.parts]
+        assert any(p.suffix == ".ipynb" for p in written) and any(p.suffix == ".parquet" for p in written)
+        for p in written:
+            data = p.read_bytes()
+            assert not [t for t in planted if t.encode() in data], f"a spoke token leaked into {p}"
     finally:
         _cleanup(spokes, app)

@@ -153,8 +153,8 @@ def _cmd_what_changed(args: argparse.Namespace) -> int:
 
     from ..investigate.timeline import investigate
 
-    if args.context and args.snapshot:
-        raise InputError("give --context (a live cluster) or --snapshot (saved evidence), not both")
+    if (args.context or args.contexts) and args.snapshot:
+        raise InputError("give --context/--contexts (live clusters) or --snapshot (saved evidence), not both")
     inv = investigate(
         args.repo,
         args.at,
@@ -164,11 +164,12 @@ def _cmd_what_changed(args: argparse.Namespace) -> int:
         kubeconfig=args.kubeconfig or None,
         argocd_namespace=args.argocd_namespace,
         snapshot_dir=args.snapshot or None,
+        contexts=args.contexts or None,
     )
     with pd.option_context("display.width", 200, "display.max_colwidth", 70, "display.max_columns", 20):
         print(f"T = {inv.at.isoformat()}  window = {inv.window}  repo = {inv.repo.path}")
         print(
-            inv.timeline[["time", "app", "sha", "author", "summary", "rank"]]
+            inv.timeline[["time", "cluster", "app", "sha", "author", "summary", "rank"]]
             .assign(sha=inv.timeline["sha"].str[:10])
             .to_string(index=False)
         )
@@ -178,6 +179,8 @@ def _cmd_what_changed(args: argparse.Namespace) -> int:
             print(f"\n{explain_empty(inv.repo, inv.at, inv.window)}")
         print("\nlikely culprits:")
         print(inv.culprits[["rank", "time", "summary", "score", "why"]].to_string(index=False))
+    for f in inv.timeline.attrs.get("failures") or []:
+        print(f"gitops-nb: NOT READ: {f['cluster']} ({f['query']}): {f['reason']}", file=sys.stderr)
     if args.out:
         print(f"\nsaved to {inv.save(args.out)}")
     return 0
@@ -323,6 +326,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     w.add_argument("--argocd-namespace", default="argocd", help="namespace of Argo CD's Applications (default: argocd)")
     w.add_argument("--snapshot", default="", help="add the cluster side from a saved snapshot directory instead")
+    w.add_argument(
+        "--contexts",
+        default="",
+        help="more kube contexts read with --context as one fleet (hubs, spokes), comma-separated; a cluster "
+        "that cannot be read is named, and the others' rows are shown",
+    )
     w.set_defaults(func=_cmd_what_changed)
 
     g = sub.add_parser("repo", help="maintain a local deploy-config clone (optimize: faster per-app history)")
