@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 __all__ = ["GITOPS_MANAGERS", "Cluster", "did_you_mean", "flatten_fields"]
 
 PAGE = 500
+#: the Accept header for a list of objects' metadata only (what ``kubectl get -o name`` asks for)
+_METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 #: field managers that are Argo CD itself (or Kubernetes controllers acting for it)
 GITOPS_MANAGERS = frozenset({"argocd-controller", "argocd-application-controller", "argocd"})
 _CONTROLLER_MANAGERS = frozenset({"kube-controller-manager", "kube-scheduler", "kubelet", "kwok"})
@@ -686,11 +688,18 @@ class Cluster:
         out.attrs["skipped"] = skipped
         return out
 
-    def _list(self, api: Any, kind: str, resource: str, namespace: str | None) -> Iterator[dict[str, Any]]:
-        """List ``kind`` (a client method stem, e.g. ``deployment``) in one namespace, or all (``None``)."""
+    def _list(
+        self, api: Any, kind: str, resource: str, namespace: str | None, *, metadata_only: bool = False
+    ) -> Iterator[dict[str, Any]]:
+        """List ``kind`` (a client method stem, e.g. ``deployment``) in one namespace, or all (``None``).
+
+        ``metadata_only`` asks the API server for the objects' metadata alone (``PartialObjectMetadataList``):
+        what field edits read, at a fraction of the bytes to send and parse.
+        """
+        kw: dict[str, Any] = {"_headers": {"Accept": _METADATA_ONLY}} if metadata_only else {}
         if namespace:
-            return self._pages("list", resource, getattr(api, f"list_namespaced_{kind}"), namespace=namespace)
-        return self._pages("list", resource, getattr(api, f"list_{kind}_for_all_namespaces"))
+            return self._pages("list", resource, getattr(api, f"list_namespaced_{kind}"), namespace=namespace, **kw)
+        return self._pages("list", resource, getattr(api, f"list_{kind}_for_all_namespaces"), **kw)
 
     def _listers(self, namespace: str | None) -> dict[str, Callable[[], Iterator[Any]]]:
         apps, core = self._client.AppsV1Api(self.api), self._client.CoreV1Api(self.api)
@@ -705,7 +714,9 @@ class Cluster:
             "Ingress": (net, "ingress", "ingresses.networking.k8s.io"),
             "HorizontalPodAutoscaler": (auto, "horizontal_pod_autoscaler", "horizontalpodautoscalers.autoscaling"),
         }
-        return {k: functools.partial(self._list, a, m, r, namespace) for k, (a, m, r) in table.items()}
+        return {
+            k: functools.partial(self._list, a, m, r, namespace, metadata_only=True) for k, (a, m, r) in table.items()
+        }
 
 
 def did_you_mean(name: str, known: Sequence[str], *, shown: int = 20) -> str:
