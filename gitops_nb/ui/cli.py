@@ -240,6 +240,13 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_rbac(args: argparse.Namespace) -> int:
+    from ..cluster.rbac import rbac_yaml
+
+    print(rbac_yaml(args.namespace), end="")
+    return 0
+
+
 def _cmd_notebooks(args: argparse.Namespace) -> int:
     from ..incident.notebooks import copy_notebooks, notebooks_dir
 
@@ -366,6 +373,16 @@ def _parser() -> argparse.ArgumentParser:
         "registered in the hub's Argo CD as clusters spoke-1.. and in the kubeconfig as contexts gitops-nb-spoke-1..",
     )
     s.set_defaults(func=_cmd_sandbox)
+
+    b = sub.add_parser(
+        "rbac",
+        help="print the least-privilege roles: an investigator ClusterRole (read-only, no Secrets) and a "
+        "responder Role (patch Applications in Argo CD's namespace), with which runbook needs which",
+    )
+    b.add_argument(
+        "--namespace", default="argocd", help="Argo CD's namespace, for the responder Role (default: argocd)"
+    )
+    b.set_defaults(func=_cmd_rbac)
 
     n = sub.add_parser("notebooks", help="the notebooks this package ships: list them, or copy them out to open")
     n.add_argument("action", choices=["list", "copy"], help="list: their names; copy: write them into DEST")
