@@ -399,3 +399,32 @@ def test_the_notebooks_and_the_console_take_a_fleet(spokes, tmp_path: Path) -> N
             assert not [t for t in planted if t.encode() in data], f"a spoke token leaked into {p}"
     finally:
         _cleanup(spokes, app)
+
+
+@pytest.mark.sandbox
+def test_a_spoke_that_hangs_is_given_up_after_the_fleets_timeout(spokes) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import signal
+    import time
+
+    from gitops_nb import Fleet
+
+    fleet = Fleet(
+        ["gitops-nb-sandbox", "gitops-nb-spoke-1", "gitops-nb-spoke-2"], kubeconfig=str(spokes.kubeconfig), timeout=3
+    )
+    fleet.rollouts(None)  # connections open to all three
+    st = spokes.status().set_index("component")
+    pid = int(st.loc["spoke-2:kube-apiserver", "pid"])
+    os.kill(pid, signal.SIGSTOP)  # it accepts connections and never answers
+    try:
+        t = time.monotonic()
+        r = fleet.rollouts(None)
+        took = time.monotonic() - t
+        assert took < 10, took
+        assert {"gitops-nb-sandbox", "gitops-nb-spoke-1"} <= set(r["cluster"]) and "gitops-nb-spoke-2" not in set(
+            r["cluster"]
+        )
+        (fail,) = r.attrs["failures"]
+        assert fail["cluster"] == "gitops-nb-spoke-2" and fail["error"] == "timeout" and "3s" in fail["reason"]
+    finally:
+        os.kill(pid, signal.SIGCONT)

@@ -146,12 +146,13 @@ class Fleet:
 
     def fan_out(
         self, query: str, fn: Callable[[Cluster], pd.DataFrame | None], targets: Sequence[Cluster] | None = None
-    ) -> tuple[list[pd.DataFrame], list[dict[str, Any]]]:
-        """Run ``fn`` on each member (or ``targets``) at once: their frames (``None`` = nothing to add),
-        and a failure row for each that raised or did not answer within :attr:`timeout`."""
+    ) -> tuple[dict[str, pd.DataFrame], list[dict[str, Any]]]:
+        """Run ``fn`` on each member (or ``targets``) at once: their frames by context, in member order
+        (``None`` = nothing to add), and a failure row for each that raised or did not answer within
+        :attr:`timeout`."""
         clusters = list(self._members.values()) if targets is None else list(targets)
         if not clusters:
-            return [], []
+            return {}, []
         started: dict[str, float] = {}
 
         def run(c: Cluster) -> pd.DataFrame | None:
@@ -190,20 +191,15 @@ class Fleet:
                         )
         finally:
             pool.shutdown(wait=False, cancel_futures=True)  # a hung cluster's thread is left to finish alone
-        return [frames[c.context] for c in clusters if c.context in frames], fails
+        return {c.context: frames[c.context] for c in clusters if c.context in frames}, fails
 
     def _gather(
         self, query: str, sch: schema.Schema, fn: Callable[[Cluster], pd.DataFrame | None], **kw: Any
     ) -> pd.DataFrame:
         frames, fails = self.fan_out(query, fn, **kw)
-        out = pd.concat(frames, ignore_index=True) if frames else schema.frame(sch)
+        out = pd.concat(list(frames.values()), ignore_index=True) if frames else schema.frame(sch)
         out.attrs["failures"] = fails
-        skipped = [
-            f"{c}: {s}"
-            for f in frames
-            for c in f["cluster"].dropna().unique()[:1]
-            for s in f.attrs.get("skipped") or []
-        ]
+        skipped = [f"{ctx}: {s}" for ctx, f in frames.items() for s in f.attrs.get("skipped") or []]
         out.attrs["skipped"] = list(dict.fromkeys(skipped))
         return out
 
