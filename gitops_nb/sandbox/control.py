@@ -217,6 +217,19 @@ class SpokePorts:
         }[component]
 
 
+@dataclass(frozen=True)
+class _Plane:
+    """One control plane's own parts: the hub's or a spoke's (see :meth:`Sandbox._plane_command`)."""
+
+    name: str  # the etcd member's name
+    ports: Ports | SpokePorts
+    state: Path  # holds secrets/token.csv
+    etcd: Path  # etcd's data dir
+    pki: Path  # the service-account key pair (sa.key, sa.pub); the cert dir
+    kubeconfig: str  # what its controllers and kwok connect with
+    issuer: str  # the service-account issuer's host
+
+
 def spoke_component(i: int, component: str) -> str:
     """The name of spoke ``i``'s ``component`` (``spoke-2:kwok``): its pid file, log and :meth:`Sandbox.restart` name."""
     return f"spoke-{i}:{component}"
@@ -674,21 +687,30 @@ class Sandbox:
         os.chmod(d / "kubeconfig", 0o600)
 
     def _spoke_command(self, i: int, c: str) -> tuple[list[str], dict[str, str]]:
-        b, d, p, kc = self.bin, self.spoke_state(i), self.ports.spoke(i), str(self.spoke_state(i) / "kubeconfig")
-        pki, spki = self.state / "pki", self.spoke_state(i) / "pki"
+        d = self.spoke_state(i)
         env = {
-            "PATH": f"{b}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+            "PATH": f"{self.bin}:{os.environ.get('PATH', '/usr/bin:/bin')}",
             "HOME": str(self.state / "home"),
             "LANG": "C.UTF-8",
         }
         name = self.spoke_name(i)
+        plane = _Plane(
+            name, self.ports.spoke(i), d, d / "etcd", d / "pki", str(d / "kubeconfig"), f"{name}.sandbox.local"
+        )
+        return self._plane_command(c, plane), env
+
+    def _plane_command(self, c: str, plane: _Plane) -> list[str]:
+        """The command of a control plane's component (the hub's, or a spoke's): etcd, kube-apiserver,
+        kube-controller-manager, kube-scheduler or kwok. Every plane serves with the hub's CA and
+        certificate (127.0.0.1) and has its own etcd, tokens and service-account key pair."""
+        b, p, pki, kc = self.bin, plane.ports, self.state / "pki", plane.kubeconfig
         if c == "etcd":
             return [
                 str(b / "etcd"),
                 "--name",
-                name,
+                plane.name,
                 "--data-dir",
-                str(d / "etcd"),
+                str(plane.etcd),
                 "--listen-client-urls",
                 f"http://127.0.0.1:{p.etcd}",
                 "--advertise-client-urls",
@@ -698,34 +720,38 @@ class Sandbox:
                 "--initial-advertise-peer-urls",
                 f"http://127.0.0.1:{p.etcd_peer}",
                 "--initial-cluster",
-                f"{name}=http://127.0.0.1:{p.etcd_peer}",
+                f"{plane.name}=http://127.0.0.1:{p.etcd_peer}",
                 "--unsafe-no-fsync",
+                "--quota-backend-bytes",
+                str(2 * 1024**3),
                 "--log-level",
                 "warn",
-            ], env
-        if c == "kube-apiserver":  # the hub's CA and serving certificate (127.0.0.1), the spoke's own tokens
+            ]
+        if c == "kube-apiserver":
             return [
                 str(b / "kube-apiserver"),
                 f"--etcd-servers=http://127.0.0.1:{p.etcd}",
                 "--bind-address=127.0.0.1",
                 f"--secure-port={p.apiserver}",
                 "--advertise-address=127.0.0.1",
-                f"--cert-dir={spki}",
+                f"--cert-dir={plane.pki}",
                 f"--tls-cert-file={pki / 'apiserver.crt'}",
                 f"--tls-private-key-file={pki / 'apiserver.key'}",
                 f"--client-ca-file={pki / 'ca.crt'}",
                 "--service-cluster-ip-range=10.96.0.0/16",
-                f"--service-account-issuer=https://{name}.sandbox.local",
-                f"--service-account-key-file={spki / 'sa.pub'}",
-                f"--service-account-signing-key-file={spki / 'sa.key'}",
+                f"--service-account-issuer=https://{plane.issuer}",
+                f"--service-account-key-file={plane.pki / 'sa.pub'}",
+                f"--service-account-signing-key-file={plane.pki / 'sa.key'}",
                 "--authorization-mode=RBAC",
-                f"--token-auth-file={d / 'secrets' / 'token.csv'}",
+                f"--token-auth-file={plane.state / 'secrets' / 'token.csv'}",
+                "--allow-privileged=true",
                 "--enable-priority-and-fairness=false",
                 "--profiling=false",
                 "--event-ttl=24h",
                 "-v=1",
-            ], env
+            ]
         if c in ("kube-controller-manager", "kube-scheduler"):
+            port = p.controller_manager if c == "kube-controller-manager" else p.scheduler
             cmd = [
                 str(b / c),
                 f"--kubeconfig={kc}",
@@ -733,17 +759,18 @@ class Sandbox:
                 f"--authorization-kubeconfig={kc}",
                 "--leader-elect=false",
                 "--bind-address=127.0.0.1",
-                f"--secure-port={p.of(c)}",
+                f"--secure-port={port}",
                 "-v=1",
             ]
             if c == "kube-controller-manager":
                 cmd += [
-                    f"--service-account-private-key-file={spki / 'sa.key'}",
+                    f"--service-account-private-key-file={plane.pki / 'sa.key'}",
                     f"--root-ca-file={pki / 'ca.crt'}",
                     "--use-service-account-credentials=false",
+                    "--concurrent-deployment-syncs=10",
                     "--controllers=*,-nodeipam,-ttl,-bootstrapsigner,-tokencleaner",
                 ]
-            return cmd, env
+            return cmd
         if c == "kwok":
             return [
                 str(b / "kwok"),
@@ -753,9 +780,12 @@ class Sandbox:
                 f"--server-address=127.0.0.1:{p.kwok}",
                 "--cidr=10.0.0.1/24",
                 "--node-ip=10.0.0.1",
+                # Renew a node Lease (every 10 s) as a kubelet does. Without it kwok only re-posts node status
+                # after the node controller has marked the node NotReady, which happened every ~55 s and marked
+                # every pod on it not Ready for good: Deployments, and their Applications, stuck Progressing.
                 "--node-lease-duration-seconds=40",
-            ], env
-        raise SandboxError(f"unknown spoke component {c!r}: one of {', '.join(SPOKE_COMPONENTS)}")
+            ]
+        raise SandboxError(f"unknown control-plane component {c!r}: one of {', '.join(SPOKE_COMPONENTS)}")
 
     def _register_spoke(self, i: int) -> None:
         """Spoke ``i`` as a cluster Secret in the hub's Argo CD (declarative setup): name, server, and a
@@ -942,87 +972,10 @@ class Sandbox:
                 "--protected-mode",
                 "yes",
             ], env
-        if c == "etcd":
-            return [
-                str(b / "etcd"),
-                "--name",
-                "sandbox",
-                "--data-dir",
-                str(s / "etcd"),
-                "--listen-client-urls",
-                f"http://127.0.0.1:{p.etcd}",
-                "--advertise-client-urls",
-                f"http://127.0.0.1:{p.etcd}",
-                "--listen-peer-urls",
-                f"http://127.0.0.1:{p.etcd_peer}",
-                "--initial-advertise-peer-urls",
-                f"http://127.0.0.1:{p.etcd_peer}",
-                "--initial-cluster",
-                f"sandbox=http://127.0.0.1:{p.etcd_peer}",
-                "--unsafe-no-fsync",
-                "--quota-backend-bytes",
-                str(2 * 1024**3),
-                "--log-level",
-                "warn",
-            ], env
-        if c == "kube-apiserver":
-            return [
-                str(b / "kube-apiserver"),
-                f"--etcd-servers=http://127.0.0.1:{p.etcd}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={p.apiserver}",
-                "--advertise-address=127.0.0.1",
-                f"--cert-dir={pki}",
-                f"--tls-cert-file={pki / 'apiserver.crt'}",
-                f"--tls-private-key-file={pki / 'apiserver.key'}",
-                f"--client-ca-file={pki / 'ca.crt'}",
-                "--service-cluster-ip-range=10.96.0.0/16",
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                f"--service-account-key-file={pki / 'sa.pub'}",
-                f"--service-account-signing-key-file={pki / 'sa.key'}",
-                "--authorization-mode=RBAC",
-                f"--token-auth-file={s / 'secrets' / 'token.csv'}",
-                "--allow-privileged=true",
-                "--enable-priority-and-fairness=false",
-                "--profiling=false",
-                "--event-ttl=24h",
-                "-v=1",
-            ], env
-        if c in ("kube-controller-manager", "kube-scheduler"):
-            port = p.controller_manager if c == "kube-controller-manager" else p.scheduler
-            cmd = [
-                str(b / c),
-                f"--kubeconfig={kc}",
-                f"--authentication-kubeconfig={kc}",
-                f"--authorization-kubeconfig={kc}",
-                "--leader-elect=false",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={port}",
-                "-v=1",
-            ]
-            if c == "kube-controller-manager":
-                cmd += [
-                    f"--service-account-private-key-file={pki / 'sa.key'}",
-                    f"--root-ca-file={pki / 'ca.crt'}",
-                    "--use-service-account-credentials=false",
-                    "--concurrent-deployment-syncs=10",
-                    "--controllers=*,-nodeipam,-ttl,-bootstrapsigner,-tokencleaner",
-                ]
-            return cmd, env
-        if c == "kwok":
-            return [
-                str(b / "kwok"),
-                f"--kubeconfig={kc}",
-                "--manage-all-nodes=false",
-                f"--manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION}=fake",
-                f"--server-address=127.0.0.1:{p.kwok}",
-                "--cidr=10.0.0.1/24",
-                "--node-ip=10.0.0.1",
-                # Renew a node Lease (every 10 s) as a kubelet does. Without it kwok only re-posts node status
-                # after the node controller has marked the node NotReady, which happened every ~55 s and marked
-                # every pod on it not Ready for good: Deployments, and their Applications, stuck Progressing.
-                "--node-lease-duration-seconds=40",
-            ], env
+        if c in SPOKE_COMPONENTS:  # the control plane: the same command as a spoke's, with the hub's paths
+            return self._plane_command(
+                c, _Plane("sandbox", p, s, s / "etcd", pki, kc, "kubernetes.default.svc.cluster.local")
+            ), env
         argo_env = {
             **env,
             "KUBECONFIG": kc,
