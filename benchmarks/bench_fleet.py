@@ -17,6 +17,7 @@ frames hold clusters x apps rows, each tagged with its member's name.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import sys
@@ -91,6 +92,7 @@ def main() -> int:
     ap.add_argument("--apps", type=int, default=500)
     ap.add_argument("--clusters", type=int, default=20)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--keep", action="store_true", help="keep the benchmark's namespaces (faster next run)")
     a = ap.parse_args()
     sb = Sandbox(spokes=a.spokes)
     t = time.perf_counter()
@@ -181,6 +183,13 @@ def main() -> int:
         f"read in {t_big:.1f}s with {big.workers} workers; one cluster of {a.apps} alone {t_one:.2f}s "
         f"({t_big / t_one:.1f}x for {a.clusters}x the data, 2 cores: {os.cpu_count()})"
     )
+    if not a.keep:  # the sandbox is shared with the tests: Applications left in another namespace mislead them
+        for c in singles.values():
+            with contextlib.suppress(ApiException):
+                client.CoreV1Api(c.api).delete_namespace(NS)
+        with contextlib.suppress(ApiException):
+            client.CoreV1Api(hub.api).delete_namespace(APPS_NS)
+        print(f"deleted the namespaces {NS} (every cluster) and {APPS_NS} (--keep keeps them for the next run)")
     return 0
 
 
