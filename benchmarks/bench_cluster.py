@@ -94,6 +94,12 @@ def main() -> int:
     ap.add_argument("--apps", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--profile", action="store_true", help="print a profile of what_changed")
+    ap.add_argument(
+        "--running",
+        action="store_true",
+        help="use the sandbox at $GITOPS_NB_SANDBOX_PORT_BASE/$GITOPS_NB_STATE (started if down, left running; "
+        f"the {NS} namespace is deleted after) instead of a fresh one on port base 22000",
+    )
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="gitops-nb-bench-cluster-"))
     repo_path = generate(tmp / "repo", 3000, services=a.apps // 2)
@@ -101,7 +107,7 @@ def main() -> int:
     commits = repo.commits()
     shas = list(commits["sha"][:10][::-1])
     times = [t.isoformat().replace("+00:00", "Z") for t in commits["committed_at"][:10][::-1]]
-    sb = Sandbox(tmp / "state", ports=Ports(base=22000))
+    sb = Sandbox() if a.running else Sandbox(tmp / "state", ports=Ports(base=22000))
     try:
         sb.up(timeout=300)
         from kubernetes import client
@@ -154,7 +160,12 @@ def main() -> int:
             f"({len(tl)} rows, {deploys} deploys joined) = {t_wc / t_raw:.1f}x the raw list"
         )
     finally:
-        sb.down()
+        if a.running:
+            from kubernetes import client
+
+            client.CoreV1Api(sb.api_client()).delete_namespace(NS)
+        else:
+            sb.down()
     return 0
 
 

@@ -21,6 +21,7 @@ from .act import (
     wait_converged,
 )
 from .cluster.evidence import EvidenceSource
+from .cluster.fleet import Fleet
 from .cluster.live import Cluster
 from .cluster.recorder import record
 from .cluster.recording import Recording
@@ -55,6 +56,7 @@ from .errors import (
     TimeParseError,
     UnknownAppError,
     UnknownContextError,
+    UnknownDestinationError,
     UnknownRevisionError,
 )
 from .git.repo import DeployRepo
@@ -92,6 +94,7 @@ __all__ = [
     "DirtyTreeError",
     "EmptyRepoError",
     "EvidenceSource",
+    "Fleet",
     "ForbiddenError",
     "GitOpsNbError",
     "IncidentConsole",
@@ -121,6 +124,7 @@ __all__ = [
     "TimeParseError",
     "UnknownAppError",
     "UnknownContextError",
+    "UnknownDestinationError",
     "UnknownRevisionError",
     "Weights",
     "copy_notebooks",

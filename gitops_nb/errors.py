@@ -15,6 +15,7 @@ Every error raised on purpose by gitops_nb derives from :class:`GitOpsNbError`::
     │   ├── ClusterUnreachableError  the API server does not answer
     │   ├── ForbiddenError        RBAC said no
     │   ├── ArgoCDNotFoundError   Argo CD's CRDs are not installed
+    │   ├── UnknownDestinationError  no way to read an Application's destination cluster
     │   └── UnknownAppError       no Application of that name
     ├── ActionError               a mutating action refused or failed; nothing was changed
     │   ├── DirtyTreeError        uncommitted changes in the work tree
@@ -68,6 +69,7 @@ __all__ = [
     "TimeParseError",
     "UnknownAppError",
     "UnknownContextError",
+    "UnknownDestinationError",
     "UnknownRevisionError",
 ]
 
@@ -160,6 +162,11 @@ class ArgoCDNotFoundError(ClusterError):
 
 class UnknownAppError(ClusterError):
     """No Argo CD Application of that name."""
+
+
+class UnknownDestinationError(ClusterError):
+    """An Application deploys to a cluster no kubeconfig context, mapping or (opted-in) Argo CD cluster
+    Secret says how to read."""
 
 
 class ActionError(GitOpsNbError):

@@ -197,6 +197,7 @@ TIMELINE: Schema = {
     "authored_at": UTC,  # git rows: when the change was written (the earliest merged commit's author time)
     "landed_via": "object",  # git rows: merge or direct (``time`` is when it landed on the branch)
     "merged_commits": "object",  # git rows: list[str] of the commits a merge brought in ([] for direct)
+    "cluster": "object",  # cluster rows: the cluster (context) the row was read from or deployed to; git rows: None
 }
 
 #: The ranked culprits (``culprits``): the candidate rows of a timeline, best first.
@@ -289,6 +290,7 @@ APPLICATIONS: Schema = {
     "pause_reason": "object",
     "pause_expires": UTC,  # the pause's expiry, if one was given
     "pause_expired": "bool",  # the expiry has passed (as of reading): resume_expired resumes these
+    "cluster": "object",  # the context its destination is read from (the hub's own for in-cluster); else Argo CD's name or server for it
 }
 
 #: One row per deploy in ``status.history`` (``Cluster.app_history``), oldest first.
@@ -301,6 +303,7 @@ APP_HISTORY: Schema = {
     "deployed_at": UTC,
     "initiated_by": "object",  # a user name, or "automated"
     "source": "object",  # dict: repo_url, path, target_revision
+    "cluster": "object",  # the app's destination cluster (as APPLICATIONS' ``cluster``)
 }
 
 #: One row per resource an Application manages (``Cluster.app_resources``).
@@ -316,6 +319,7 @@ APP_RESOURCES: Schema = {
     "health_message": "object",  # why it is not Healthy ("exceeded its progress deadline"), else None
     "hook": "bool",
     "requires_pruning": "bool",
+    "cluster": "object",  # the app's destination cluster (as APPLICATIONS' ``cluster``)
 }
 
 #: One row per Kubernetes event (``Cluster.events``), oldest first.
@@ -331,6 +335,7 @@ EVENTS: Schema = {
     "object_name": "object",
     "count": "Int64",
     "source": "object",  # the reporting component (argocd-application-controller, deployment-controller, ...)
+    "cluster": "object",  # the context it was read from
 }
 
 #: One row per ReplicaSet of a Deployment (``Cluster.rollouts``), oldest first.
@@ -346,6 +351,7 @@ ROLLOUTS: Schema = {
     "replicas": "Int64",
     "ready_replicas": "Int64",
     "current": "bool",  # the Deployment's newest ReplicaSet
+    "cluster": "object",  # the context it was read from
 }
 
 #: One row per (object, field manager) from managedFields (``Cluster.field_edits``), oldest first.
@@ -363,6 +369,7 @@ FIELD_EDITS: Schema = {
     # a change a recorder saw (Recording only): list of [path, old, new], values as text (Secrets: [path, None,
     # None]); None for managedFields rows and for live clusters and snapshots
     "changes": "object",
+    "cluster": "object",  # the context it was read from
 }
 
 #: One row per Application's last operation (``Cluster.operations``).
@@ -379,6 +386,7 @@ OPERATIONS: Schema = {
     # a sync's ``autoHealAttemptsCount`` (Argo CD 3.x sets it on a self-heal only), else <NA>; optional
     "self_heal_attempts": "Int64",
     "sync_resources": "object",  # list[str] kind/name the sync was limited to ([] = all); optional
+    "cluster": "object",  # the app's destination cluster (as APPLICATIONS' ``cluster``)
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -137,7 +138,9 @@ def test_up_twice_is_a_no_op(sandbox: Sandbox) -> None:
     assert time.monotonic() - t < 10
     after = sandbox.status()
     assert list(before["pid"]) == list(after["pid"]) and after["ready"].all()
-    assert set(after["component"]) == set(COMPONENTS)
+    # the hub's components, then those of any spoke an earlier `up --spokes N` started (tests/test_fleet.py)
+    assert list(after["component"])[: len(COMPONENTS)] == list(COMPONENTS)
+    assert all(re.fullmatch(r"spoke-\d:[\w-]+", c) for c in list(after["component"])[len(COMPONENTS) :])
 
 
 def test_env_and_status_leak_no_token(sandbox: Sandbox) -> None:

@@ -41,6 +41,7 @@ window = "2h"  # how far before T to look
 
 CLUSTER_PARAMS = """
 kube_context = ""  # kubeconfig context for the cluster side; empty means git only
+contexts = ""  # more contexts read with it as one fleet (hubs, spokes), comma-separated; empty means just kube_context
 kubeconfig = ""  # kubeconfig file; empty means KUBECONFIG or ~/.kube/config
 argocd_namespace = "argocd"  # namespace of Argo CD's Applications
 snapshot_dir = ""  # read the cluster side from a saved snapshot instead of a live cluster
@@ -70,8 +71,10 @@ output_dir = "results"  # where the machine-readable results are written
 inv = g.investigate(repo_path, at, window, [a for a in apps.split(",") if a] or None,
                     kube_context=kube_context or None, kubeconfig=kubeconfig or None,
                     argocd_namespace=argocd_namespace, snapshot_dir=snapshot_dir or None,
-                    recording=recording or None)
-print(f"T = {g.describe_time(inv.at)}; window {inv.window} before T; repo {inv.repo.path}; cluster: {inv.cluster}")"""),
+                    recording=recording or None, contexts=contexts or None)
+print(f"T = {g.describe_time(inv.at)}; window {inv.window} before T; repo {inv.repo.path}; cluster: {inv.cluster}")
+for f in inv.timeline.attrs.get("failures") or []:  # a fleet's cluster that could not be read: rows are partial
+    print(f"NOT READ: {f['cluster']} ({f['query']}): {f['reason']}")"""),
         md("## Likely culprits"),
         code("g.with_local_time(inv.culprits)"),
         md("## Timeline"),
@@ -109,6 +112,7 @@ write(
         ),
         params("""
 kube_context = ""  # kubeconfig context; empty means the current one
+contexts = ""  # more contexts read with it as one fleet (hubs, spokes), comma-separated; empty means just kube_context
 kubeconfig = ""  # kubeconfig file; empty means KUBECONFIG or ~/.kube/config
 argocd_namespace = "argocd"  # namespace of Argo CD's Applications
 since = ""  # only field edits since this time, ISO-8601 or relative like -24h; empty means all
@@ -120,6 +124,8 @@ output_dir = "drift"  # where the machine-readable results are written
 
 if recording:
     cluster = g.Recording(recording, cluster=kube_context or None, at=at)
+elif contexts:
+    cluster = g.Fleet(f"{kube_context},{contexts}", kubeconfig=kubeconfig or None, argocd_namespace=argocd_namespace)
 else:
     cluster = g.Cluster(kube_context or None, kubeconfig=kubeconfig or None, argocd_namespace=argocd_namespace)
 apps = cluster.applications()

@@ -77,10 +77,14 @@ def _resolve(cluster: Cluster, app: str, revision: str, repo: DeployRepo | str |
 
 
 def _rollouts_complete(cluster: Cluster, raw: dict[str, Any]) -> bool:
+    """Every Deployment the app manages has rolled out, read on the app's destination cluster (a spoke's
+    Deployments are not on the hub)."""
+    dest = None
     for res in (raw.get("status") or {}).get("resources") or []:
         if res.get("kind") != "Deployment":
             continue
-        d = cluster.deployment(res["namespace"], res["name"])
+        dest = dest or cluster.destination(raw)
+        d = dest.deployment(res["namespace"], res["name"])
         spec, st = d.get("spec") or {}, d.get("status") or {}
         want = spec.get("replicas", 1)
         if (

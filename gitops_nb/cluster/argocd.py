@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, cast
 
-from ..errors import SandboxError
+from ..errors import InputError, SandboxError
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -75,8 +75,17 @@ def application_manifest(
     prune: bool = True,
     self_heal: bool = True,
     labels: dict[str, str] | None = None,
+    dest_server: str | None = None,
+    dest_name: str | None = None,
 ) -> dict[str, Any]:
-    """An Application with (by default) automated sync, prune and self-heal."""
+    """An Application with (by default) automated sync, prune and self-heal.
+
+    It deploys to the cluster Argo CD runs in, or to ``dest_server`` (a URL) or ``dest_name`` (the
+    name of a cluster registered with Argo CD): one of the two, as Argo CD requires.
+    """
+    if dest_server and dest_name:
+        raise InputError("an Application's destination has a server or a name, not both: give one")
+    dest = {"name": dest_name} if dest_name else {"server": dest_server or "https://kubernetes.default.svc"}
     policy: dict[str, Any] = {"syncOptions": ["CreateNamespace=true"]}
     if automated:
         policy["automated"] = {"prune": prune, "selfHeal": self_heal}
@@ -87,7 +96,7 @@ def application_manifest(
         "spec": {
             "project": project,
             "source": {"repoURL": repo_url, "targetRevision": revision, "path": path},
-            "destination": {"server": "https://kubernetes.default.svc", "namespace": dest_namespace},
+            "destination": {**dest, "namespace": dest_namespace},
             "syncPolicy": policy,
         },
     }

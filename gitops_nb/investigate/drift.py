@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ..cluster.evidence import EvidenceSource
+from ..cluster.fleet import Fleet, reading_destinations
 from ..git.manifests import diff_documents
 from ..times import parse_at
 from .evidence_rows import bound_untimed, skipped_of
@@ -37,6 +38,7 @@ _COLUMNS = [
     "live",  # its value in the cluster now, as text
     "change",  # modified, git-only (live lacks it), live-only (an extra list item), missing (no live object), ...
     "error",  # why the fields could not be compared (render error, no live read), else None
+    "cluster",  # where the resource lives: the app's destination (a Fleet member or a resolved context)
 ]
 
 #: metadata the server writes, never git: not compared even when a manifest sets them
@@ -87,6 +89,7 @@ def drift(
                 "name": r.name,
                 "sync_status": r.sync_status,
                 "health_status": r.health_status,
+                "cluster": r.cluster,
             }
             if repo is None:
                 rows.append(base)
@@ -132,7 +135,7 @@ def _field_rows(cluster: EvidenceSource, r: Any, desired: dict[tuple[Any, Any], 
         return [{"field": "", "git": None, "live": "present", "change": "live-only"}]
     if get is None:
         return [{"error": "this evidence source holds no live objects (a snapshot): use a live Cluster"}]
-    live = get(r.group or "", r.version or "v1", r.kind, r.namespace, r.name)
+    live = get(r.group or "", r.version or "v1", r.kind, r.namespace, r.name, cluster=r.cluster)
     if live is None:
         return [{"field": "", "git": "present", "live": None, "change": "missing"}]
     want = _strip(copy.deepcopy(docs[0]))
@@ -225,17 +228,20 @@ def manual_edits(
     named in ``attrs["skipped"]``.
     """
     apps = cluster.applications()
-    by_ns: dict[str, list[str]] = {}
-    for n, ns in zip(apps["name"], apps["dest_namespace"], strict=True):
-        by_ns.setdefault(ns, []).append(n)
+    source = reading_destinations(cluster, apps)  # a spoke's edits are on the spoke
+    by_ns: dict[str, dict[Any, list[str]]] = {}  # namespace -> cluster -> the apps deploying there
+    for n, ns, where in zip(apps["name"], apps["dest_namespace"], apps["cluster"], strict=True):
+        by_ns.setdefault(ns, {}).setdefault(where, []).append(n)
     frames, read = [], []
-    for ns, names in by_ns.items():
-        f = cluster.field_edits(ns, kinds)
+    for ns, places in by_ns.items():
+        f = source.field_edits(ns, kinds)
         read.append(f)
+        f = f[[c in places for c in f["cluster"]]] if len(f) else f
+        names = sorted({n for v in places.values() for n in v})
         f = bound_untimed(f[~f["is_gitops"]], apps)
         if since is not None:
             f = f[f["time"].isna() | (f["time"] >= parse_at(since))]
-        frames.append(f.assign(apps=[sorted(names)] * len(f)))  # type: ignore[list-item]  # pandas-stubs: a column of lists
+        frames.append(f.assign(apps=[sorted(places.get(c, names)) for c in f["cluster"]]))  # type: ignore[misc]  # pandas-stubs: a column of lists
     if not frames:
         from .. import schema
 
@@ -243,4 +249,5 @@ def manual_edits(
     else:
         out = pd.concat(frames, ignore_index=True).sort_values("time", ascending=False).reset_index(drop=True)
     out.attrs["skipped"] = skipped_of(read)
+    out.attrs["failures"] = source.failures.to_dict("records") if isinstance(source, Fleet) else []
     return out

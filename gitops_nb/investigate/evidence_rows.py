@@ -16,6 +16,7 @@ import pandas as pd
 
 from .. import schema
 from ..cluster.evidence import PER_NAMESPACE_LIMIT, EvidenceSource
+from ..cluster.fleet import Fleet, reading_destinations
 from ..schema import RowKind
 from ..times import describe_span, parse_at
 
@@ -86,10 +87,15 @@ def cluster_rows(
     apps_df, hist, ops = source.argocd_frames() if frames is None else frames
     if apps:
         apps_df = apps_df[[_match(n, p, apps) for n, p in zip(apps_df["name"], apps_df["path"], strict=True)]]
+    # a live hub whose apps deploy to other clusters: read their evidence there (a Fleet of hub and spokes)
+    source = reading_destinations(source, apps_df)
     path_of = dict(zip(apps_df["name"], apps_df["path"], strict=True))
-    by_ns: dict[str, list[str]] = {}
-    for n, ns in zip(apps_df["name"], apps_df["dest_namespace"], strict=True):
-        by_ns.setdefault(ns, []).append(n)
+    cluster_of = dict(zip(apps_df["name"], apps_df["cluster"], strict=True))
+    # (cluster, namespace) -> the apps deploying there: the same namespace on two clusters is two places
+    by_ns: dict[tuple[Any, str], list[str]] = {}
+    for n, ns, where in zip(apps_df["name"], apps_df["dest_namespace"], apps_df["cluster"], strict=True):
+        by_ns.setdefault((where, ns), []).append(n)
+    namespaces = list(dict.fromkeys(ns for _, ns in by_ns))
     rows: list[dict[str, Any]] = []
 
     def row(time: pd.Timestamp, kind: str, source_name: str, app: str | None, summary: str, **kw: Any) -> None:
@@ -104,9 +110,15 @@ def cluster_rows(
                 "argocd_app": app,
                 "summary": summary,
                 "score": 0.0,
+                "cluster": cluster_of.get(app) if app else None,
                 **kw,
             }
         )
+
+    def placed(df: pd.DataFrame) -> pd.DataFrame:
+        """The rows of the (cluster, namespace) places the apps deploy to."""
+        keep = [(c, ns) in by_ns for c, ns in zip(df["cluster"], df["namespace"], strict=True)]
+        return df[pd.Series(keep, index=df.index, dtype=bool)]
 
     # rows of itertuples(): pandas-stubs types every field as any scalar; each is its column's (schema) type
     h: Any
@@ -185,18 +197,18 @@ def cluster_rows(
                 )
                 continue
             row(e.time, RowKind.APP_EVENT, "argocd-event", e.object_name, f"{e.reason}: {e.message}", author=e.source)
-    if len(by_ns) > PER_NAMESPACE_LIMIT:  # many namespaces: one cluster-wide list each
+    if len(namespaces) > PER_NAMESPACE_LIMIT:  # many namespaces: one cluster-wide list each
         events, rolls = source.events(None, lo, hi), source.rollouts(None)
         edit_frames = [source.field_edits(None, kinds)]
     else:
-        events = pd.concat([source.events(ns, lo, hi) for ns in by_ns] or [schema.frame(schema.EVENTS)])
-        rolls = pd.concat([source.rollouts(ns) for ns in by_ns] or [schema.frame(schema.ROLLOUTS)])
-        edit_frames = [source.field_edits(ns, kinds) for ns in by_ns]
+        events = pd.concat([source.events(ns, lo, hi) for ns in namespaces] or [schema.frame(schema.EVENTS)])
+        rolls = pd.concat([source.rollouts(ns) for ns in namespaces] or [schema.frame(schema.ROLLOUTS)])
+        edit_frames = [source.field_edits(ns, kinds) for ns in namespaces]
     skipped = skipped_of(edit_frames)
     edits = bound_untimed(pd.concat(edit_frames or [schema.frame(schema.FIELD_EDITS)]), apps_df)
     # one namespace's rows belong to its Application when a single one deploys there
-    owner = {ns: names[0] if len(names) == 1 else None for ns, names in by_ns.items()}
-    events = events[events["namespace"].isin(list(by_ns))]
+    owner = {place: names[0] if len(names) == 1 else None for place, names in by_ns.items()}
+    events = placed(events)
     ns_of = dict(zip(apps_df["name"], apps_df["dest_namespace"], strict=True))
     for key, also in beyond_git(source, hist, ns_of, edits=edits, events=events, before=before).items():
         d = deploy_rows[key]
@@ -208,13 +220,14 @@ def cluster_rows(
             e.time,
             RowKind.K8S_EVENT,
             "k8s-event",
-            owner[e.namespace],
+            owner[e.cluster, e.namespace],
             f"{e.type} {e.reason} {e.object_kind}/{e.object_name}: {e.message}",
             author=e.source,
             detail=f"x{e.count}" if e.count and e.count > 1 else None,
+            cluster=e.cluster,
         )
     # a revert reuses an old ReplicaSet: the rollout is when its revision became current, not its creation
-    rolls_all = rolls[rolls["namespace"].isin(list(by_ns))]
+    rolls_all = placed(rolls)
     rolls = _in(rolls_all.assign(at=rolls_all["rolled_out_at"].fillna(rolls_all["created_at"])), "at", lo, hi)
     for r in rolls.itertuples(index=False):
         reused = f", reused (was revision {', '.join(map(str, r.revision_history))})" if r.revision_history else ""
@@ -222,11 +235,13 @@ def cluster_rows(
             r.at,
             RowKind.ROLLOUT,
             "rollout",
-            owner[r.namespace],
+            owner[r.cluster, r.namespace],
             f"{r.deployment} rollout #{r.revision}: {', '.join(r.images)}",
             detail=f"ReplicaSet {r.replicaset}{reused}, {r.ready_replicas}/{r.replicas} ready",
+            cluster=r.cluster,
         )
-    edits_all = edits[edits["namespace"].isin(list(by_ns)) & ~edits["is_gitops"]]
+    edits_all = placed(edits)
+    edits_all = edits_all[~edits_all["is_gitops"]]
     edits = _in(edits_all, "time", lo, hi)
     for f in edits.itertuples(index=False):
         shown = ", ".join(f.fields[:6]) + (f" … {len(f.fields) - 6} more" if len(f.fields) > 6 else "")
@@ -234,9 +249,10 @@ def cluster_rows(
             f.time,
             RowKind.FIELD_EDIT,
             "field-edit",
-            owner[f.namespace],
+            owner[f.cluster, f.namespace],
             f"{f.manager} changed {f.kind}/{f.name} in {f.namespace}",
             author=f.manager,
+            cluster=f.cluster,
             detail=shown + (f" (time unknown: {f.time_bound})" if isinstance(f.time_bound, str) else ""),
             fields=list(f.fields),
         )
@@ -246,6 +262,7 @@ def cluster_rows(
     out["fields"] = [r.get("fields", []) for r in rows]
     out["beyond"] = [r.get("beyond") for r in rows]  # what a deploy changed beyond git (its commit row says it too)
     out.attrs["skipped"] = skipped
+    out.attrs["failures"] = source.failures.to_dict("records") if isinstance(source, Fleet) else []
     return out
 
 

@@ -385,6 +385,7 @@ def what_changed(
         else None
     )
     skipped = list(extra.attrs.get("skipped", [])) if extra is not None else []
+    failures = list(extra.attrs.get("failures", [])) if extra is not None else []
     deployed = _deploys(q.repo, extra, q.lo) if extra is not None else None
     failed = _failed(q.repo, extra, deployed, q.lo) if extra is not None and deployed is not None else None
     rows = _commit_rows(q, landed, index, argo_index, details, deployed, weights, failed)
@@ -394,6 +395,7 @@ def what_changed(
         extra = _score_evidence(extra, q.at, weights)
     out = _merge_and_rank(q, rows, extra)
     out.attrs["skipped"] = skipped
+    out.attrs["failures"] = failures  # clusters that could not be read (a Fleet's): the rows are partial
     return _add_rendered(q.repo, out, rendered) if rendered else out
 
 
@@ -531,15 +533,20 @@ def investigate(
     snapshot_dir: str | Path | None = None,
     rev: str = "HEAD",
     recording: str | Path | None = None,
+    contexts: Sequence[str] | str | None = None,
 ) -> Investigation:
     """Run :func:`what_changed` and gather the commits, semantic changes and apps it rests on.
 
-    The cluster side comes from ``cluster`` (a :class:`Cluster`, :class:`Snapshot` or
-    :class:`Recording`), or is opened from ``kube_context`` (and ``kubeconfig``), or read from
-    ``snapshot_dir``, or from the recording store ``recording`` (a directory or ``s3://bucket/prefix``;
+    The cluster side comes from ``cluster`` (a :class:`Cluster`, :class:`Fleet`, :class:`Snapshot` or
+    :class:`Recording`), or is opened from ``contexts`` (several contexts, comma-separated or a list: a
+    :class:`Fleet` of them and ``kube_context``), or from ``kube_context`` (and ``kubeconfig``), or read
+    from ``snapshot_dir``, or from the recording store ``recording`` (a directory or ``s3://bucket/prefix``;
     ``kube_context`` then names the recorded cluster, needed when the store holds several), read as of
-    T + 15 minutes; with none of them the investigation is git-only.
+    T + 15 minutes; with none of them the investigation is git-only. A fleet's clusters that could not be
+    read are in ``timeline.attrs["failures"]``.
     """
+    many = [c.strip() for c in contexts.split(",")] if isinstance(contexts, str) else list(contexts or [])
+    many = [c for c in dict.fromkeys([kube_context or "", *many]) if c]
     if cluster is None and recording:
         if snapshot_dir:
             raise InputError("give snapshot_dir (saved evidence) or recording (a recording store), not both")
@@ -549,6 +556,10 @@ def investigate(
         cluster = Recording(
             recording, cluster=kube_context or None, at=t + pd.Timedelta(minutes=15), since=t - parse_window(window)
         )
+    elif cluster is None and contexts and many:
+        from ..cluster.fleet import Fleet
+
+        cluster = Fleet(many, kubeconfig=kubeconfig, argocd_namespace=argocd_namespace)
     elif cluster is None and kube_context:
         from ..cluster.live import Cluster
 

@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 __all__ = [
     "COLD_BUILD_SECONDS",
     "COMPONENTS",
+    "MAX_SPOKES",
+    "SPOKE_COMPONENTS",
     "BuildProgress",
     "Sandbox",
     "default_cache",
@@ -65,6 +67,13 @@ COMPONENTS = (
     "argocd-application-controller",
     "argocd-applicationset-controller",
 )
+
+#: a spoke's components, in start order: a control plane and fake nodes, no Argo CD (the hub's deploys to it)
+SPOKE_COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+#: spokes a sandbox may have (their ports: base+2400..base+2499, 20 per spoke)
+MAX_SPOKES = 4
+#: the label that makes a Secret in Argo CD's namespace a cluster Argo CD deploys to
+CLUSTER_SECRET_LABEL = {"argocd.argoproj.io/secret-type": "cluster"}
 
 
 #: processes this Python process started, kept referenced so they are never garbage-collected while running
@@ -144,8 +153,17 @@ class Ports:
     def appset_webhook(self) -> int:
         return self.base + 70
 
+    def spoke(self, i: int) -> SpokePorts:
+        """The ports of spoke ``i`` (1-based): ``base+2400+20*(i-1)`` onwards."""
+        if not 1 <= i <= MAX_SPOKES:
+            raise SandboxError(f"spoke {i}: a sandbox has spokes 1..{MAX_SPOKES}")
+        return SpokePorts(self.base + 2400 + 20 * (i - 1))
+
     def of(self, component: str) -> int:
-        """The port a component listens on (the one its readiness is checked on)."""
+        """The port a component listens on (the one its readiness is checked on); ``spoke-2:kwok`` for a spoke's."""
+        i, base = split_component(component)
+        if i is not None:
+            return self.spoke(i).of(base)
         return {
             "redis": self.redis,
             "etcd": self.etcd,
@@ -157,6 +175,74 @@ class Ports:
             "argocd-application-controller": self.controller_metrics,
             "argocd-applicationset-controller": self.appset_metrics,
         }[component]
+
+
+@dataclass(frozen=True)
+class SpokePorts:
+    """One spoke's loopback ports, from its own base (see :meth:`Ports.spoke`)."""
+
+    base: int
+
+    @property
+    def apiserver(self) -> int:
+        return self.base
+
+    @property
+    def etcd(self) -> int:
+        return self.base + 1
+
+    @property
+    def etcd_peer(self) -> int:
+        return self.base + 2
+
+    @property
+    def controller_manager(self) -> int:
+        return self.base + 3
+
+    @property
+    def scheduler(self) -> int:
+        return self.base + 4
+
+    @property
+    def kwok(self) -> int:
+        return self.base + 5
+
+    def of(self, component: str) -> int:
+        return {
+            "etcd": self.etcd,
+            "kube-apiserver": self.apiserver,
+            "kube-controller-manager": self.controller_manager,
+            "kube-scheduler": self.scheduler,
+            "kwok": self.kwok,
+        }[component]
+
+
+@dataclass(frozen=True)
+class _Plane:
+    """One control plane's own parts: the hub's or a spoke's (see :meth:`Sandbox._plane_command`)."""
+
+    name: str  # the etcd member's name
+    ports: Ports | SpokePorts
+    state: Path  # holds secrets/token.csv
+    etcd: Path  # etcd's data dir
+    pki: Path  # the service-account key pair (sa.key, sa.pub); the cert dir
+    kubeconfig: str  # what its controllers and kwok connect with
+    issuer: str  # the service-account issuer's host
+
+
+def spoke_component(i: int, component: str) -> str:
+    """The name of spoke ``i``'s ``component`` (``spoke-2:kwok``): its pid file, log and :meth:`Sandbox.restart` name."""
+    return f"spoke-{i}:{component}"
+
+
+def split_component(c: str) -> tuple[int | None, str]:
+    """``spoke-2:kwok`` -> ``(2, "kwok")``; a hub component -> ``(None, c)``."""
+    m = re.fullmatch(r"spoke-(\d+):([\w-]+)", c)
+    if m is None:
+        return None, c
+    if m[2] not in SPOKE_COMPONENTS:
+        raise SandboxError(f"unknown spoke component {m[2]!r}: one of {', '.join(SPOKE_COMPONENTS)}")
+    return int(m[1]), m[2]
 
 
 def _port_free(port: int) -> bool:
@@ -360,7 +446,11 @@ class Sandbox:
         ports: Ports | None = None,
         app_resync_seconds: int = 10,
         event_ttl: str | None = None,
+        spokes: int = 0,
     ) -> None:
+        if not 0 <= spokes <= MAX_SPOKES:
+            raise SandboxError(f"spokes={spokes}: a sandbox has 0 to {MAX_SPOKES} spoke clusters")
+        self.spokes = spokes
         self.state = Path(state_dir) if state_dir else default_state()
         self.cache = Path(cache_dir) if cache_dir else default_cache()
         self.ports = ports or Ports()
@@ -418,11 +508,11 @@ class Sandbox:
     # -- state files ----------------------------------------------------------
 
     def _pidfile(self, c: str) -> Path:
-        return self.state / "pids" / f"{c}.pid"
+        return self.state / "pids" / f"{c.replace(':', '-')}.pid"
 
     def log(self, c: str) -> Path:
-        """The log file of component ``c``."""
-        return self.state / "logs" / f"{c}.log"
+        """The log file of component ``c`` (``spoke-1:kwok`` for a spoke's)."""
+        return self.state / "logs" / f"{c.replace(':', '-')}.log"
 
     def _pid(self, c: str) -> int | None:
         """The pid of ``c`` if it runs, from its pid file; a stale pid file is removed."""
@@ -442,14 +532,15 @@ class Sandbox:
 
     # -- readiness ------------------------------------------------------------
 
-    def _https_ok(self, port: int, path: str, token: bool = True) -> bool:
+    def _https_ok(self, port: int, path: str, token: bool = True, token_file: Path | None = None) -> bool:
         ctx = ssl.create_default_context(cafile=str(self.state / "pki" / "ca.crt"))
         ctx.check_hostname = False
-        if port != self.ports.apiserver:
+        if not token:
             ctx.verify_mode = ssl.CERT_NONE  # self-signed serving certs of kcm/scheduler
         req = urllib.request.Request(f"https://127.0.0.1:{port}{path}")
         if token:
-            req.add_header("Authorization", f"Bearer {self._token()}")
+            tok = token_file.read_text().strip() if token_file else self._token()
+            req.add_header("Authorization", f"Bearer {tok}")
         with urllib.request.urlopen(req, context=ctx, timeout=2) as r:
             return bool(r.status == 200)
 
@@ -464,6 +555,9 @@ class Sandbox:
             return s.recv(16).startswith(b"+PONG")
 
     def _ready(self, c: str) -> bool:
+        i, base = split_component(c)
+        if i is not None:
+            return self._spoke_ready(i, base)
         p = self.ports
         checks: dict[str, Callable[[], bool]] = {
             "redis": self._redis_ok,
@@ -483,8 +577,22 @@ class Sandbox:
         except Exception:
             return False
 
-    def _nodes_ready(self) -> bool:
-        nodes = self.core().list_node(label_selector="type=kwok").items
+    def _spoke_ready(self, i: int, c: str) -> bool:
+        p = self.ports.spoke(i)
+        checks: dict[str, Callable[[], bool]] = {
+            "etcd": lambda: self._http_ok(p.etcd, "/health"),
+            "kube-apiserver": lambda: self._https_ok(p.apiserver, "/readyz", token_file=self._spoke_token(i)),
+            "kube-controller-manager": lambda: self._https_ok(p.controller_manager, "/healthz", token=False),
+            "kube-scheduler": lambda: self._https_ok(p.scheduler, "/healthz", token=False),
+            "kwok": lambda: self._nodes_ready(self.spoke_core(i)),
+        }
+        try:
+            return checks[c]()
+        except Exception:
+            return False
+
+    def _nodes_ready(self, core: Any = None) -> bool:
+        nodes = (core or self.core()).list_node(label_selector="type=kwok").items
         return bool(nodes) and all(
             any(cond.type == "Ready" and cond.status == "True" for cond in (n.status.conditions or [])) for n in nodes
         )
@@ -501,6 +609,237 @@ class Sandbox:
         from kubernetes import client
 
         return client.CoreV1Api(self.api_client())
+
+    # -- spokes: more clusters the hub's Argo CD deploys to --------------------------------
+
+    def spoke_state(self, i: int) -> Path:
+        """Spoke ``i``'s own state (etcd data, its tokens, its service-account key, its admin kubeconfig)."""
+        return self.state / "spokes" / f"spoke-{i}"
+
+    @staticmethod
+    def spoke_name(i: int) -> str:
+        """Spoke ``i``'s cluster name in Argo CD (an Application's ``destination.name``)."""
+        return f"spoke-{i}"
+
+    @staticmethod
+    def spoke_context(i: int) -> str:
+        """Spoke ``i``'s context in :attr:`kubeconfig`."""
+        return f"gitops-nb-spoke-{i}"
+
+    def spoke_server(self, i: int) -> str:
+        """Spoke ``i``'s API server URL (an Application's ``destination.server``)."""
+        return f"https://127.0.0.1:{self.ports.spoke(i).apiserver}"
+
+    def _spoke_token(self, i: int) -> Path:
+        return self.spoke_state(i) / "secrets" / "token"
+
+    def spoke_api_client(self, i: int) -> Any:
+        """A ``kubernetes.client.ApiClient`` for spoke ``i`` (admin)."""
+        from kubernetes import config
+
+        return config.new_client_from_config(str(self.kubeconfig), context=self.spoke_context(i))
+
+    def spoke_core(self, i: int) -> Any:
+        from kubernetes import client
+
+        return client.CoreV1Api(self.spoke_api_client(i))
+
+    def _known_spokes(self) -> list[int]:
+        """Spokes asked for, and any an earlier ``up`` prepared (so ``down`` and ``status`` see them all)."""
+        found = {int(d.name.split("-")[1]) for d in (self.state / "spokes").glob("spoke-*") if d.is_dir()}
+        return sorted(found | set(range(1, self.spokes + 1)))
+
+    def _prepare_spoke(self, i: int) -> None:
+        """Spoke ``i``'s dirs, service-account key and two tokens: an admin one for its own controllers and
+        the kubeconfig, and one for Argo CD's cluster Secret (both 0600, never printed)."""
+        d = self.spoke_state(i)
+        for sub in ("etcd", "secrets", "pki"):
+            (d / sub).mkdir(parents=True, exist_ok=True)
+        os.chmod(d / "secrets", 0o700)
+        if not (d / "pki" / "sa.key").exists():
+            for args in (["genrsa", "-out", "sa.key", "2048"], ["rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub"]):
+                res = subprocess.run(["openssl", *args], cwd=d / "pki", capture_output=True, text=True)
+                if res.returncode != 0:
+                    raise SandboxStartError(f"openssl {args[0]} failed: {res.stderr.strip()} (is openssl installed?)")
+            os.chmod(d / "pki" / "sa.key", 0o600)
+        sec = d / "secrets"
+        if not (sec / "token.csv").exists():
+            for f in ("token", "argocd-token"):
+                (sec / f).write_text(secrets.token_hex(24))
+                os.chmod(sec / f, 0o600)
+            admin, argo = (sec / "token").read_text(), (sec / "argocd-token").read_text()
+            (sec / "token.csv").write_text(
+                f"{admin},sandbox-admin,sandbox-admin,system:masters\n"
+                f"{argo},argocd-manager,argocd-manager,system:masters\n"
+            )
+            os.chmod(sec / "token.csv", 0o600)
+        own = {  # the spoke's own controllers read this one
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "spoke",
+            "clusters": [
+                {
+                    "name": "spoke",
+                    "cluster": {
+                        "server": self.spoke_server(i),
+                        "certificate-authority": str(self.state / "pki" / "ca.crt"),
+                    },
+                }
+            ],
+            "users": [{"name": "admin", "user": {"tokenFile": str(sec / "token")}}],
+            "contexts": [{"name": "spoke", "context": {"cluster": "spoke", "user": "admin"}}],
+        }
+        (d / "kubeconfig").write_text(json.dumps(own, indent=1) + "\n")
+        os.chmod(d / "kubeconfig", 0o600)
+
+    def _spoke_command(self, i: int, c: str) -> tuple[list[str], dict[str, str]]:
+        d = self.spoke_state(i)
+        env = {
+            "PATH": f"{self.bin}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+            "HOME": str(self.state / "home"),
+            "LANG": "C.UTF-8",
+        }
+        name = self.spoke_name(i)
+        plane = _Plane(
+            name, self.ports.spoke(i), d, d / "etcd", d / "pki", str(d / "kubeconfig"), f"{name}.sandbox.local"
+        )
+        return self._plane_command(c, plane), env
+
+    def _plane_command(self, c: str, plane: _Plane) -> list[str]:
+        """The command of a control plane's component (the hub's, or a spoke's): etcd, kube-apiserver,
+        kube-controller-manager, kube-scheduler or kwok. Every plane serves with the hub's CA and
+        certificate (127.0.0.1) and has its own etcd, tokens and service-account key pair."""
+        b, p, pki, kc = self.bin, plane.ports, self.state / "pki", plane.kubeconfig
+        if c == "etcd":
+            return [
+                str(b / "etcd"),
+                "--name",
+                plane.name,
+                "--data-dir",
+                str(plane.etcd),
+                "--listen-client-urls",
+                f"http://127.0.0.1:{p.etcd}",
+                "--advertise-client-urls",
+                f"http://127.0.0.1:{p.etcd}",
+                "--listen-peer-urls",
+                f"http://127.0.0.1:{p.etcd_peer}",
+                "--initial-advertise-peer-urls",
+                f"http://127.0.0.1:{p.etcd_peer}",
+                "--initial-cluster",
+                f"{plane.name}=http://127.0.0.1:{p.etcd_peer}",
+                "--unsafe-no-fsync",
+                "--quota-backend-bytes",
+                str(2 * 1024**3),
+                "--log-level",
+                "warn",
+            ]
+        if c == "kube-apiserver":
+            return [
+                str(b / "kube-apiserver"),
+                f"--etcd-servers=http://127.0.0.1:{p.etcd}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={p.apiserver}",
+                "--advertise-address=127.0.0.1",
+                f"--cert-dir={plane.pki}",
+                f"--tls-cert-file={pki / 'apiserver.crt'}",
+                f"--tls-private-key-file={pki / 'apiserver.key'}",
+                f"--client-ca-file={pki / 'ca.crt'}",
+                "--service-cluster-ip-range=10.96.0.0/16",
+                f"--service-account-issuer=https://{plane.issuer}",
+                f"--service-account-key-file={plane.pki / 'sa.pub'}",
+                f"--service-account-signing-key-file={plane.pki / 'sa.key'}",
+                "--authorization-mode=RBAC",
+                f"--token-auth-file={plane.state / 'secrets' / 'token.csv'}",
+                "--allow-privileged=true",
+                "--enable-priority-and-fairness=false",
+                "--profiling=false",
+                f"--event-ttl={self.event_ttl}",
+                "-v=1",
+            ]
+        if c in ("kube-controller-manager", "kube-scheduler"):
+            port = p.controller_manager if c == "kube-controller-manager" else p.scheduler
+            cmd = [
+                str(b / c),
+                f"--kubeconfig={kc}",
+                f"--authentication-kubeconfig={kc}",
+                f"--authorization-kubeconfig={kc}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={port}",
+                "-v=1",
+            ]
+            if c == "kube-controller-manager":
+                cmd += [
+                    f"--service-account-private-key-file={plane.pki / 'sa.key'}",
+                    f"--root-ca-file={pki / 'ca.crt'}",
+                    "--use-service-account-credentials=false",
+                    "--concurrent-deployment-syncs=10",
+                    "--controllers=*,-nodeipam,-ttl,-bootstrapsigner,-tokencleaner",
+                ]
+            return cmd
+        if c == "kwok":
+            return [
+                str(b / "kwok"),
+                f"--kubeconfig={kc}",
+                "--manage-all-nodes=false",
+                f"--manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION}=fake",
+                f"--server-address=127.0.0.1:{p.kwok}",
+                "--cidr=10.0.0.1/24",
+                "--node-ip=10.0.0.1",
+                # Renew a node Lease (every 10 s) as a kubelet does. Without it kwok only re-posts node status
+                # after the node controller has marked the node NotReady, which happened every ~55 s and marked
+                # every pod on it not Ready for good: Deployments, and their Applications, stuck Progressing.
+                "--node-lease-duration-seconds=40",
+            ]
+        raise SandboxError(f"unknown control-plane component {c!r}: one of {', '.join(SPOKE_COMPONENTS)}")
+
+    def _register_spoke(self, i: int) -> None:
+        """Spoke ``i`` as a cluster Secret in the hub's Argo CD (declarative setup): name, server, and a
+        ``config`` with its bearer token and CA. Written again on every ``up`` (a reset spoke has new tokens)."""
+        import base64
+
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        ca = base64.b64encode((self.state / "pki" / "ca.crt").read_bytes()).decode()
+        token = (self.spoke_state(i) / "secrets" / "argocd-token").read_text().strip()
+        body = client.V1Secret(
+            metadata=client.V1ObjectMeta(
+                name=f"cluster-{self.spoke_name(i)}", namespace=ARGOCD_NS, labels={**CLUSTER_SECRET_LABEL, **PART_OF}
+            ),
+            type="Opaque",
+            string_data={
+                "name": self.spoke_name(i),
+                "server": self.spoke_server(i),
+                "config": json.dumps({"bearerToken": token, "tlsClientConfig": {"insecure": False, "caData": ca}}),
+            },
+        )
+        core = self.core()
+        try:
+            core.create_namespaced_secret(ARGOCD_NS, body)
+        except ApiException as e:
+            if e.status != 409:
+                raise SandboxStartError(
+                    f"could not register {self.spoke_name(i)} with Argo CD: {e.status} {e.reason}"
+                ) from None
+            core.replace_namespaced_secret(f"cluster-{self.spoke_name(i)}", ARGOCD_NS, body)
+
+    def _spoke_up(self, i: int, timeout: float, say: Callable[[str], None]) -> dict[str, float]:
+        times: dict[str, float] = {}
+        for c in SPOKE_COMPONENTS:
+            name = spoke_component(i, c)
+            t = time.monotonic()
+            if c == "kube-controller-manager":  # the API server answers: its fake nodes before kwok manages them
+                self._make_nodes(self.spoke_core(i))
+            say(f"{name}: starting")
+            self._start(name, timeout)
+            times[name] = round(time.monotonic() - t, 2)
+            say(f"{name}: ready in {times[name]:.1f}s")
+        self._register_spoke(i)
+        say(
+            f"{self.spoke_name(i)}: registered with Argo CD as {self.spoke_server(i)} (context {self.spoke_context(i)})"
+        )
+        return times
 
     # -- up / down ------------------------------------------------------------
 
@@ -584,7 +923,7 @@ class Sandbox:
             os.chmod(pki / key, 0o600)
 
     def _write_kubeconfig(self) -> None:
-        cfg = {
+        cfg: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "Config",
             "current-context": "gitops-nb-sandbox",
@@ -602,10 +941,23 @@ class Sandbox:
                 {"name": "gitops-nb-sandbox", "context": {"cluster": "gitops-nb-sandbox", "user": "sandbox-admin"}}
             ],
         }
+        for i in self._known_spokes():  # one context per spoke, each with its own admin token
+            if not self._spoke_token(i).exists():
+                continue
+            ctx = self.spoke_context(i)
+            ca = str(self.state / "pki" / "ca.crt")
+            cfg["clusters"].append(
+                {"name": ctx, "cluster": {"server": self.spoke_server(i), "certificate-authority": ca}}
+            )
+            cfg["users"].append({"name": f"{ctx}-admin", "user": {"tokenFile": str(self._spoke_token(i))}})
+            cfg["contexts"].append({"name": ctx, "context": {"cluster": ctx, "user": f"{ctx}-admin"}})
         self.kubeconfig.write_text(json.dumps(cfg, indent=1) + "\n")
         os.chmod(self.kubeconfig, 0o600)
 
     def _command(self, c: str) -> tuple[list[str], dict[str, str]]:
+        i, base = split_component(c)
+        if i is not None:
+            return self._spoke_command(i, base)
         b, s, p, kc = self.bin, self.state, self.ports, str(self.kubeconfig)
         pki = s / "pki"
         env = {"PATH": f"{b}:{os.environ.get('PATH', '/usr/bin:/bin')}", "HOME": str(s / "home"), "LANG": "C.UTF-8"}
@@ -626,87 +978,10 @@ class Sandbox:
                 "--protected-mode",
                 "yes",
             ], env
-        if c == "etcd":
-            return [
-                str(b / "etcd"),
-                "--name",
-                "sandbox",
-                "--data-dir",
-                str(s / "etcd"),
-                "--listen-client-urls",
-                f"http://127.0.0.1:{p.etcd}",
-                "--advertise-client-urls",
-                f"http://127.0.0.1:{p.etcd}",
-                "--listen-peer-urls",
-                f"http://127.0.0.1:{p.etcd_peer}",
-                "--initial-advertise-peer-urls",
-                f"http://127.0.0.1:{p.etcd_peer}",
-                "--initial-cluster",
-                f"sandbox=http://127.0.0.1:{p.etcd_peer}",
-                "--unsafe-no-fsync",
-                "--quota-backend-bytes",
-                str(2 * 1024**3),
-                "--log-level",
-                "warn",
-            ], env
-        if c == "kube-apiserver":
-            return [
-                str(b / "kube-apiserver"),
-                f"--etcd-servers=http://127.0.0.1:{p.etcd}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={p.apiserver}",
-                "--advertise-address=127.0.0.1",
-                f"--cert-dir={pki}",
-                f"--tls-cert-file={pki / 'apiserver.crt'}",
-                f"--tls-private-key-file={pki / 'apiserver.key'}",
-                f"--client-ca-file={pki / 'ca.crt'}",
-                "--service-cluster-ip-range=10.96.0.0/16",
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                f"--service-account-key-file={pki / 'sa.pub'}",
-                f"--service-account-signing-key-file={pki / 'sa.key'}",
-                "--authorization-mode=RBAC",
-                f"--token-auth-file={s / 'secrets' / 'token.csv'}",
-                "--allow-privileged=true",
-                "--enable-priority-and-fairness=false",
-                "--profiling=false",
-                f"--event-ttl={self.event_ttl}",
-                "-v=1",
-            ], env
-        if c in ("kube-controller-manager", "kube-scheduler"):
-            port = p.controller_manager if c == "kube-controller-manager" else p.scheduler
-            cmd = [
-                str(b / c),
-                f"--kubeconfig={kc}",
-                f"--authentication-kubeconfig={kc}",
-                f"--authorization-kubeconfig={kc}",
-                "--leader-elect=false",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={port}",
-                "-v=1",
-            ]
-            if c == "kube-controller-manager":
-                cmd += [
-                    f"--service-account-private-key-file={pki / 'sa.key'}",
-                    f"--root-ca-file={pki / 'ca.crt'}",
-                    "--use-service-account-credentials=false",
-                    "--concurrent-deployment-syncs=10",
-                    "--controllers=*,-nodeipam,-ttl,-bootstrapsigner,-tokencleaner",
-                ]
-            return cmd, env
-        if c == "kwok":
-            return [
-                str(b / "kwok"),
-                f"--kubeconfig={kc}",
-                "--manage-all-nodes=false",
-                f"--manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION}=fake",
-                f"--server-address=127.0.0.1:{p.kwok}",
-                "--cidr=10.0.0.1/24",
-                "--node-ip=10.0.0.1",
-                # Renew a node Lease (every 10 s) as a kubelet does. Without it kwok only re-posts node status
-                # after the node controller has marked the node NotReady, which happened every ~55 s and marked
-                # every pod on it not Ready for good: Deployments, and their Applications, stuck Progressing.
-                "--node-lease-duration-seconds=40",
-            ], env
+        if c in SPOKE_COMPONENTS:  # the control plane: the same command as a spoke's, with the hub's paths
+            return self._plane_command(
+                c, _Plane("sandbox", p, s, s / "etcd", pki, kc, "kubernetes.default.svc.cluster.local")
+            ), env
         argo_env = {
             **env,
             "KUBECONFIG": kc,
@@ -823,8 +1098,9 @@ class Sandbox:
                 tail = "\n    ".join(log.read_text(errors="replace").splitlines()[-15:])
                 raise SandboxStartError(f"{c} exited with code {proc.returncode}; see {log}\n    {tail}") from e
             raise
-        if c == "kwok":  # only after a (re)start: never touch a running sandbox's pods
-            self._recycle_stale_pods()
+        i, base = split_component(c)
+        if base == "kwok":  # only after a (re)start: never touch a running sandbox's pods
+            self._recycle_stale_pods(self.spoke_core(i) if i is not None else None)
 
     def up(self, *, timeout: float = 180, progress: Callable[[str], None] | None = None) -> dict[str, float]:
         """Start every component and wait until each is ready; a no-op for parts already up.
@@ -835,7 +1111,9 @@ class Sandbox:
         self.bin  # noqa: B018 - build (or find the cache) before anything starts
         if self.is_up():  # everything runs and answers: bootstrapped already, touch nothing
             say("already up: every component is running and ready")
-            return dict.fromkeys(COMPONENTS, 0.0)
+            return dict.fromkeys(self._components(), 0.0)
+        for i in range(1, self.spokes + 1):
+            self._prepare_spoke(i)
         self._prepare()
         times: dict[str, float] = {}
         for c in COMPONENTS:
@@ -846,20 +1124,37 @@ class Sandbox:
             self._start(c, timeout)
             times[c] = round(time.monotonic() - t, 2)
             say(f"{c}: ready in {times[c]:.1f}s")
+        for i in range(1, self.spokes + 1):
+            times.update(self._spoke_up(i, timeout, say))
         return times
+
+    def _components(self, spokes: Sequence[int] | None = None) -> list[str]:
+        """The hub's components, then each spoke's (those asked for, or ``spokes``)."""
+        ids = range(1, self.spokes + 1) if spokes is None else spokes
+        return [*COMPONENTS, *(spoke_component(i, c) for i in ids for c in SPOKE_COMPONENTS)]
 
     def down(self, *, timeout: float = 20) -> list[str]:
         """Stop exactly the processes ``up`` started (by their pid files); returns the ones stopped."""
-        return [c for c in reversed(COMPONENTS) if self._stop(c, timeout)]
+        return [c for c in reversed(self._components(self._known_spokes())) if self._stop(c, timeout)]
 
     def restart(self, component: str, *, timeout: float = 60) -> float:
         """Stop one component and start it again (a drill: e.g. an API server restart); returns seconds to ready."""
-        if component not in COMPONENTS:
-            raise SandboxError(f"unknown component {component!r}: one of {', '.join(COMPONENTS)}")
+        self._check_component(component)
         t = time.monotonic()
         self._stop(component, 20)
         self._start(component, timeout)
         return round(time.monotonic() - t, 2)
+
+    def stop(self, component: str, *, timeout: float = 20) -> bool:
+        """Stop one component (a drill: ``spoke-2:kube-apiserver`` makes spoke 2 unreachable); True if it ran.
+        ``restart`` or ``up`` starts it again."""
+        self._check_component(component)
+        return self._stop(component, timeout)
+
+    def _check_component(self, component: str) -> None:
+        known = self._components(self._known_spokes())
+        if component not in known:
+            raise SandboxError(f"unknown component {component!r}: one of {', '.join(known)}")
 
     def _stop(self, c: str, timeout: float) -> bool:
         pid = self._pid(c)
@@ -892,7 +1187,7 @@ class Sandbox:
         import pandas as pd
 
         rows = []
-        for c in COMPONENTS:
+        for c in self._components(self._known_spokes()):
             pid = self._pid(c)
             rows.append(
                 {
@@ -909,7 +1204,8 @@ class Sandbox:
 
     def is_up(self) -> bool:
         """True when every component runs and is ready."""
-        return all(self._pid(c) is not None for c in COMPONENTS) and all(self._ready(c) for c in COMPONENTS)
+        cs = self._components()
+        return all(self._pid(c) is not None for c in cs) and all(self._ready(c) for c in cs)
 
     def env(self) -> str:
         """Shell line to point kubectl and the kubernetes client at the sandbox."""
@@ -984,6 +1280,12 @@ class Sandbox:
                 },
             )
         )
+        self._make_nodes(core)
+
+    def _make_nodes(self, core: Any) -> None:
+        """Two fake nodes for kwok to run Pods on (idempotent)."""
+        from kubernetes import client
+
         for i in range(2):
             self._ensure(
                 functools.partial(
@@ -1007,7 +1309,7 @@ class Sandbox:
                 )
             )
 
-    def _recycle_stale_pods(self) -> int:
+    def _recycle_stale_pods(self, core: Any = None) -> int:
         """Delete fake pods left not Ready by an earlier run (their nodes went NotReady while we were down).
 
         kwok readies pods when they are created, not ones it finds marked NotReady after a
@@ -1015,7 +1317,7 @@ class Sandbox:
         """
         from kubernetes import client
 
-        core = self.core()
+        core = core or self.core()
         stale = [
             p
             for p in core.list_pod_for_all_namespaces(field_selector="spec.nodeName!=").items

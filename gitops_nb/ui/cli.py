@@ -153,10 +153,10 @@ def _cmd_what_changed(args: argparse.Namespace) -> int:
 
     from ..investigate.timeline import investigate
 
-    if args.context and args.snapshot:
-        raise InputError("give --context (a live cluster) or --snapshot (saved evidence), not both")
-    if args.recording and args.snapshot:
-        raise InputError("give --recording (a recording store) or --snapshot (saved evidence), not both")
+    if (args.context or args.contexts) and args.snapshot:
+        raise InputError("give --context/--contexts (live clusters) or --snapshot (saved evidence), not both")
+    if args.recording and (args.snapshot or args.contexts):
+        raise InputError("give --recording (a recording store) or --snapshot / --contexts, not both")
     inv = investigate(
         args.repo,
         args.at,
@@ -167,11 +167,12 @@ def _cmd_what_changed(args: argparse.Namespace) -> int:
         argocd_namespace=args.argocd_namespace,
         snapshot_dir=args.snapshot or None,
         recording=args.recording or None,
+        contexts=args.contexts or None,
     )
     with pd.option_context("display.width", 200, "display.max_colwidth", 70, "display.max_columns", 20):
         print(f"T = {inv.at.isoformat()}  window = {inv.window}  repo = {inv.repo.path}")
         print(
-            inv.timeline[["time", "app", "sha", "author", "summary", "rank"]]
+            inv.timeline[["time", "cluster", "app", "sha", "author", "summary", "rank"]]
             .assign(sha=inv.timeline["sha"].str[:10])
             .to_string(index=False)
         )
@@ -181,6 +182,8 @@ def _cmd_what_changed(args: argparse.Namespace) -> int:
             print(f"\n{explain_empty(inv.repo, inv.at, inv.window)}")
         print("\nlikely culprits:")
         print(inv.culprits[["rank", "time", "summary", "score", "why"]].to_string(index=False))
+    for f in inv.timeline.attrs.get("failures") or []:
+        print(f"gitops-nb: NOT READ: {f['cluster']} ({f['query']}): {f['reason']}", file=sys.stderr)
     if args.out:
         print(f"\nsaved to {inv.save(args.out)}")
     return 0
@@ -262,7 +265,7 @@ def _cmd_repo(args: argparse.Namespace) -> int:
 def _cmd_sandbox(args: argparse.Namespace) -> int:
     from ..sandbox.control import Sandbox, main_progress
 
-    sb = Sandbox()
+    sb = Sandbox(spokes=args.spokes)
     action = args.action
     if action == "build":
         print(sb.build())  # progress on stderr (one "up to date" line when cached); stdout: the bin dir
@@ -320,6 +323,13 @@ def _cmd_record(args: argparse.Namespace) -> int:
         compact_seconds=args.compact_minutes * 60,
     )
     print(f"recorded {sum(s.rows for s in stats.values())} rows into {args.store}", file=sys.stderr)
+    return 0
+
+
+def _cmd_rbac(args: argparse.Namespace) -> int:
+    from ..cluster.rbac import rbac_yaml
+
+    print(rbac_yaml(args.namespace), end="")
     return 0
 
 
@@ -415,6 +425,12 @@ def _parser() -> argparse.ArgumentParser:
         help="add the cluster side from a recording store (DIR or s3://bucket/prefix, as written by "
         "`gitops-nb record`), as of T; --context then names the recorded cluster",
     )
+    w.add_argument(
+        "--contexts",
+        default="",
+        help="more kube contexts read with --context as one fleet (hubs, spokes), comma-separated; a cluster "
+        "that cannot be read is named, and the others' rows are shown",
+    )
     w.set_defaults(func=_cmd_what_changed)
 
     a = sub.add_parser(
@@ -498,7 +514,25 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--workdir", default="out/sandbox-demo", help="where `demo` puts its repo (default: out/sandbox-demo)"
     )
+    s.add_argument(
+        "--spokes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with up: also start N spoke clusters (0-4; each its own etcd, API server, controllers and kwok), "
+        "registered in the hub's Argo CD as clusters spoke-1.. and in the kubeconfig as contexts gitops-nb-spoke-1..",
+    )
     s.set_defaults(func=_cmd_sandbox)
+
+    b = sub.add_parser(
+        "rbac",
+        help="print the least-privilege roles: an investigator ClusterRole (read-only, no Secrets) and a "
+        "responder Role (patch Applications in Argo CD's namespace), with which runbook needs which",
+    )
+    b.add_argument(
+        "--namespace", default="argocd", help="Argo CD's namespace, for the responder Role (default: argocd)"
+    )
+    b.set_defaults(func=_cmd_rbac)
 
     n = sub.add_parser("notebooks", help="the notebooks this package ships: list them, or copy them out to open")
     n.add_argument("action", choices=["list", "copy"], help="list: their names; copy: write them into DEST")

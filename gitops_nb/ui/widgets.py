@@ -70,16 +70,19 @@ class IncidentConsole:
         window: str = "2h",
         output_dir: str = "",
         recording: str = "",
+        contexts: str = "",
     ) -> None:
         import ipywidgets as w
 
-        contexts = kube_contexts(kubeconfig)
+        known = kube_contexts(kubeconfig)
         self.repo_path = w.Text(value=repo_path, description="repo")
         self.kubeconfig = w.Text(value=kubeconfig, description="kubeconfig")
         self.context = w.Dropdown(
-            options=["", *contexts], value=kube_context if kube_context in contexts else "", description="context"
+            options=["", *known], value=kube_context if kube_context in known else "", description="context"
         )
         self.argocd_namespace = w.Text(value=argocd_namespace, description="argocd ns")
+        # more contexts (spokes, other hubs) read with the context as one fleet: "What changed?" fans out
+        self.contexts = w.Text(value=contexts, description="fleet", placeholder="more contexts, comma-separated")
         self.output_dir = w.Text(value=output_dir, description="audit dir")
         # investigate from a recording store (DIR or s3://...) instead of the live cluster; actions stay live
         self.recording = w.Text(value=recording, description="recording")
@@ -132,6 +135,7 @@ class IncidentConsole:
             [
                 w.HBox([self.repo_path, self.kubeconfig, self.output_dir]),
                 w.HBox([self.context, self.argocd_namespace, self.recording, self.load_apps_button]),
+                self.contexts,
                 w.HBox([self.app, self.at, self.window, self.investigate_button]),
                 self.status,
                 self.plot,
@@ -255,6 +259,7 @@ class IncidentConsole:
                 kubeconfig=self.kubeconfig.value or None,
                 argocd_namespace=self.argocd_namespace.value,
                 recording=self.recording.value or None,
+                contexts=self.contexts.value or None,
             )
             self.timeline = inv.timeline
             git_rows = inv.rows("git")
@@ -273,7 +278,16 @@ class IncidentConsole:
             self._highlight()
             _show(self.table, with_local_time(top[["rank", "time", "summary", "app", "why"]]))
             self.plot.children = (self.figure,)
-            self._say(f"{len(inv.timeline)} rows around T = {describe_time(inv.at)}; {len(top)} likely culprits")
+            unread = inv.timeline.attrs.get("failures") or []
+            partial = (
+                "; could not read " + ", ".join(f"{f['cluster']} ({f['error']})" for f in unread) + ": rows are partial"
+                if unread
+                else ""
+            )
+            self._say(
+                f"{len(inv.timeline)} rows around T = {describe_time(inv.at)}; {len(top)} likely culprits{partial}",
+                error=bool(unread),
+            )
             self._replay(
                 "what_changed",
                 {
@@ -282,6 +296,7 @@ class IncidentConsole:
                     "window": self.window.value,
                     "apps": self.app.value or "",
                     **self._cluster_params(),
+                    "contexts": self.contexts.value,
                 },
             )
 
