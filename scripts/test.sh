@@ -8,6 +8,8 @@ bash scripts/setup.sh
 .venv/bin/ruff format --check gitops_nb tests benchmarks tools
 .venv/bin/mypy gitops_nb
 .venv/bin/gitops-nb sandbox build >/dev/null
+# the recording store's S3 tests run a real S3 server (Versity S3 Gateway, built from its Go module, cached)
+bash scripts/build_s3.sh >/dev/null
 # the browser test drives Debian's Chromium (Playwright's own browser download is not used)
 if ! command -v chromium >/dev/null; then
   echo "test.sh: installing Debian's chromium for the browser test ..."
