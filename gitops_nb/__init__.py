@@ -63,7 +63,7 @@ from .git.repo import DeployRepo
 from .incident.folder import IncidentFolder, incident_records, incident_summary, save_records
 from .incident.notebooks import copy_notebooks
 from .incident.runbook import run_runbook
-from .investigate.drift import drift, manual_edits
+from .investigate.drift import drift, drift_spans, manual_edits
 from .investigate.render import rendered_diff
 from .investigate.scoring import Weights
 from .investigate.timeline import Investigation, culprits, investigate, what_changed
@@ -131,6 +131,7 @@ __all__ = [
     "culprits",
     "describe_time",
     "drift",
+    "drift_spans",
     "incident_records",
     "incident_summary",
     "investigate",

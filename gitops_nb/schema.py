@@ -21,6 +21,7 @@ __all__ = [
     "APP_CHANGES",
     "COMMITS",
     "CULPRITS",
+    "DRIFT_SPANS",
     "FILE_CHANGES",
     "LANDED",
     "MANIFEST_CHANGES",
@@ -370,6 +371,28 @@ FIELD_EDITS: Schema = {
     # None]); None for managedFields rows and for live clusters and snapshots
     "changes": "object",
     "cluster": "object",  # the context it was read from
+}
+
+#: One row per span of time a field disagreed with git (``drift_spans``, from a recording), oldest first: from
+#: a change by a manager other than Argo CD until Argo CD next wrote that field (a sync or a self-heal).
+DRIFT_SPANS: Schema = {
+    "cluster": "object",  # where the object lives (a recording's cluster, a fleet member)
+    "apps": "object",  # list[str]: the Applications deploying into its namespace
+    "namespace": "object",
+    "kind": "object",
+    "name": "object",
+    "path": "object",  # dotted field path: spec.replicas, spec.template.spec.containers[name=web].image
+    "value_before": "object",  # its value before the change outside git (what Argo CD had applied), as text
+    "value_outside": "object",  # the value set outside git (the last one when set several times), as text
+    "set_by": "object",  # the field manager of the change outside git: kubectl-edit, kubectl-client-side-apply, ...
+    "set_at": UTC,
+    "time_bound": "object",  # set when the change was found on a relist: "between <since> and <time> UTC"
+    "ended_by": "object",  # Argo CD's manager when it wrote the field again, else None (it still disagrees)
+    "ended_at": UTC,  # None while it still disagrees
+    "restored_to": "object",  # the value Argo CD wrote (git's, at that sync), as text
+    "ongoing": "bool",  # still disagreeing at the end of the recording read
+    "duration": "timedelta64[ns]",  # set_at to ended_at (or to the end of what was read, when ongoing)
+    "duration_text": "object",  # the duration as a person reads it: 3m12s, 2h05m, 21d4h
 }
 
 #: One row per Application's last operation (``Cluster.operations``).

@@ -364,3 +364,83 @@ def test_drift_and_manual_edits_as_recorded(tmp_path: Path) -> None:
     # one row: the recorded change (old 3, new 5), not doubled by the managedFields entry it came from
     assert len(edits) == 1 and edits.iloc[0]["changes"] == [["spec.replicas", "3", "5"]]
     assert edits.iloc[0]["apps"] == ["web"] and edits.iloc[0]["time"] == t0
+
+
+def test_drift_spans_say_how_long_each_field_disagreed_with_git(tmp_path: Path) -> None:
+    """Edits outside git open a span, Argo CD's next write of the field closes it; a later edit is ongoing."""
+    store = Store(tmp_path)
+    t0 = pd.Timestamp("2026-11-02T02:00:00Z")
+    hour = pd.Timedelta(hours=1)
+    application = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": "web", "namespace": "argocd", "uid": "a1"},
+        "spec": {"destination": {"namespace": "shop"}, "source": {"repoURL": "r", "path": "apps/web"}},
+        "status": {"sync": {"status": "Synced"}, "health": {"status": "Healthy"}},
+    }
+    # (hours after t0, manager, old replicas, new replicas)
+    steps = [
+        (0, "kubectl-edit", 3, 5),
+        (1, "kubectl-edit", 5, 6),
+        (3, "argocd-controller", 6, 3),
+        (4, "kubectl-edit", 3, 4),
+    ]
+    with store.writer("prod") as w:
+        w.append({"kind": "Application", "uid": "a1", "name": "web", "app": "web", "event": "ADDED",
+                  "time": t0 - hour, "object": application})  # fmt: skip
+        for h, manager, old, new in steps:
+            at = t0 + h * hour
+            entry = {"manager": manager, "operation": "Apply" if manager.startswith("argocd") else "Update",
+                     "time": f"{at:%Y-%m-%dT%H:%M:%SZ}", "fieldsV1": {"f:spec": {"f:replicas": {}}}}  # fmt: skip
+            dep = {"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"replicas": new},
+                   "metadata": {"name": "web", "namespace": "shop", "uid": "d1", "managedFields": [entry]}}  # fmt: skip
+            w.append({"kind": "Deployment", "uid": "d1", "name": "web", "namespace": "shop", "app": "web",
+                      "event": "MODIFIED", "time": at, "manager": manager, "manager_time": at,
+                      "changes": [["spec.replicas", old, new]], "object": dep})  # fmt: skip
+    rec = Recording(store, at=t0 + 5 * hour)
+    spans = g.drift_spans(rec, until=t0 + 5 * hour)
+    assert list(spans.columns) == list(schema.DRIFT_SPANS)
+    assert str(spans["set_at"].dtype) == schema.UTC
+    first, second = spans.to_dict("records")
+    assert (first["set_by"], first["set_at"], first["ended_by"], first["ended_at"]) == (
+        "kubectl-edit",
+        t0,
+        "argocd-controller",
+        t0 + 3 * hour,
+    )
+    # the value before the first edit, the last value set outside git, and what Argo CD put back
+    assert (first["value_before"], first["value_outside"], first["restored_to"]) == ("3", "6", "3")
+    assert first["duration"] == 3 * hour and first["duration_text"] == "3h00m" and not first["ongoing"]
+    assert (first["apps"], first["kind"], first["name"], first["path"]) == (
+        ["web"],
+        "Deployment",
+        "web",
+        "spec.replicas",
+    )
+    assert second["ongoing"] and pd.isna(second["ended_at"]) and second["set_at"] == t0 + 4 * hour
+    assert second["duration"] == hour and second["duration_text"] == "1h00m so far"
+    # a window after the first span was closed keeps only the second; one before the second opened, the first
+    assert list(g.drift_spans(rec, since=t0 + 3.5 * hour, until=t0 + 5 * hour)["set_at"]) == [t0 + 4 * hour]
+    assert list(g.drift_spans(rec, until=t0 + 2 * hour)["ongoing"]) == [True]  # as of 04:00, the first was open
+    # evidence without past values says why it has no spans
+    demo = g.drift_spans(g.Snapshot(Path(__file__).parent / "data" / "demo" / "evidence"))
+    assert demo.empty and "record" in demo.attrs["why_empty"]
+
+
+def test_drift_spans_of_a_recorded_fleet_match_its_resets(fleet: tuple[Path, Store]) -> None:
+    """On the synthetic month: every 2am scale-up outside git is a span, closed by Argo CD's next deploy."""
+    _repo, store = fleet
+    rec = Recording(store)
+    spans = g.drift_spans(rec)
+    assert len(spans) >= 3 and (spans["set_by"] == "kubectl-edit").all() and (spans["path"] == "spec.replicas").all()
+    closed = spans[~spans["ongoing"]]
+    assert len(closed) >= 1 and (closed["ended_by"] == "argocd-controller").all()
+    assert (closed["ended_at"] > closed["set_at"]).all()
+    assert (closed["duration"] == closed["ended_at"] - closed["set_at"]).all()
+    # each closing write is a recorded Argo CD change of that Deployment whose old value is the hand-set one
+    fe = rec.field_edits(None)
+    argo = fe[fe["manager"] == "argocd-controller"]
+    for s in closed.itertuples(index=False):
+        at = argo[(argo["namespace"] == s.namespace) & (argo["name"] == s.name) & (argo["time"] == s.ended_at)]
+        olds = [c[1] for ch in at["changes"] if isinstance(ch, list) for c in ch if c[0] == "spec.replicas"]
+        assert s.value_outside in olds

@@ -136,10 +136,21 @@ apps[["name", "sync_status", "health_status", "sync_revision", "automated", "sel
         code(
             'edits = g.manual_edits(cluster, since=since or None)\ng.with_local_time(edits, "time")[["time", "time_local", "apps", "kind", "name", "manager", "operation", "fields"]]'
         ),
+        md(
+            "## How long each field disagreed with git (from a recording)\n\nFrom a change outside git until "
+            "Argo CD wrote the field again (a sync or a self-heal); `ongoing` spans still disagree. Only a "
+            "recording keeps past values: with a live cluster this section says so and stays empty."
+        ),
+        code(
+            'spans = g.drift_spans(cluster, since=since or None, until=at if recording else None)\n'
+            'if spans.attrs.get("why_empty"):\n    print(spans.attrs["why_empty"])\n'
+            'g.with_local_time(spans, "set_at")[["set_at", "set_at_local", "apps", "kind", "name", "path", '
+            '"value_before", "value_outside", "set_by", "ended_at", "ended_by", "duration_text", "ongoing"]]'
+        ),
         md("## Saved results"),
         code(
-            'print(g.save_results(output_dir, {"applications": apps, "drift": out_of_sync, "manual_edits": edits}, '
-            '{"context": cluster.context}))'
+            'print(g.save_results(output_dir, {"applications": apps, "drift": out_of_sync, "manual_edits": edits, '
+            '"drift_spans": spans}, {"context": cluster.context}))'
         ),
     ],
 )

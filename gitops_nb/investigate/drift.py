@@ -14,14 +14,15 @@ import pandas as pd
 
 from ..cluster.evidence import EvidenceSource
 from ..cluster.fleet import Fleet, reading_destinations
+from ..cluster.live import CONTROLLER_MANAGERS
 from ..git.manifests import diff_documents
-from ..times import parse_at
-from .evidence_rows import bound_untimed, skipped_of
+from ..times import describe_span, parse_at
+from .evidence_rows import bound_untimed, recorded_changes, skipped_of
 
 if TYPE_CHECKING:
     from ..git.repo import DeployRepo
 
-__all__ = ["drift", "manual_edits"]
+__all__ = ["drift", "drift_spans", "manual_edits"]
 
 _COLUMNS = [
     "app",
@@ -250,4 +251,100 @@ def manual_edits(
         out = pd.concat(frames, ignore_index=True).sort_values("time", ascending=False).reset_index(drop=True)
     out.attrs["skipped"] = skipped_of(read)
     out.attrs["failures"] = source.failures.to_dict("records") if isinstance(source, Fleet) else []
+    return out
+
+
+def drift_spans(
+    cluster: EvidenceSource,
+    since: str | datetime | pd.Timestamp | None = None,
+    until: str | datetime | pd.Timestamp | None = None,
+    *,
+    kinds: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Every field that disagreed with git, and for how long (schema :data:`schema.DRIFT_SPANS`), from a
+    :class:`~gitops_nb.Recording`: oldest first.
+
+    A span opens when a manager other than Argo CD (a ``kubectl edit`` or ``scale``, a script) changes a field
+    of an object an Application deploys, and closes when Argo CD next writes that field: a sync or a
+    self-heal puts git's value back. A span still open at ``until`` (default: now; for a recording read as of
+    a time, that time) is ``ongoing``. Spans that overlap ``since``..``until`` are kept. A live cluster or a
+    snapshot keeps no past values, so it gives no spans (``attrs["why_empty"]`` says so; use
+    :func:`manual_edits` there). ``kinds`` limits the kinds read.
+    """
+    from .. import schema
+
+    lo = parse_at(since) if since is not None else None
+    hi = parse_at(until) if until is not None else pd.Timestamp.now(tz="UTC")
+    apps = cluster.applications()
+    source = reading_destinations(cluster, apps)
+    by_ns: dict[str, dict[Any, list[str]]] = {}  # namespace -> cluster -> the apps deploying there
+    for n, ns, where in zip(apps["name"], apps["dest_namespace"], apps["cluster"], strict=True):
+        by_ns.setdefault(ns, {}).setdefault(where, []).append(n)
+    rows: list[dict[str, Any]] = []
+    read, recorded = [], False
+    for ns, places in by_ns.items():
+        f = source.field_edits(ns, kinds)
+        read.append(f)
+        changes = recorded_changes(f)
+        if changes is None:
+            continue
+        recorded = True
+        changes = changes[
+            [
+                c in places and m not in CONTROLLER_MANAGERS
+                for c, m in zip(changes["cluster"], changes["manager"], strict=True)
+            ]
+        ]
+        names = sorted({n for v in places.values() for n in v})
+        for (where, kind, name, path), ch in changes.groupby(
+            ["cluster", "kind", "name", "path"], sort=False, dropna=False
+        ):
+            rows.extend(_spans(ch, hi, sorted(places.get(where, names)), where, ns, kind, name, path))
+    out = schema.frame(schema.DRIFT_SPANS, rows)
+    keep = (out["ended_at"].isna() | (out["ended_at"] >= lo)) if lo is not None else pd.Series(True, index=out.index)
+    out = out[keep & (out["set_at"] <= hi)].sort_values("set_at", kind="stable").reset_index(drop=True)
+    out.attrs["skipped"] = skipped_of(read)
+    out.attrs["failures"] = source.failures.to_dict("records") if isinstance(source, Fleet) else []
+    out.attrs["why_empty"] = (
+        None
+        if recorded or not by_ns
+        else "this evidence keeps no past field values (a live cluster or a snapshot): record the cluster with "
+        "`gitops-nb record` and read the Recording, or see manual_edits() for who owns each field now"
+    )
+    return out
+
+
+def _spans(
+    changes: pd.DataFrame, end: pd.Timestamp, apps: list[str], where: Any, ns: str, kind: Any, name: Any, path: Any
+) -> list[dict[str, Any]]:
+    """The spans of one field: each run of changes outside git, closed by Argo CD's next write of it."""
+    out: list[dict[str, Any]] = []
+    span: dict[str, Any] | None = None
+    c: Any
+    for c in changes.itertuples(index=False):
+        if c.time > end:
+            break
+        if not c.is_gitops:
+            if span is None:
+                span = {
+                    "cluster": where,
+                    "apps": apps,
+                    "namespace": ns,
+                    "kind": kind,
+                    "name": name,
+                    "path": path,
+                    "value_before": c.old,
+                    "set_by": c.manager,
+                    "set_at": c.time,
+                    "time_bound": c.time_bound if isinstance(c.time_bound, str) else None,
+                }
+            span["value_outside"] = c.new
+        elif span is not None:
+            out.append({**span, "ended_by": c.manager, "ended_at": c.time, "restored_to": c.new, "ongoing": False})
+            span = None
+    if span is not None:
+        out.append({**span, "ended_by": None, "ended_at": None, "restored_to": None, "ongoing": True})
+    for r in out:
+        r["duration"] = (r["ended_at"] if r["ended_at"] is not None else end) - r["set_at"]
+        r["duration_text"] = describe_span(r["duration"]) + (" so far" if r["ongoing"] else "")
     return out

@@ -20,7 +20,7 @@ from ..cluster.fleet import Fleet, reading_destinations
 from ..schema import RowKind
 from ..times import describe_span, parse_at
 
-__all__ = ["beyond_git", "bound_untimed", "cluster_rows", "skipped_of"]
+__all__ = ["beyond_git", "bound_untimed", "cluster_rows", "recorded_changes", "skipped_of"]
 
 
 #: Argo CD's event for a failed operation: "Sync operation to <revision> failed: <message>"
@@ -310,7 +310,7 @@ def beyond_git(
         lo, hi = start - pd.Timedelta(seconds=2), d.deployed_at + _DEPLOY_SLACK
         if ns not in cache:
             mine = edits[edits["namespace"] == ns] if edits is not None else source.field_edits(ns)
-            changes = _recorded_changes(mine)
+            changes = recorded_changes(mine)
             ev = events[events["namespace"] == ns] if events is not None else source.events(ns, None, hi)
             cache[ns] = (changes, True) if changes is not None else (ev, False)
         frame, recorded = cache[ns]
@@ -318,7 +318,7 @@ def beyond_git(
             at_deploy = frame[frame["is_gitops"] & (frame["time"] >= lo) & (frame["time"] <= hi)]
             kinds = sorted(set(at_deploy["kind"]))
             if kinds:  # who set the old values, however long before the window
-                whole = _recorded_changes(before.field_edits(ns, kinds))
+                whole = recorded_changes(before.field_edits(ns, kinds))
                 frame = whole if whole is not None else at_deploy
         if recorded:
             found = _reset_fields(frame, ns, lo, hi)
@@ -329,14 +329,16 @@ def beyond_git(
     return out
 
 
-def _recorded_changes(edits: pd.DataFrame) -> pd.DataFrame | None:
-    """One row per recorded ``[path, old, new]`` of the field edits (time, kind, name, path, old, new, manager,
-    is_gitops, time_bound), oldest first; ``None`` when the source recorded none (a live cluster, a snapshot)."""
+def recorded_changes(edits: pd.DataFrame) -> pd.DataFrame | None:
+    """One row per recorded ``[path, old, new]`` of the field edits (time, namespace, kind, name, path, old,
+    new, manager, is_gitops, time_bound, cluster), oldest first; ``None`` when the source recorded none (a
+    live cluster, a snapshot)."""
     if "changes" not in edits.columns or not edits["changes"].notna().any():
         return None
     rows = [
         {
             "time": t,
+            "namespace": ns,
             "kind": k,
             "name": n,
             "path": c[0],
@@ -345,14 +347,17 @@ def _recorded_changes(edits: pd.DataFrame) -> pd.DataFrame | None:
             "manager": m,
             "is_gitops": bool(g),
             "time_bound": b,
+            "cluster": where,
         }
-        for t, k, n, m, g, b, cs in zip(
+        for t, ns, k, n, m, g, b, where, cs in zip(
             edits["time"],
+            edits["namespace"],
             edits["kind"],
             edits["name"],
             edits["manager"],
             edits["is_gitops"],
             edits["time_bound"],
+            edits["cluster"] if "cluster" in edits.columns else [None] * len(edits),
             edits["changes"],
             strict=True,
         )
@@ -361,7 +366,20 @@ def _recorded_changes(edits: pd.DataFrame) -> pd.DataFrame | None:
         if not str(c[0]).startswith("status")
     ]
     return pd.DataFrame(
-        rows, columns=["time", "kind", "name", "path", "old", "new", "manager", "is_gitops", "time_bound"]
+        rows,
+        columns=[
+            "time",
+            "namespace",
+            "kind",
+            "name",
+            "path",
+            "old",
+            "new",
+            "manager",
+            "is_gitops",
+            "time_bound",
+            "cluster",
+        ],
     ).sort_values("time", kind="stable")
 
 
