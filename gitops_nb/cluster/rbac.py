@@ -33,6 +33,8 @@ RUNBOOK_ROLES: dict[str, tuple[str, ...]] = {
     # what_changed reads the cluster; revert_and_verify pauses, pushes to git (git credentials, not RBAC),
     # refreshes, and wait_converged reads the Deployments' rollouts on the destination
     "rollback-by-revert": ("investigator", "responder"),
+    # git alone; with a context, whether each finding was deployed: Applications' history (read-only)
+    "secrets-audit": ("investigator (only with a context)",),
 }
 
 
