@@ -142,7 +142,7 @@ apps[["name", "sync_status", "health_status", "sync_revision", "automated", "sel
             "recording keeps past values: with a live cluster this section says so and stays empty."
         ),
         code(
-            'spans = g.drift_spans(cluster, since=since or None, until=at if recording else None)\n'
+            "spans = g.drift_spans(cluster, since=since or None, until=at if recording else None)\n"
             'if spans.attrs.get("why_empty"):\n    print(spans.attrs["why_empty"])\n'
             'g.with_local_time(spans, "set_at")[["set_at", "set_at_local", "apps", "kind", "name", "path", '
             '"value_before", "value_outside", "set_by", "ended_at", "ended_by", "duration_text", "ongoing"]]'
