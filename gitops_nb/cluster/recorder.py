@@ -292,7 +292,8 @@ class _Watch(threading.Thread):
                 if self._resume_from is not None:
                     continue  # the drill dropped the connection: no backoff
                 self.rec.stats.reconnects += 1
-                if self.rec.stats.down_since is None and "HTTP" not in str(e):
+                answered = str(e).startswith(("HTTP ", "watch error"))  # it answered: not unreachable
+                if self.rec.stats.down_since is None and not answered:
                     self.rec.stats.down_since = time.monotonic()
                 self.rec.stats.last_error = f"{self.res.kind}: {type(e).__name__}: {str(e)[:160]}"
                 self.stopped.wait(backoff)
