@@ -113,3 +113,15 @@ def test_recording_a_hub_follows_each_app_to_its_spoke_and_what_changed_reads_it
     # the same store asked for the spoke alone: its partition only, no Applications
     alone = Recording(store, cluster=spoke)
     assert not alone.fleet and alone.applications().empty
+
+
+def test_a_bad_destination_mapping_is_a_clear_error_that_records_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gitops_nb.ui.cli import main
+
+    store = tmp_path / "rec"
+    assert main(["record", "--store", str(store), "--destination", "https://10.0.0.7:6443"]) == 2
+    err = capsys.readouterr().err
+    assert "SERVER_OR_NAME=CONTEXT" in err, err
+    assert not store.exists()
