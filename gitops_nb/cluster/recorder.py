@@ -983,6 +983,8 @@ class Recorder:
                 for c in self.clusters:
                     if c.context == ctx:
                         return c
+                if self.stopping.is_set():  # stopping: no new writer that nobody would close
+                    return None
                 spoke = _ClusterRecorder(
                     hub.cluster.destinations.cluster_of(server, name),
                     self.store,
