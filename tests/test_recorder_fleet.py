@@ -125,3 +125,36 @@ def test_a_bad_destination_mapping_is_a_clear_error_that_records_nothing(
     err = capsys.readouterr().err
     assert "SERVER_OR_NAME=CONTEXT" in err, err
     assert not store.exists()
+
+
+@pytest.mark.sandbox
+def test_a_fleet_of_hub_and_spoke_records_the_spoke_once_as_the_hubs_destination(spokes: Any, tmp_path: Path) -> None:
+    from gitops_nb.cluster.fleet import Fleet
+
+    spoke = spokes.spoke_context(2)
+    store = Store(tmp_path / "rec")
+    rec = Recorder(Fleet([HUB, spoke], kubeconfig=str(spokes.kubeconfig)), store, flush_seconds=0.5).start()
+    app: dict[str, Any] | None = None
+    try:
+        # the spoke has no Argo CD: recorded as a destination only, not an error
+        _until(
+            "the spoke taken as a destination",
+            lambda: any(s.startswith(f"[record] {spoke}:") and "no Argo CD here" in s for s in rec.status_lines()),
+            timeout=30,
+        )
+        app = _spoke_app(spokes, tmp_path / "repo", 2, by="server")
+        name = app["name"]
+        _until(
+            "the Deployment recorded on the spoke",
+            lambda: (_spoke_rows(store, spoke, name)["kind"] == "Deployment").any(),
+            timeout=30,
+        )
+        assert rec.error is None
+        contexts = [c.context for c in rec.clusters]
+        assert sorted(contexts) == sorted([HUB, spoke]), contexts  # the given spoke: no second writer for it
+        assert not any("(destination of" in s for s in rec.status_lines())
+    finally:
+        rec.stop()
+        if app is not None:
+            _cleanup(spokes, app)
+    assert len(set(store.read(clusters=[spoke], columns=["recorder"]).to_pandas()["recorder"])) == 1
