@@ -31,7 +31,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -39,9 +39,11 @@ import pandas as pd
 
 from ..errors import ArgoCDNotFoundError, ClusterError, InputError, StoreError
 from .argocd import GROUP, PLURAL, VERSION
+from .destinations import destination_of
 from .live import Cluster, flatten_fields
 
 if TYPE_CHECKING:
+    from .fleet import Fleet
     from .store import Store, StoreWriter
 
 __all__ = [
@@ -111,13 +113,20 @@ class RecorderStats:
     queue_max_wait: float = 0.0
     last_error: str | None = None
     started: float = field(default_factory=time.monotonic)
+    #: since when (monotonic) no watch of this cluster could connect; ``None`` while it answers
+    down_since: float | None = None
 
     def line(self, context: str, queued: int, written: int | None = None) -> str:
         up = time.monotonic() - self.started
         err = f", last error: {self.last_error}" if self.last_error else ""
         flushed = f" ({written} flushed)" if written is not None else ""
+        down = (
+            f" UNREACHABLE for {time.monotonic() - self.down_since:.0f}s (retrying with backoff);"
+            if self.down_since is not None
+            else ""
+        )
         return (
-            f"[record] {context}: {self.watches} watches, {self.rows} rows written{flushed}, {queued} queued, "
+            f"[record] {context}:{down} {self.watches} watches, {self.rows} rows written{flushed}, {queued} queued, "
             f"lag {self.queue_max_wait:.1f}s, {self.relists} relists, {self.reconnects} reconnects, "
             f"up {up:.0f}s{err}"
         )
@@ -252,12 +261,25 @@ class _Watch(threading.Thread):
                 if rv is None:
                     rv = self._list()
                     self.rec.stats.relists += 1
+                    self.rec.stats.down_since = None
                 if self._resume_from is not None:
                     rv, self._resume_from = self._resume_from, None
                 rv = self._watch(rv)
                 backoff = 0.5
+                self.rec.stats.down_since = None
             except _Gone:
                 rv = None  # relist
+            except ArgoCDNotFoundError as e:
+                if self.rec.owner_many:  # one of several contexts without Argo CD: a destination only
+                    self.rec.watch_apps = False
+                    self.rec.stats.last_error = "no Argo CD here: recorded as a destination of the others"
+                    self.rec.watches.pop(self.res.kind, None)
+                    self.rec.stats.watches = len(self.rec.watches)
+                    return
+                self.rec.stats.last_error = str(e)
+                self.rec.error = e
+                self.rec.stopping.set()
+                return
             except ClusterError as e:  # forbidden: this kind is not recorded (the others go on) ...
                 self.rec.stats.last_error = str(e)
                 if self.res is APPLICATION:  # ... but without the Applications there is nothing to record
@@ -270,6 +292,9 @@ class _Watch(threading.Thread):
                 if self._resume_from is not None:
                     continue  # the drill dropped the connection: no backoff
                 self.rec.stats.reconnects += 1
+                answered = str(e).startswith(("HTTP ", "watch error"))  # it answered: not unreachable
+                if self.rec.stats.down_since is None and not answered:
+                    self.rec.stats.down_since = time.monotonic()
                 self.rec.stats.last_error = f"{self.res.kind}: {type(e).__name__}: {str(e)[:160]}"
                 self.stopped.wait(backoff)
                 backoff = min(backoff * 2, _BACKOFF_MAX)
@@ -399,7 +424,11 @@ def _body(kind: str, obj: dict[str, Any]) -> str | None:
 
 
 class _ClusterRecorder:
-    """The watches of one cluster, the processing thread, and the writer they feed."""
+    """The watches of one cluster, the processing thread, and the writer they feed (one per partition).
+
+    A hub (``watch_apps``) watches its Applications; the objects an Application manages are watched on
+    its destination cluster: this one for in-cluster apps, else the destination's own recorder (made by
+    ``place``), told which objects and namespaces are whose through its ``control`` queue."""
 
     def __init__(
         self,
@@ -410,8 +439,22 @@ class _ClusterRecorder:
         flush_seconds: float,
         max_buffer: int,
         stopping: threading.Event,
+        watch_apps: bool = True,
+        place: Callable[[_ClusterRecorder, dict[str, Any]], _ClusterRecorder | None] | None = None,
+        owner_many: bool = False,
+        label: str | None = None,
     ) -> None:
         self.cluster = cluster
+        self.watch_apps = watch_apps
+        self.place = place
+        self.owner_many = owner_many
+        self.label = label or cluster.context
+        #: index/forget messages from hubs (unbounded: one per Application change, never blocks a hub)
+        self.control: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self.fed = False  # a hub has told this destination what its apps manage
+        self.app_dest: dict[str, _ClusterRecorder] = {}  # (a hub) app -> the recorder of its destination
+        self.kinds_missing: dict[str, tuple[str, str]] = {}  # kinds not discovered yet (unreachable): retried
+        self._last_discovery = 0.0
         self.context = cluster.context
         self.api = cluster.api
         self.api.configuration.retries = 0
@@ -439,7 +482,13 @@ class _ClusterRecorder:
     def start(self) -> None:
         self._load()
         self.processor.start()
-        self._start_watch(APPLICATION)
+        if self.watch_apps:
+            self._start_watch(APPLICATION)
+
+    @property
+    def ready(self) -> bool:
+        """The Applications that say what to watch here are known (listed here, or told by a hub)."""
+        return "Application" in self.listed or (not self.watch_apps and self.fed)
 
     def put(self, msg: tuple[Any, ...]) -> None:
         """Hand a message to the processing thread; blocks while the queue is full (backpressure)."""
@@ -508,6 +557,7 @@ class _ClusterRecorder:
         last_flush = time.monotonic()
         try:
             while True:
+                self._control()
                 try:
                     msg = self.queue.get(timeout=0.5)
                 except queue.Empty:
@@ -516,6 +566,7 @@ class _ClusterRecorder:
                     if time.monotonic() - last_flush >= self.writer.flush_seconds:
                         last_flush = time.monotonic()
                         self.writer.flush()  # also raises a failed background flush's error (a full disk) now
+                    self._rediscover()
                     continue
                 wait = time.time() - msg[-1]
                 self.stats.queue_max_wait = max(wait, self.stats.queue_max_wait * 0.9)
@@ -684,6 +735,13 @@ class _ClusterRecorder:
     # -- which objects the Applications manage -----------------------------------------------------
 
     def _forget_app(self, app: str) -> None:
+        dest = self.app_dest.pop(app, None)
+        if dest is not None and dest is not self:
+            dest.control.put(("forget", app))
+            return
+        self._forget(app)
+
+    def _forget(self, app: str) -> None:
         for key in [k for k, a in self.managed.items() if a == app]:
             del self.managed[key]
         for ns in list(self.app_namespaces):
@@ -693,10 +751,9 @@ class _ClusterRecorder:
         self._update_watches()
 
     def _index_app(self, app_obj: dict[str, Any]) -> None:
+        """What an Application manages, watched where it deploys (here, or its destination's recorder)."""
         name = str((app_obj.get("metadata") or {}).get("name"))
         spec, st = app_obj.get("spec") or {}, app_obj.get("status") or {}
-        before = {k for k, a in self.managed.items() if a == name}
-        old_ns = {ns for ns, apps in self.app_namespaces.items() if name in apps}
         now: set[tuple[str, str, str, str]] = set()
         kinds: dict[str, tuple[str, str]] = {}
         for r in st.get("resources") or []:
@@ -706,14 +763,60 @@ class _ClusterRecorder:
             key = (group, kind, r.get("namespace") or "", r.get("name") or "")
             now.add(key)
             kinds[kind] = (group, r.get("version") or "v1")
+        nss = {k[2] for k in now if k[2]}
+        dest_ns = (spec.get("destination") or {}).get("namespace")
+        if dest_ns:
+            nss.add(str(dest_ns))
+        target = self.place(self, app_obj) if self.place is not None else self
+        old = self.app_dest.get(name)
+        if old is not None and old is not target:
+            self._forget_app(name)  # it moved to another cluster
+        if target is None:
+            return  # an unresolvable destination (named in the status line): retried at its next change
+        self.app_dest[name] = target
+        if target is self:
+            self._index(name, now, nss, kinds)
+        else:
+            target.control.put(("index", name, now, nss, kinds))
+
+    def _control(self) -> None:
+        """Apply what the hubs said about their apps deploying here."""
+        while True:
+            try:
+                msg = self.control.get_nowait()
+            except queue.Empty:
+                return
+            if msg[0] == "index":
+                self.fed = True
+                self._index(msg[1], msg[2], msg[3], msg[4])
+            elif msg[0] == "forget":
+                self._forget(msg[1])
+
+    def _rediscover(self) -> None:
+        """Kinds whose discovery failed (the cluster was unreachable): tried again every 10 s."""
+        if not self.kinds_missing or time.monotonic() - self._last_discovery < 10:
+            return
+        self._last_discovery = time.monotonic()
+        found = False
+        for kind, (group, version) in list(self.kinds_missing.items()):
+            res = self._resource(group, version, kind)
+            if res is not None:
+                self.kinds_wanted[kind] = res
+                del self.kinds_missing[kind]
+                found = True
+        if found and self.ready:
+            self._update_watches()
+            self._adopt(set(self.managed))
+
+    def _index(
+        self, name: str, now: set[tuple[str, str, str, str]], nss: set[str], kinds: dict[str, tuple[str, str]]
+    ) -> None:
+        before = {k for k, a in self.managed.items() if a == name}
+        old_ns = {ns for ns, apps in self.app_namespaces.items() if name in apps}
         for key in before - now:
             del self.managed[key]
         for key in now:
             self.managed[key] = name
-        nss = {k[2] for k in now if k[2]}
-        dest = (spec.get("destination") or {}).get("namespace")
-        if dest:
-            nss.add(str(dest))
         for ns in list(self.app_namespaces):
             if ns not in nss:
                 self.app_namespaces[ns].discard(name)
@@ -726,7 +829,10 @@ class _ClusterRecorder:
                 res = self._resource(group, version, kind)
                 if res is not None:
                     self.kinds_wanted[kind] = res
-        if "Application" in self.listed:
+                    self.kinds_missing.pop(kind, None)
+                else:
+                    self.kinds_missing[kind] = (group, version)
+        if self.ready:
             self._update_watches()
             if now - before or nss - old_ns:
                 self._adopt(now)
@@ -744,7 +850,7 @@ class _ClusterRecorder:
                 self._observe(res, "WATCH", obj, pd.Timestamp.now(tz="UTC"))
 
     def _update_watches(self) -> None:
-        if "Application" not in self.listed or self.stopping.is_set():
+        if not self.ready or self.stopping.is_set():
             return
         for res in _FIXED.values():
             self._start_watch(res)
@@ -794,11 +900,23 @@ def _event_count(e: dict[str, Any]) -> int:
 class Recorder:
     """Record one or more clusters into a store until :meth:`stop` (or SIGTERM/SIGINT in :func:`record`).
 
+    A hub's Applications are recorded in the hub's partition; the objects each one manages (and the
+    Events and ReplicaSets of its destination namespace) are watched on its destination cluster,
+    resolved as :class:`~gitops_nb.cluster.live.Cluster` resolves them
+    (:class:`~gitops_nb.cluster.destinations.Destinations`), and recorded in that cluster's partition
+    (``cluster`` = its context, ``app`` = the Application). One writer per partition. A destination that
+    does not answer is retried with backoff (its status line says so); the others go on.
+
     Args:
-        contexts: kube context names (``None`` in the list: the current context, or in-cluster config).
+        contexts: kube context names (``None`` in the list: the current context, or in-cluster config), or
+            a :class:`~gitops_nb.cluster.fleet.Fleet` (its members). Of several, one without Argo CD is
+            recorded as a destination only.
         store: a :class:`~gitops_nb.cluster.store.Store` or its URL (a directory or ``s3://bucket/prefix``).
         kubeconfig: the kubeconfig file (default ``$KUBECONFIG`` / ``~/.kube/config``).
         argocd_namespace: where the Applications live.
+        destinations: destination server URL or name -> kubeconfig context, for destinations no context's
+            server matches (as :class:`~gitops_nb.cluster.live.Cluster`'s).
+        argocd_secrets: resolve destinations from Argo CD's cluster Secrets too (opt-in).
         queue_size: watch events waiting for the processing thread before the watches block.
         flush_seconds: how often buffered rows become Parquet files (and so queryable).
         max_buffer: rows the writer holds before ``append`` blocks.
@@ -806,71 +924,121 @@ class Recorder:
 
     def __init__(
         self,
-        contexts: Sequence[str | None] | str | None,
+        contexts: Sequence[str | None] | str | Fleet | None,
         store: Store | str | os.PathLike[str],
         *,
         kubeconfig: str | None = None,
         argocd_namespace: str = "argocd",
+        destinations: Mapping[str, str] | None = None,
+        argocd_secrets: bool = False,
         queue_size: int = 2000,
         flush_seconds: float = 2.0,
         max_buffer: int = 50_000,
     ) -> None:
+        from .fleet import Fleet
         from .store import Store
 
-        ctxs: list[str | None] = [contexts] if contexts is None or isinstance(contexts, str) else list(contexts)
-        if not ctxs:
+        if isinstance(contexts, Fleet):
+            clusters = [contexts.member(c) for c in contexts.members]
+        else:
+            ctxs = [contexts] if contexts is None or isinstance(contexts, str) else list(contexts)
+            clusters = [
+                Cluster(
+                    c,
+                    kubeconfig=kubeconfig,
+                    argocd_namespace=argocd_namespace,
+                    destinations=destinations,
+                    argocd_secrets=argocd_secrets,
+                )
+                for c in ctxs
+            ]
+        if not clusters:
             raise InputError("record needs at least one kube context (--context NAME)")
-        self.store = store if isinstance(store, Store) else Store(store)
-        self.stopping = threading.Event()
-        self.clusters = [
-            _ClusterRecorder(
-                Cluster(c, kubeconfig=kubeconfig, argocd_namespace=argocd_namespace),
-                self.store,
-                queue_size=queue_size,
-                flush_seconds=flush_seconds,
-                max_buffer=max_buffer,
-                stopping=self.stopping,
-            )
-            for c in ctxs
-        ]
-        names = [c.context for c in self.clusters]
+        names = [c.context for c in clusters]
         if len(set(names)) != len(names):
             raise InputError(f"the same context twice: {', '.join(names)}")
+        self.store = store if isinstance(store, Store) else Store(store)
+        self.stopping = threading.Event()
+        self._opts: dict[str, Any] = {
+            "queue_size": queue_size,
+            "flush_seconds": flush_seconds,
+            "max_buffer": max_buffer,
+            "stopping": self.stopping,
+            "place": self._place,
+            "owner_many": len(clusters) > 1,
+        }
+        self._lock = threading.Lock()
+        self.clusters = [_ClusterRecorder(c, self.store, **self._opts) for c in clusters]
         self._started = False
+
+    def _place(self, hub: _ClusterRecorder, app: dict[str, Any]) -> _ClusterRecorder | None:
+        """The recorder of the cluster ``app`` deploys to (``hub`` for in-cluster apps), opened and started
+        on first use; ``None`` (named in the hub's status line) when the destination cannot be resolved."""
+        server, name = destination_of(app)
+        try:
+            ctx = hub.cluster.destinations.context_of(server, name)
+            if ctx == hub.context:
+                return hub
+            with self._lock:
+                for c in self.clusters:
+                    if c.context == ctx:
+                        return c
+                if self.stopping.is_set():  # stopping: no new writer that nobody would close
+                    return None
+                spoke = _ClusterRecorder(
+                    hub.cluster.destinations.cluster_of(server, name),
+                    self.store,
+                    **{**self._opts, "watch_apps": False, "label": f"{ctx} (destination of {hub.context})"},
+                )
+                self.clusters.append(spoke)
+                if self._started:
+                    spoke.start()
+                return spoke
+        except (ClusterError, StoreError) as e:
+            app_name = (app.get("metadata") or {}).get("name")
+            hub.stats.last_error = f"app {app_name}: {type(e).__name__}: {str(e)[:200]}"
+            return None
 
     def start(self) -> Recorder:
         """Start every cluster's watches (returns at once)."""
         if not self._started:
             self._started = True
-            for c in self.clusters:
-                c.start()
+            with self._lock:
+                for c in list(self.clusters):
+                    c.start()
         return self
 
     @property
     def error(self) -> BaseException | None:
         """The error that stopped a cluster's recording, if one did."""
-        return next((c.error for c in self.clusters if c.error is not None), None)
+        return next((c.error for c in list(self.clusters) if c.error is not None), None)
 
     @property
     def stats(self) -> dict[str, RecorderStats]:
-        return {c.context: c.stats for c in self.clusters}
+        """Per partition (context): the hubs given and the destinations their apps deploy to."""
+        return {c.context: c.stats for c in list(self.clusters)}
 
     def status_lines(self) -> list[str]:
-        """One line per cluster: watches, rows written, queued, lag."""
-        return [c.stats.line(c.context, c.queue.qsize(), c.writer.rows_written) for c in self.clusters]
+        """One line per cluster: watches, rows written, queued, lag; a destination that does not answer
+        says UNREACHABLE."""
+        return [c.stats.line(c.label, c.queue.qsize(), c.writer.rows_written) for c in list(self.clusters)]
 
     def synced(self) -> bool:
-        """True once every watch has listed (the recording has caught up with the cluster)."""
+        """True once every watch has listed (the recording has caught up with the clusters), the
+        destinations' included."""
         return all(
-            "Application" in c.listed and all(k in c.listed or not w.is_alive() for k, w in c.watches.items())
-            for c in self.clusters
+            c.ready and all(k in c.listed or not w.is_alive() for k, w in list(c.watches.items()))
+            for c in list(self.clusters)
+            if c.watch_apps or c.fed
         )
 
     def stop(self) -> None:
         """Stop the watches, write what is buffered, close the writers (raises the store's error, if any)."""
         self.stopping.set()
         errors: list[BaseException] = []
-        for c in self.clusters:
+        with self._lock:
+            clusters = list(self.clusters)
+        for c in clusters:
             try:
                 c.stop()
             except StoreError as e:
@@ -882,9 +1050,11 @@ class Recorder:
     def expire_watch(self, kind: str) -> None:
         """A drill for tests and runbooks: make ``kind``'s watch resume from a long-compacted resourceVersion
         (the API server answers 410 Gone; the watch relists and records what changed, once)."""
-        for c in self.clusters:
-            if kind not in c.watches:
-                raise InputError(f"no watch of kind {kind!r} in {c.context!r}: watched are {', '.join(c.watches)}")
+        hit = [c for c in list(self.clusters) if kind in c.watches]
+        if not hit:
+            watched = sorted({k for c in list(self.clusters) for k in c.watches})
+            raise InputError(f"no watch of kind {kind!r}: watched are {', '.join(watched)}")
+        for c in hit:
             c.watches[kind].expire()
 
     def __enter__(self) -> Recorder:
@@ -895,11 +1065,13 @@ class Recorder:
 
 
 def record(
-    contexts: Sequence[str | None] | str | None,
+    contexts: Sequence[str | None] | str | Fleet | None,
     store: Store | str | os.PathLike[str],
     *,
     kubeconfig: str | None = None,
     argocd_namespace: str = "argocd",
+    destinations: Mapping[str, str] | None = None,
+    argocd_secrets: bool = False,
     retain: str | None = None,
     status_seconds: float = 30.0,
     until: Callable[[], bool] | None = None,
@@ -907,7 +1079,9 @@ def record(
     flush_seconds: float = 2.0,
     compact_seconds: float = 600.0,
 ) -> dict[str, RecorderStats]:
-    """Record ``contexts`` into ``store`` until SIGTERM/SIGINT (or ``until()`` is true); returns the stats.
+    """Record ``contexts`` (or a :class:`~gitops_nb.cluster.fleet.Fleet`) into ``store`` until SIGTERM/SIGINT
+    (or ``until()`` is true); returns the stats, per partition. Each hub's apps' objects are recorded on
+    their destination clusters (see :class:`Recorder`; ``destinations``/``argocd_secrets`` as there).
 
     Every ``status_seconds`` one line per cluster goes to ``progress`` (default: stderr): watches, rows
     written, queued events, lag. ``retain`` (e.g. ``30d``) drops older day partitions once an hour; every
@@ -917,7 +1091,13 @@ def record(
     """
     say = progress or (lambda m: print(m, file=sys.stderr, flush=True))
     rec = Recorder(
-        contexts, store, kubeconfig=kubeconfig, argocd_namespace=argocd_namespace, flush_seconds=flush_seconds
+        contexts,
+        store,
+        kubeconfig=kubeconfig,
+        argocd_namespace=argocd_namespace,
+        destinations=destinations,
+        argocd_secrets=argocd_secrets,
+        flush_seconds=flush_seconds,
     )
     if retain:
         rec.store.retain(retain)  # checks the value before anything is recorded
@@ -926,7 +1106,9 @@ def record(
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             old[sig] = signal.signal(sig, lambda s, _f: got.append(s))
-    say(f"[record] recording {', '.join(c.context for c in rec.clusters)} into {rec.store}; stop with Ctrl-C / SIGTERM")
+    say(
+        f"[record] recording {', '.join(c.context for c in list(rec.clusters))} into {rec.store}; stop with Ctrl-C / SIGTERM"
+    )
     try:
         rec.start()
         last_status = last_retain = last_compact = time.monotonic()

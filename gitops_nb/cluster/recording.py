@@ -55,9 +55,17 @@ _NOT_EDITS = ("status", "metadata.managedFields", "metadata.resourceVersion", "m
 class Recording:
     """Evidence recorded by ``gitops-nb record``: an :class:`~gitops_nb.cluster.evidence.EvidenceSource`.
 
+    A fleet recording (a hub recorded with its apps' destinations, see :class:`~gitops_nb.cluster.recorder.Recorder`)
+    reads as one: Applications and deploy history from the hub's partition, events, rollouts and field
+    edits from every destination's partition, each row's ``cluster`` the partition it was recorded in (an
+    app's ``cluster``: the partition its objects were recorded in), so :func:`~gitops_nb.what_changed`
+    matches them on (cluster, namespace) as it does a live :class:`~gitops_nb.cluster.fleet.Fleet`.
+    A single cluster's recording leaves ``cluster`` empty, as before.
+
     Args:
         store: a :class:`Store`, or its URL (a directory or ``s3://bucket/prefix``).
-        cluster: which recorded cluster (required when the store holds several).
+        cluster: which recorded cluster, or hub (required when the store holds several hubs, i.e.
+            partitions with Applications; destinations-only partitions are read with their hub).
         at: the time the evidence is read as of (default: now): :meth:`applications` is each
             Application as it was then, rollouts and field edits of the objects as they were then.
         since: the oldest time a query needs (default: the whole recording). Setting it bounds the
@@ -77,6 +85,7 @@ class Recording:
         at: str | datetime | pd.Timestamp | None = None,
         since: str | datetime | pd.Timestamp | None = None,
         apps: Sequence[str] | None = None,
+        _dest: dict[str, str] | None = None,
     ) -> None:
         self.store = store if isinstance(store, Store) else Store(store)
         known = self.store.clusters()
@@ -84,6 +93,9 @@ class Recording:
             raise InputError(
                 f"store {self.store.url} holds no recording yet: record one with `gitops-nb record --store ...`"
             )
+        hubs = known if len(known) == 1 or _dest is not None else self._hubs()
+        if cluster is None and len(hubs) == 1:
+            cluster = hubs[0]
         if cluster is None:
             if len(known) > 1:
                 raise InputError(
@@ -95,6 +107,16 @@ class Recording:
                 f"store {self.store.url} has no recording of cluster {cluster!r}. " + did_you_mean(cluster, known)
             )
         self.cluster = cluster
+        #: app -> the destination partition its objects were recorded in (a fleet recording; else empty)
+        self.dest: dict[str, str] = (
+            _dest
+            if _dest is not None
+            else self._destinations([c for c in known if c not in hubs])
+            if cluster in hubs and len(known) > 1
+            else {}
+        )
+        #: the partitions read: the hub's, then its apps' destinations'
+        self.places = [cluster, *sorted(set(self.dest.values()) - {cluster})]
         self.at = parse_at(at) if at is not None else now_utc()
         self.at_given = at is not None
         self.since = parse_at(since) if since is not None else None
@@ -116,7 +138,47 @@ class Recording:
         since = lo if self.since is None or self.since < lo else self.since
         if at == self.at and since == self.since:
             return self
-        return Recording(self.store, cluster=self.cluster, at=at, since=min(since, at), apps=self.apps)
+        return Recording(self.store, cluster=self.cluster, at=at, since=min(since, at), apps=self.apps, _dest=self.dest)
+
+    def _hubs(self) -> list[str]:
+        """The partitions holding Applications (a destination's partition holds none)."""
+        t = self.store.read(kinds=["Application"], columns=["cluster"])
+        return sorted({str(c) for c in t.column("cluster").to_pylist()})
+
+    def _destinations(self, spokes: list[str]) -> dict[str, str]:
+        """app -> the destinations-only partition its objects were last recorded in."""
+        if not spokes:
+            return {}
+        import pyarrow.dataset as ds
+
+        t = self.store.read(clusters=spokes, columns=["cluster", "app", "time"], where=ds.field("app").is_valid())
+        df = t.to_pandas().sort_values("time", kind="stable").drop_duplicates("app", keep="last")
+        return {str(a): str(c) for a, c in zip(df["app"], df["cluster"], strict=True)}
+
+    @property
+    def fleet(self) -> bool:
+        """A hub's recording with its apps' objects recorded on their destinations."""
+        return bool(self.dest)
+
+    def _where(self, kinds: Sequence[str] | None) -> list[str]:
+        """The partitions a read of ``kinds`` covers: Applications live on the hub, the rest everywhere."""
+        return [self.cluster] if list(kinds or []) == ["Application"] else self.places
+
+    def _app_cluster(self, df: pd.DataFrame, by: str) -> pd.DataFrame:
+        """``cluster`` of an Argo CD frame (fleet recordings): where each app's objects were recorded."""
+        if self.fleet:
+            df["cluster"] = pd.Series([self.dest.get(a, self.cluster) for a in df[by]], index=df.index, dtype=object)
+        return df
+
+    def _tagged(self, frames: dict[str, pd.DataFrame], order: list[str]) -> pd.DataFrame:
+        """Per-partition frames as one, ``cluster`` filled (fleet recordings), sorted by ``order``."""
+        if not self.fleet:
+            return frames.get(self.cluster, next(iter(frames.values()))) if frames else pd.DataFrame()
+        parts = [f.assign(cluster=c) for c, f in frames.items() if len(f)]
+        if not parts:
+            return next(iter(frames.values()))
+        out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        return out.sort_values(order, kind="stable", na_position="last").reset_index(drop=True)
 
     @property
     def context(self) -> str:
@@ -139,7 +201,7 @@ class Recording:
         where: Any = None,
     ) -> pd.DataFrame:
         t = self.store.read(
-            clusters=[self.cluster],
+            clusters=self._where(kinds),
             kinds=kinds,
             apps=self.apps,
             since=since,
@@ -160,14 +222,35 @@ class Recording:
     ) -> list[tuple[str, dict[str, Any]]]:
         """Each object's newest version at ``at`` (default: the recording's ``at``); objects deleted by then
         are left out, or (``deleted``) kept as they were last seen."""
+        return [(k, o) for _c, k, o in self._placed_state(kinds, at=at, deleted=deleted, where=where)]
+
+    def _placed_state(
+        self,
+        kinds: Sequence[str],
+        *,
+        at: pd.Timestamp | None = None,
+        deleted: bool = False,
+        where: Any = None,
+        clusters: Sequence[str] | None = None,
+    ) -> list[tuple[str, str, dict[str, Any]]]:
+        """:meth:`_state` with the partition of each object: (cluster, kind, object)."""
         df = self.store.latest(
-            clusters=[self.cluster], kinds=kinds, apps=self.apps, until=at or self.at, where=where, columns=["object"]
+            clusters=clusters or self._where(kinds),
+            kinds=kinds,
+            apps=self.apps,
+            until=at or self.at,
+            where=where,
+            columns=["object"],
         )
         if not deleted:
             df = df[~df["gone"]]
         elif self.since is not None:  # deleted before the window: nothing to show
             df = df[~(df["gone"] & (df["time"] < self.since))]
-        return [(str(k), json.loads(o)) for k, o in zip(df["kind"], df["object"], strict=True) if isinstance(o, str)]
+        return [
+            (str(c), str(k), json.loads(o))
+            for c, k, o in zip(df["cluster"], df["kind"], df["object"], strict=True)
+            if isinstance(o, str)
+        ]
 
     def _raw_apps(self) -> list[dict[str, Any]]:
         if "apps" not in self._cache:
@@ -179,11 +262,12 @@ class Recording:
 
     def applications(self) -> pd.DataFrame:
         """Each Application as it was at ``at`` (schema :data:`schema.APPLICATIONS`)."""
-        return schema.frame(schema.APPLICATIONS, [app_row(a) for a in self._raw_apps()])
+        return self._app_cluster(schema.frame(schema.APPLICATIONS, [app_row(a) for a in self._raw_apps()]), "name")
 
     def operations(self) -> pd.DataFrame:
         """Each Application's last operation as of ``at`` (schema :data:`schema.OPERATIONS`)."""
-        return schema.frame(schema.OPERATIONS, [r for a in self._raw_apps() for r in operation_rows(a)])
+        ops = schema.frame(schema.OPERATIONS, [r for a in self._raw_apps() for r in operation_rows(a)])
+        return self._app_cluster(ops, "app")
 
     def history(self) -> pd.DataFrame:
         """Every deploy recorded (schema :data:`schema.APP_HISTORY`), oldest first: the union over all
@@ -225,7 +309,7 @@ class Recording:
         at = self.at
         hist = [h for h in seen.values() if h["deployed_at"] is None or h["deployed_at"] <= at]
         hist.sort(key=lambda h: (h["app"] or "", h["deployed_at"] or pd.Timestamp(0, tz="UTC"), h["id"] or 0))
-        self._cache["history"] = schema.frame(schema.APP_HISTORY, hist)
+        self._cache["history"] = self._app_cluster(schema.frame(schema.APP_HISTORY, hist), "app")
         return self._cache["history"].copy()  # type: ignore[no-any-return]
 
     def argocd_frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -256,18 +340,26 @@ class Recording:
     # -- Kubernetes ----------------------------------------------------------------------------
 
     def get_object(
-        self, group: str, version: str, kind: str, namespace: str | None, name: str
+        self,
+        group: str,
+        version: str,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        *,
+        cluster: str | None = None,
     ) -> dict[str, Any] | None:
         """The object as recorded at ``at`` (``None`` if it did not exist then), as
         :meth:`Cluster.get_object <gitops_nb.cluster.live.Cluster.get_object>` reads it live: so
-        ``drift(recording, repo)`` compares git with the cluster as it was. Secrets hold no values."""
+        ``drift(recording, repo)`` compares git with the cluster as it was. Secrets hold no values.
+        ``cluster``: the partition to read it in (a fleet recording; default: every one read)."""
         import pyarrow.dataset as ds
 
         where = ds.field("name") == name
         if namespace:
             where = where & (ds.field("namespace") == namespace)
-        objs = self._state([kind], where=where)
-        return objs[-1][1] if objs else None
+        objs = self._placed_state([kind], where=where, clusters=[cluster] if cluster else None)
+        return objs[-1][2] if objs else None
 
     def events(
         self,
@@ -287,27 +379,42 @@ class Recording:
             import pyarrow.dataset as ds
 
             t = self.store.read(
-                clusters=[self.cluster],
+                clusters=self.places,
                 kinds=["Event"],
                 since=lo,
                 until=hi + _EVENT_SLACK,
-                columns=["uid", "time", "object"],
+                columns=["cluster", "uid", "time", "object"],
                 where=ds.field("event") != "GONE",
             ).to_pandas()
-            t = t.drop_duplicates("uid", keep="last")
-            items = [json.loads(o) for o in t["object"] if o]
-            self._cache[key] = event_frame(items, lo, hi)
+            t = t.drop_duplicates(["cluster", "uid"], keep="last")
+            frames = {
+                c: event_frame([json.loads(o) for o in t["object"][t["cluster"] == c] if o], lo, hi)
+                for c in self.places
+            }
+            self._cache[key] = self._tagged(frames, ["time"])
         e: pd.DataFrame = self._cache[key]
         return (e[e["namespace"] == namespace] if namespace else e).reset_index(drop=True)
 
     def rollouts(self, namespace: str | None, name: str | None = None) -> pd.DataFrame:
         """Deployments' ReplicaSets as of ``at``, those deleted since included (schema :data:`schema.ROLLOUTS`)."""
         if "rollouts" not in self._cache:
-            items = [o for _k, o in self._state(["ReplicaSet"], deleted=True)]
-            self._cache["rollouts"] = rollout_frame(items, None, self.events)
+            placed = self._placed_state(["ReplicaSet"], deleted=True)
+            frames = {
+                c: rollout_frame([o for w, _k, o in placed if w == c], None, self._events_of(c)) for c in self.places
+            }
+            self._cache["rollouts"] = self._tagged(frames, ["namespace", "deployment", "revision"])
         r: pd.DataFrame = self._cache["rollouts"]
         r = r[r["namespace"] == namespace] if namespace else r
         return (r[r["deployment"] == name] if name else r).reset_index(drop=True)
+
+    def _events_of(self, cluster: str) -> Any:
+        """``events`` of one partition (a rollout's events are its own cluster's)."""
+
+        def read() -> pd.DataFrame:
+            e = self.events()
+            return e[e["cluster"] == cluster].reset_index(drop=True) if self.fleet else e
+
+        return read
 
     def field_edits(self, namespace: str | None, kinds: Sequence[str] | None = None) -> pd.DataFrame:
         """Who set which fields, when (schema :data:`schema.FIELD_EDITS`): the managedFields of the objects as
@@ -325,19 +432,22 @@ class Recording:
     def _field_edits(self, kinds: Sequence[str]) -> pd.DataFrame:
         import pyarrow.dataset as ds
 
-        cols = ["kind", "namespace", "name", "time", "since", "event", "manager", "manager_time", "changes"]
-        changed = self._read(kinds, cols, since=self.since, where=ds.field("event").isin(["MODIFIED", "RELISTED"]))
+        cols = ["cluster", "kind", "namespace", "name", "time", "since", "event", "manager", "manager_time"]
+        changed = self._read(
+            kinds, [*cols, "changes"], since=self.since, where=ds.field("event").isin(["MODIFIED", "RELISTED"])
+        )
+        tag = self.fleet  # a fleet recording says where each edit was recorded; one cluster's leaves it empty
         recorded: list[dict[str, Any]] = []
         for r in changed.itertuples(index=False):
             rec = _recorded_edit(r)
             if rec is not None:
-                recorded.append(rec)
-        seen = {(r["kind"], r["namespace"], r["name"], r["manager"], r["_mtime"]) for r in recorded}
+                recorded.append({**rec, "cluster": r.cluster if tag else None})
+        seen = {(r["cluster"], r["kind"], r["namespace"], r["name"], r["manager"], r["_mtime"]) for r in recorded}
         rows = [
-            e
-            for kind, obj in self._state(kinds)
+            {**e, "cluster": c if tag else None}
+            for c, kind, obj in self._placed_state(kinds)
             for e in field_edit_rows(kind, obj)
-            if (e["kind"], e["namespace"], e["name"], e["manager"], e["time"]) not in seen
+            if (c if tag else None, e["kind"], e["namespace"], e["name"], e["manager"], e["time"]) not in seen
         ]
         return field_edit_frame(rows + recorded)
 

@@ -313,11 +313,19 @@ def _cmd_record(args: argparse.Namespace) -> int:
         return 0
     if not args.store:
         raise InputError("record needs --store DIR (or s3://bucket/prefix): where the recording goes")
+    mapping: dict[str, str] = {}
+    for d in args.destination:
+        dest, sep, ctx = d.rpartition("=")
+        if not sep or not dest or not ctx:
+            raise InputError(f"--destination {d!r}: give SERVER_OR_NAME=CONTEXT, e.g. https://10.0.0.1:6443=eu-1")
+        mapping[dest] = ctx
     stats = record(
         args.context or [None],
         args.store,
         kubeconfig=args.kubeconfig,
         argocd_namespace=args.argocd_namespace,
+        destinations=mapping,
+        argocd_secrets=args.argocd_secrets,
         retain=args.retain,
         status_seconds=args.status_seconds,
         compact_seconds=args.compact_minutes * 60,
@@ -479,7 +487,21 @@ def _parser() -> argparse.ArgumentParser:
         "--context",
         action="append",
         default=[],
-        help="a kube context to record (repeatable; default: the current one, or in-cluster config in a pod)",
+        help="a kube context to record (repeatable; default: the current one, or in-cluster config in a pod); "
+        "a hub's apps' objects are recorded on the clusters they deploy to",
+    )
+    rc.add_argument(
+        "--destination",
+        action="append",
+        default=[],
+        metavar="SERVER_OR_NAME=CONTEXT",
+        help="read an Application destination (server URL or cluster name) through this kube context "
+        "(repeatable; default: the context whose server matches)",
+    )
+    rc.add_argument(
+        "--argocd-secrets",
+        action="store_true",
+        help="also resolve destinations from Argo CD's cluster Secrets on the hub (read-only; never shown)",
     )
     rc.add_argument("--store", default="", help="where to record: a directory or s3://bucket/prefix")
     rc.add_argument("--retain", default=None, help="drop day partitions older than this (e.g. 30d; default: keep all)")
