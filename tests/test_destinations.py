@@ -79,3 +79,45 @@ def test_a_fleet_is_an_evidence_source_and_refuses_bad_settings(tmp_path: Path) 
         Fleet([], kubeconfig=kc)
     with pytest.raises(InputError, match="cluster= one of hub, eu-1, us-1"):
         fleet.get_object("apps", "v1", "Deployment", "ns", "web")
+
+
+def test_a_cluster_that_drops_every_connection_is_tried_twice_not_four_times(tmp_path: Path) -> None:
+    """The kubernetes client reads ``retries`` when it builds its connection pool; a Cluster sets it to one
+    retry before that, so a dead cluster (a fleet member, a spoke) is given up after two attempts."""
+    import socket
+    import threading
+
+    from gitops_nb import ClusterError
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    accepted: list[int] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            conn.close()  # drop it before any response
+
+    threading.Thread(target=serve, daemon=True).start()
+    conf = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "dead",
+        "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{srv.getsockname()[1]}"}}],
+        "users": [{"name": "u", "user": {"token": "not-a-real-token-0123456789"}}],
+        "contexts": [{"name": "dead", "context": {"cluster": "c", "user": "u"}}],
+    }
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(conf))
+    try:
+        c = Cluster("dead", kubeconfig=str(path))
+        with pytest.raises(ClusterError):
+            c.applications()
+        assert len(accepted) == 2  # the first attempt and one retry (urllib3's default would make four)
+    finally:
+        srv.close()

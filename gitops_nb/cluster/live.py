@@ -56,6 +56,7 @@ __all__ = [
     "operation_rows",
     "resource_rows",
     "rollout_frame",
+    "set_retries",
 ]
 
 PAGE = 500
@@ -174,7 +175,7 @@ class Cluster:
                 f"Known contexts: {', '.join(known) or 'none'}; pick one with kube_context=...",
                 context=context,
             ) from e
-        self.api.configuration.retries = 1
+        set_retries(self.api, 1)
         self._client = client
         self.destinations = Destinations(self, destinations, argocd_secrets=argocd_secrets)
 
@@ -186,8 +187,7 @@ class Cluster:
 
         self = cls.__new__(cls)
         self.argocd_namespace, self.kubeconfig, self.context = argocd_namespace, None, context
-        self.api = api
-        self.api.configuration.retries = 1
+        self.api = set_retries(api, 1)
         self._client = client
         self.destinations = Destinations(self)
         return self
@@ -613,6 +613,18 @@ class Cluster:
         return {
             k: functools.partial(self._list, a, m, r, namespace, metadata_only=True) for k, (a, m, r) in table.items()
         }
+
+
+def set_retries(api: Any, retries: int) -> Any:
+    """``api`` (a ``kubernetes.client.ApiClient``) retrying a failed request ``retries`` times, not urllib3's
+    default, so an unreachable cluster is given up sooner. The connection pool reads ``retries`` when it is
+    made (setting the configuration afterwards changes nothing), so the pool is made again."""
+    from kubernetes.client import rest
+
+    api.configuration.retries = retries
+    api.rest_client.close()
+    api.rest_client = rest.RESTClientObject(api.configuration)
+    return api
 
 
 def did_you_mean(name: str, known: Sequence[str], *, shown: int = 20) -> str:

@@ -40,7 +40,7 @@ import pandas as pd
 from ..errors import ArgoCDNotFoundError, ClusterError, InputError, StoreError
 from .argocd import GROUP, PLURAL, VERSION
 from .destinations import destination_of
-from .live import Cluster, flatten_fields
+from .live import Cluster, flatten_fields, set_retries
 
 if TYPE_CHECKING:
     from .fleet import Fleet
@@ -456,8 +456,7 @@ class _ClusterRecorder:
         self.kinds_missing: dict[str, tuple[str, str]] = {}  # kinds not discovered yet (unreachable): retried
         self._last_discovery = 0.0
         self.context = cluster.context
-        self.api = cluster.api
-        self.api.configuration.retries = 0
+        self.api = set_retries(cluster.api, 0)  # the watches back off and retry themselves
         self.argocd_namespace = cluster.argocd_namespace
         self.store = store
         self.writer: StoreWriter = store.writer(self.context, flush_seconds=flush_seconds, max_buffer=max_buffer)
