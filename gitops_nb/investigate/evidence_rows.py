@@ -301,6 +301,8 @@ def beyond_git(
     if not len(deploys):
         return out
     cache: dict[str, tuple[pd.DataFrame, bool]] = {}
+    # one split per frame, not one scan of the whole frame per namespace (a fleet has a namespace per app)
+    edits_of, events_of = _per_namespace(edits), _per_namespace(events)
     d: Any
     for d in deploys.itertuples(index=False):
         ns = ns_of.get(d.app)
@@ -309,10 +311,11 @@ def beyond_git(
         start = d.deploy_started_at if pd.notna(d.deploy_started_at) else d.deployed_at
         lo, hi = start - pd.Timedelta(seconds=2), d.deployed_at + _DEPLOY_SLACK
         if ns not in cache:
-            mine = edits[edits["namespace"] == ns] if edits is not None else source.field_edits(ns)
+            mine = edits_of(ns) if edits_of is not None else source.field_edits(ns)
             changes = recorded_changes(mine)
-            ev = events[events["namespace"] == ns] if events is not None else source.events(ns, None, hi)
-            cache[ns] = (changes, True) if changes is not None else (ev, False)
+            ev = events_of(ns) if events_of is not None else source.events(ns, None, hi)
+            # the scalings are sorted once per namespace, not once per deploy
+            cache[ns] = (changes, True) if changes is not None else (_scalings(ev), False)
         frame, recorded = cache[ns]
         if recorded and before is not None and before is not source:
             at_deploy = frame[frame["is_gitops"] & (frame["time"] >= lo) & (frame["time"] <= hi)]
@@ -414,14 +417,24 @@ def _reset_fields(changes: pd.DataFrame, ns: str, lo: pd.Timestamp, hi: pd.Times
 
 
 def _rescaled(
-    events: pd.DataFrame, ns: str, lo: pd.Timestamp, hi: pd.Timestamp, earlier: Callable[[], pd.DataFrame]
+    scalings: pd.DataFrame, ns: str, lo: pd.Timestamp, hi: pd.Timestamp, earlier: Callable[[], pd.DataFrame]
 ) -> list[tuple[str, str]]:
     """A replica count a deploy reset, from the ScalingReplicaSet events still kept (no recording).
-    ``events``: the window's; ``earlier()`` reads them from before it too, only when a reset is found."""
+    ``scalings``: the window's events' (:func:`_scalings`); ``earlier()`` reads the events from before it too,
+    only when a reset is found."""
     out: list[tuple[str, str]] = []
+    if not len(scalings):
+        return out
+    t = scalings["time"]
+    window = scalings[(t >= lo) & (t <= hi)]
+    if not len(window):
+        return out
+    groups = dict(tuple(window.groupby("object_name", sort=False)))
     older: pd.DataFrame | None = None
-    for name, at in _scalings(events).groupby("object_name", sort=False):
-        at = at[(at["time"] >= lo) & (at["time"] <= hi)]
+    for name in pd.unique(scalings["object_name"]):  # in the order the objects first scaled
+        if name not in groups:
+            continue
+        at = groups[name]
         steps = [(t, m) for t, msg in zip(at["time"], at["message"], strict=True) if (m := _SCALED.search(str(msg)))]
         if not steps:
             continue
@@ -456,6 +469,15 @@ def _rescaled(
             )
         )
     return out
+
+
+def _per_namespace(df: pd.DataFrame | None) -> Callable[[str], pd.DataFrame] | None:
+    """``df``'s rows of one namespace (in ``df``'s order), split once; ``None`` for no frame."""
+    if df is None:
+        return None
+    groups = dict(tuple(df.groupby("namespace", sort=False)))
+    empty = df.iloc[:0]
+    return lambda ns: groups.get(ns, empty)
 
 
 def _scalings(events: pd.DataFrame) -> pd.DataFrame:
