@@ -9,7 +9,7 @@ import posixpath
 import re
 import threading
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -822,23 +822,27 @@ class DeployRepo:
             return self._apps[sha].copy()
         paths, kusts, flux = self._tree(sha)
         base = self._layout(kusts, flux).apps(paths)
-        frame = schema.frame(schema.APPS, combine(base, self._argo_rows(sha, paths, applications)))
+        frame = schema.frame(schema.APPS, combine(base, self._argo_rows(sha, paths, applications, kusts)))
         if applications is None:
             self._apps[sha] = frame
         return frame.copy()
 
-    def _argo_rows(self, sha: str, paths: list[str], applications: Any = None) -> list[dict[str, Any]]:
-        """The Argo CD Applications at ``sha`` (:meth:`apps` rows), built from the tree ``paths``."""
+    def _argo_rows(
+        self, sha: str, paths: list[str], applications: Any = None, kusts: Mapping[str, Kustomization] | None = None
+    ) -> list[dict[str, Any]]:
+        """The Argo CD Applications at ``sha`` (:meth:`apps` rows), built from the tree ``paths`` (``kusts``: its
+        kustomizations already parsed, not parsed again per app)."""
         argo_files = self._argo_files(sha)
         if applications is None and not argo_files:
             return []  # no Application in the repo and none given: nothing more to read
-        tree = Tree(paths, lambda want: self._read_texts(sha, want))
+        tree = Tree(paths, lambda want: self._read_texts(sha, want), kusts)
         given = [] if applications is None else specs_from(applications)
         render = functools.partial(self._render_chart, sha)
         defined = applications_in_tree(tree, argo_files, self._this_repo, render=render, given=given)
         specs = defined if applications is None else given
         if specs:
-            tree.prefetch(kustomization_paths(paths))  # Kustomize sources read them: one cat-file, not one each
+            # Kustomize sources read those not parsed already: one cat-file, not one each
+            tree.prefetch(p for p in kustomization_paths(paths) if p not in (kusts or {}))
         return app_rows(specs, tree, self._this_repo, defined)
 
     def _render_chart(self, sha: str, chart: str, how: ChartValues) -> tuple[list[tuple[str | None, Any]], str | None]:
@@ -1264,7 +1268,8 @@ class DeployRepo:
         """
         if not shas:
             return matched, set()
-        argo = self._argo_rows(sha, self._tree(sha)[0])
+        paths, kusts, _ = self._tree(sha)
+        argo = self._argo_rows(sha, paths, kusts=kusts)
         if not argo:
             return matched, set()
         covers: dict[str, list[str]] = defaultdict(list)  # Kustomize root -> the Applications building it

@@ -302,7 +302,11 @@ def beyond_git(
         return out
     cache: dict[str, tuple[pd.DataFrame, bool]] = {}
     # one split per frame, not one scan of the whole frame per namespace (a fleet has a namespace per app)
-    edits_of, events_of = _per_namespace(edits), _per_namespace(events)
+    # (the recorded changes and the scalings of the whole frame, split: as made per namespace, in one pass each)
+    changed_of, recorded_in = None, set()
+    if edits is not None and (whole := recorded_changes(edits)) is not None:
+        changed_of, recorded_in = _per_namespace(whole), set(edits.loc[edits["changes"].notna(), "namespace"])
+    scalings_of = _per_namespace(_scalings(events)) if events is not None else None
     d: Any
     for d in deploys.itertuples(index=False):
         ns = ns_of.get(d.app)
@@ -311,11 +315,15 @@ def beyond_git(
         start = d.deploy_started_at if pd.notna(d.deploy_started_at) else d.deployed_at
         lo, hi = start - pd.Timedelta(seconds=2), d.deployed_at + _DEPLOY_SLACK
         if ns not in cache:
-            mine = edits_of(ns) if edits_of is not None else source.field_edits(ns)
-            changes = recorded_changes(mine)
-            ev = events_of(ns) if events_of is not None else source.events(ns, None, hi)
-            # the scalings are sorted once per namespace, not once per deploy
-            cache[ns] = (changes, True) if changes is not None else (_scalings(ev), False)
+            if edits is None:
+                changes = recorded_changes(source.field_edits(ns))
+            else:
+                changes = changed_of(ns) if changed_of is not None and ns in recorded_in else None
+            if changes is not None:
+                cache[ns] = (changes, True)
+            else:
+                scaled = scalings_of(ns) if scalings_of is not None else _scalings(source.events(ns, None, hi))
+                cache[ns] = (scaled, False)
         frame, recorded = cache[ns]
         if recorded and before is not None and before is not source:
             at_deploy = frame[frame["is_gitops"] & (frame["time"] >= lo) & (frame["time"] <= hi)]
@@ -530,14 +538,10 @@ def _missing_rows(
 def _history_heals(hist: pd.DataFrame) -> set[tuple[Any, Any]]:
     """(app, id) of automated history entries that re-deploy the previous entry's revision: a self-heal,
     where an Argo CD records one (v3.2 does not: see :func:`_heal_rows`)."""
-    out: set[tuple[Any, Any]] = set()
-    for app, h in hist.sort_values("deployed_at").groupby("app", sort=False):
-        prev = None
-        for by, rev, i in zip(h["initiated_by"], h["revision"], h["id"], strict=True):
-            if by == "automated" and prev is not None and rev == prev:
-                out.add((app, i))
-            prev = rev
-    return out
+    h = hist.sort_values("deployed_at")
+    prev = h.groupby("app", sort=False)["revision"].shift()  # the app's previous entry's revision (column-wise)
+    heal = (h["initiated_by"] == "automated") & prev.notna() & (h["revision"] == prev)
+    return set(zip(h["app"][heal], h["id"][heal], strict=True))
 
 
 _SCALED = re.compile(r"Scaled (?:up|down) replica set (\S+) from (\d+) to (\d+)")

@@ -159,15 +159,17 @@ def _deploys(repo: DeployRepo, cluster_rows: pd.DataFrame, since: pd.Timestamp) 
     """Step 5: sha -> the deploys (time, Kustomize root, Argo CD app) of every revision that contained it."""
     out: dict[str, list[_Deploy]] = defaultdict(list)
     deploys = cluster_rows[cluster_rows["kind"] == RowKind.DEPLOY]
-    contained: dict[str, set[str]] = {}
-    d: Any  # an itertuples() row: pandas-stubs types every field as any scalar
-    for d in deploys.itertuples(index=False):
-        if not isinstance(d.sha, str) or not d.sha:
-            continue
-        if d.sha not in contained:
-            contained[d.sha] = repo.ancestors(d.sha, since=since)
-        for sha in contained[d.sha]:
-            out[sha].append((d.time, d.app, d.argocd_app))
+    # the deploys of each revision, then each revision's commits: one list extended per commit, not one append
+    # per deploy and commit (a thousand apps deploy the same few revisions)
+    of_rev: dict[str, list[_Deploy]] = defaultdict(list)
+    for rev, t, app, argocd_app in zip(
+        deploys["sha"], deploys["time"], deploys["app"], deploys["argocd_app"], strict=True
+    ):
+        if isinstance(rev, str) and rev:
+            of_rev[rev].append((t, app, argocd_app))
+    for rev, done in of_rev.items():
+        for sha in repo.ancestors(rev, since=since):
+            out[sha].extend(done)
     return out
 
 
