@@ -306,7 +306,11 @@ def beyond_git(
     changed_of, recorded_in = None, set()
     if edits is not None and (whole := recorded_changes(edits)) is not None:
         changed_of, recorded_in = _per_namespace(whole), set(edits.loc[edits["changes"].notna(), "namespace"])
-    scalings_of = _per_namespace(_scalings(events)) if events is not None else None
+    scalings = _scalings(events) if events is not None else None
+    scalings_of = _per_namespace(scalings) if scalings is not None else None
+    if edits is not None and scalings is not None:  # all read: only the deploys of a namespace with any evidence
+        evident = recorded_in | set(scalings["namespace"])
+        deploys = deploys[[ns_of.get(a) in evident for a in deploys["app"]]]
     d: Any
     for d in deploys.itertuples(index=False):
         ns = ns_of.get(d.app)

@@ -180,6 +180,8 @@ def _failed(
     of that app had brought before it. Only the first failure of a run counts: the syncs failing after it
     fail for the same commit, not for the ones pushed on top."""
     out: dict[str, list[_Deploy]] = defaultdict(list)
+    if not (cluster_rows["kind"] == RowKind.SYNC_FAILED).any():
+        return out  # no failed sync: nothing to walk
     ops = cluster_rows[cluster_rows["kind"].isin([RowKind.DEPLOY, RowKind.SYNC_FAILED])].sort_values("time")
     failing: set[str] = set()
     d: Any  # an itertuples() row
@@ -297,12 +299,16 @@ def _say_beyond_git(rows: list[dict[str, Any]], extra: pd.DataFrame) -> None:
 def _score_evidence(extra: pd.DataFrame, at: pd.Timestamp, weights: Weights) -> pd.DataFrame:
     """Step 7: cluster rows get ``before_at``; manual field edits are scored (the rest is evidence)."""
     extra = extra.assign(before_at=at - extra["time"])
-    scores = [
-        edit_score(b.total_seconds() / 60, a, f, weights)
-        if k == RowKind.FIELD_EDIT and b >= pd.Timedelta(0)
-        else (0.0, None)
-        for k, b, a, f in zip(extra["kind"], extra["before_at"], extra["author"], extra["fields"], strict=True)
-    ]
+    edited = ((extra["kind"] == RowKind.FIELD_EDIT) & (extra["before_at"] >= pd.Timedelta(0))).to_numpy()
+    scores: list[tuple[float, str | None]] = [(0.0, None)] * len(extra)
+    for i, b, a, f in zip(  # only the edits are scored: the rest (thousands of deploys) is evidence
+        edited.nonzero()[0],
+        extra["before_at"][edited],
+        extra["author"][edited],
+        extra["fields"][edited],
+        strict=True,
+    ):
+        scores[i] = edit_score(b.total_seconds() / 60, a, f, weights)
     extra["score"] = [s for s, _ in scores]
     extra["why"] = [w for _, w in scores]
     return extra
