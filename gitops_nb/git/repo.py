@@ -81,6 +81,9 @@ _ARGO = "argoproj.io"  # what a file defining an Argo CD Application or Applicat
 _chart_renders: OrderedDict[tuple[Any, ...], HelmOutput] = OrderedDict()
 _chart_lock = threading.Lock()
 _CHART_RENDERS = 256
+#: kustomization files parsed, by (path, blob), for every DeployRepo (a notebook makes one per query)
+_kparsed: dict[tuple[str, str], Kustomization] = {}
+_KPARSED = 65536
 #: a tree as :meth:`DeployRepo._tree` reads it: its paths, its kustomizations and its Flux apps by file
 _TreeInfo = tuple[list[str], dict[str, Kustomization], dict[str, list[dict[str, Any]]]]
 
@@ -272,7 +275,7 @@ class DeployRepo:
         self._apps: dict[str, pd.DataFrame] = {}
         self._manifest: dict[tuple[str, ...], pd.DataFrame] = {}
         self._landed: dict[tuple[str, ...], pd.DataFrame] = {}
-        self._kparsed: dict[tuple[str, str], Kustomization] = {}
+        self._kparsed = _kparsed  # shared: a file's parse depends only on its path and blob
         self._layouts: dict[tuple[Any, ...], Layout] = {}
         self._note: str | None = None
         self._docs: dict[bytes, list[Any] | InvalidYAML] = {}
@@ -949,6 +952,8 @@ class DeployRepo:
         kpaths = [p for p in blobs if posixpath.basename(p) in KUSTOMIZATION_FILES]
         # one grep finds the files with Flux objects and those that may define Argo CD Applications
         named = [p for p in self._grep(sha, (*FLUX_APIS, _ARGO)) if p in blobs]
+        if len(self._kparsed) > _KPARSED:
+            self._kparsed.clear()
         todo = [blobs[p] for p in kpaths if (p, blobs[p]) not in self._kparsed]
         todo += [blobs[p] for p in named if (p, blobs[p]) not in self._named]
         content = batch_read(self._git, todo, path=self.path)
