@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from .. import schema
@@ -52,6 +53,7 @@ __all__ = [
     "field_edit_frame",
     "field_edit_rows",
     "flatten_fields",
+    "history_columns",
     "history_rows",
     "operation_rows",
     "resource_rows",
@@ -493,7 +495,7 @@ class Cluster:
     def history(self, raw: list[dict[str, Any]] | None = None) -> pd.DataFrame:
         """Every Application's deploy history in one frame (schema :data:`schema.APP_HISTORY`)."""
         items = self.raw_applications() if raw is None else raw
-        return self._tag_apps(schema.frame(schema.APP_HISTORY, [r for a in items for r in history_rows(a)]), items)
+        return schema.frame(schema.APP_HISTORY, history_columns(items, self._dest_context))
 
     def _tag_apps(self, df: pd.DataFrame, items: list[dict[str, Any]]) -> pd.DataFrame:
         """Fill ``cluster`` from each row's ``app``: the app's destination."""
@@ -695,14 +697,17 @@ def _scrub(text: str | None) -> str | None:
 
 
 def _source(src: dict[str, Any] | None) -> dict[str, Any]:
-    src = src or {}
+    get = (src or {}).get
     return {
-        "repo_url": src.get("repoURL"),
-        "path": src.get("path"),
-        "target_revision": src.get("targetRevision"),
-        "chart": src.get("chart"),
-        "ref": src.get("ref"),
-        **{k: src.get(k) for k in ("helm", "kustomize", "directory", "plugin")},  # None when unset: one shape
+        "repo_url": get("repoURL"),
+        "path": get("path"),
+        "target_revision": get("targetRevision"),
+        "chart": get("chart"),
+        "ref": get("ref"),
+        "helm": get("helm"),  # these four None when unset: one shape
+        "kustomize": get("kustomize"),
+        "directory": get("directory"),
+        "plugin": get("plugin"),
     }
 
 
@@ -773,25 +778,80 @@ def _condition(c: dict[str, Any]) -> dict[str, Any]:
 
 
 def history_rows(a: dict[str, Any]) -> list[dict[str, Any]]:
-    name = (a.get("metadata") or {}).get("name")
-    rows = []
-    for h in (a.get("status") or {}).get("history") or []:
-        by = h.get("initiatedBy") or {}
-        # a multi-source deploy has ``sources`` and an empty ``source`` ({"repoURL": ""})
-        src = h.get("source") if (h.get("source") or {}).get("repoURL") else next(iter(h.get("sources") or []), None)
-        rows.append(
-            {
-                "app": name,
-                "id": h.get("id"),
-                "revision": h.get("revision") or next(iter(h.get("revisions") or []), None),
-                "revisions": list(h.get("revisions") or []),
-                "deploy_started_at": _ts(h.get("deployStartedAt")),
-                "deployed_at": _ts(h.get("deployedAt")),
-                "initiated_by": "automated" if by.get("automated") else by.get("username"),
-                "source": _source(src),
-            }
-        )
-    return rows
+    """An Application's deploy history as :data:`schema.APP_HISTORY` rows (``cluster`` left out)."""
+    cols = _history_lists([a], None)
+    return [dict(zip(cols, values, strict=True)) for values in zip(*cols.values(), strict=True)]
+
+
+def _utc_index(times: list[pd.Timestamp | None]) -> pd.DatetimeIndex:
+    """UTC times (``None`` for none) as a DatetimeIndex, from their nanoseconds: no per-value conversion."""
+    ns = np.fromiter((_NAT if t is None else t.value for t in times), dtype=np.int64, count=len(times))
+    return pd.DatetimeIndex(ns.view("M8[ns]")).tz_localize("UTC")
+
+
+_NAT = np.iinfo(np.int64).min  # NaT's nanoseconds
+
+
+def history_columns(
+    items: Iterable[dict[str, Any]], cluster_of: Callable[[dict[str, Any]], Any] | None = None
+) -> dict[str, Any]:
+    """The deploy history of Applications as :data:`schema.APP_HISTORY` columns (a list each, times a
+    DatetimeIndex; not a dict per deploy: ten thousand deploys build in a fraction of the time).
+    ``cluster_of(app)`` fills ``cluster``, once per app; without it there is no ``cluster`` column."""
+    cols = _history_lists(items, cluster_of)
+    cols["deploy_started_at"] = _utc_index(cols["deploy_started_at"])
+    cols["deployed_at"] = _utc_index(cols["deployed_at"])
+    return cols
+
+
+def _history_lists(
+    items: Iterable[dict[str, Any]], cluster_of: Callable[[dict[str, Any]], Any] | None
+) -> dict[str, Any]:
+    """:func:`history_columns` with its times as Timestamps (``None`` for none)."""
+    app: list[Any] = []
+    ids: list[Any] = []
+    revision: list[Any] = []
+    revisions: list[Any] = []
+    started: list[Any] = []
+    deployed: list[Any] = []
+    initiated: list[Any] = []
+    source: list[Any] = []
+    where: list[Any] = []
+    for a in items:
+        hist = (a.get("status") or {}).get("history") or []
+        if not hist:
+            continue
+        name = (a.get("metadata") or {}).get("name")
+        app.extend([name] * len(hist))
+        if cluster_of is not None:
+            where.extend([cluster_of(a)] * len(hist))
+        for h in hist:
+            by = h.get("initiatedBy") or {}
+            revs = h.get("revisions") or []
+            # a multi-source deploy has ``sources`` and an empty ``source`` ({"repoURL": ""})
+            src = h.get("source")
+            if not (src or {}).get("repoURL"):
+                src = next(iter(h.get("sources") or []), None)
+            ids.append(h.get("id"))
+            revision.append(h.get("revision") or next(iter(revs), None))
+            revisions.append(list(revs))
+            started.append(_ts(h.get("deployStartedAt")))
+            deployed.append(_ts(h.get("deployedAt")))
+            initiated.append("automated" if by.get("automated") else by.get("username"))
+            source.append(_source(src))
+    cols = {
+        "app": app,
+        "id": ids,
+        "revision": revision,
+        "revisions": revisions,
+        "deploy_started_at": started,
+        "deployed_at": deployed,
+        "initiated_by": initiated,
+        "source": source,
+    }
+    if cluster_of is not None:
+        cols["cluster"] = where
+    return cols
 
 
 def _sync_scope(op: dict[str, Any]) -> dict[str, Any]:

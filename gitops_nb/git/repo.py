@@ -9,7 +9,7 @@ import posixpath
 import re
 import threading
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -81,6 +81,9 @@ _ARGO = "argoproj.io"  # what a file defining an Argo CD Application or Applicat
 _chart_renders: OrderedDict[tuple[Any, ...], HelmOutput] = OrderedDict()
 _chart_lock = threading.Lock()
 _CHART_RENDERS = 256
+#: kustomization files parsed, by (path, blob), for every DeployRepo (a notebook makes one per query)
+_kparsed: dict[tuple[str, str], Kustomization] = {}
+_KPARSED = 65536
 #: a tree as :meth:`DeployRepo._tree` reads it: its paths, its kustomizations and its Flux apps by file
 _TreeInfo = tuple[list[str], dict[str, Kustomization], dict[str, list[dict[str, Any]]]]
 
@@ -272,7 +275,7 @@ class DeployRepo:
         self._apps: dict[str, pd.DataFrame] = {}
         self._manifest: dict[tuple[str, ...], pd.DataFrame] = {}
         self._landed: dict[tuple[str, ...], pd.DataFrame] = {}
-        self._kparsed: dict[tuple[str, str], Kustomization] = {}
+        self._kparsed = _kparsed  # shared: a file's parse depends only on its path and blob
         self._layouts: dict[tuple[Any, ...], Layout] = {}
         self._note: str | None = None
         self._docs: dict[bytes, list[Any] | InvalidYAML] = {}
@@ -822,23 +825,27 @@ class DeployRepo:
             return self._apps[sha].copy()
         paths, kusts, flux = self._tree(sha)
         base = self._layout(kusts, flux).apps(paths)
-        frame = schema.frame(schema.APPS, combine(base, self._argo_rows(sha, paths, applications)))
+        frame = schema.frame(schema.APPS, combine(base, self._argo_rows(sha, paths, applications, kusts)))
         if applications is None:
             self._apps[sha] = frame
         return frame.copy()
 
-    def _argo_rows(self, sha: str, paths: list[str], applications: Any = None) -> list[dict[str, Any]]:
-        """The Argo CD Applications at ``sha`` (:meth:`apps` rows), built from the tree ``paths``."""
+    def _argo_rows(
+        self, sha: str, paths: list[str], applications: Any = None, kusts: Mapping[str, Kustomization] | None = None
+    ) -> list[dict[str, Any]]:
+        """The Argo CD Applications at ``sha`` (:meth:`apps` rows), built from the tree ``paths`` (``kusts``: its
+        kustomizations already parsed, not parsed again per app)."""
         argo_files = self._argo_files(sha)
         if applications is None and not argo_files:
             return []  # no Application in the repo and none given: nothing more to read
-        tree = Tree(paths, lambda want: self._read_texts(sha, want))
+        tree = Tree(paths, lambda want: self._read_texts(sha, want), kusts)
         given = [] if applications is None else specs_from(applications)
         render = functools.partial(self._render_chart, sha)
         defined = applications_in_tree(tree, argo_files, self._this_repo, render=render, given=given)
         specs = defined if applications is None else given
         if specs:
-            tree.prefetch(kustomization_paths(paths))  # Kustomize sources read them: one cat-file, not one each
+            # Kustomize sources read those not parsed already: one cat-file, not one each
+            tree.prefetch(p for p in kustomization_paths(paths) if p not in (kusts or {}))
         return app_rows(specs, tree, self._this_repo, defined)
 
     def _render_chart(self, sha: str, chart: str, how: ChartValues) -> tuple[list[tuple[str | None, Any]], str | None]:
@@ -945,6 +952,8 @@ class DeployRepo:
         kpaths = [p for p in blobs if posixpath.basename(p) in KUSTOMIZATION_FILES]
         # one grep finds the files with Flux objects and those that may define Argo CD Applications
         named = [p for p in self._grep(sha, (*FLUX_APIS, _ARGO)) if p in blobs]
+        if len(self._kparsed) > _KPARSED:
+            self._kparsed.clear()
         todo = [blobs[p] for p in kpaths if (p, blobs[p]) not in self._kparsed]
         todo += [blobs[p] for p in named if (p, blobs[p]) not in self._named]
         content = batch_read(self._git, todo, path=self.path)
@@ -1264,7 +1273,8 @@ class DeployRepo:
         """
         if not shas:
             return matched, set()
-        argo = self._argo_rows(sha, self._tree(sha)[0])
+        paths, kusts, _ = self._tree(sha)
+        argo = self._argo_rows(sha, paths, kusts=kusts)
         if not argo:
             return matched, set()
         covers: dict[str, list[str]] = defaultdict(list)  # Kustomize root -> the Applications building it

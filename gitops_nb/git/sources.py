@@ -95,12 +95,25 @@ class Tree:
     ``read`` takes paths and returns their text (``None`` for a file it cannot read).
     """
 
-    def __init__(self, paths: Iterable[str], read: Callable[[list[str]], Mapping[str, str | None]]) -> None:
+    def __init__(
+        self,
+        paths: Iterable[str],
+        read: Callable[[list[str]], Mapping[str, str | None]],
+        kustomizations: Mapping[str, Kustomization] | None = None,
+    ) -> None:
         self.paths = sorted(set(paths))
         self._set = set(self.paths)
         self._read = read
         self._text: dict[str, str | None] = {}
         self._dirs: set[str] | None = None
+        self._kusts: dict[str, Kustomization] = dict(kustomizations or {})
+
+    def kustomization(self, path: str) -> Kustomization:
+        """The kustomization file at ``path`` parsed, once per tree (or as given: the repo's, parsed per blob)."""
+        k = self._kusts.get(path)
+        if k is None:
+            k = self._kusts[path] = parse_kustomization(path, self.read(path) or "")
+        return k
 
     def __contains__(self, path: object) -> bool:
         return path in self._set
@@ -262,7 +275,7 @@ def _kustomize_closure(d: str, tree: Tree, out: SourceFiles, seen: set[str]) -> 
         else:
             out.files.update(tree.under(d))
         return
-    k: Kustomization = parse_kustomization(kfile, tree.read(kfile) or "")
+    k = tree.kustomization(kfile)
     out.files.add(kfile)
     out.dirs.add(d)
     out.remote.update(k.remote)

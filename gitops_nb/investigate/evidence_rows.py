@@ -301,6 +301,16 @@ def beyond_git(
     if not len(deploys):
         return out
     cache: dict[str, tuple[pd.DataFrame, bool]] = {}
+    # one split per frame, not one scan of the whole frame per namespace (a fleet has a namespace per app)
+    # (the recorded changes and the scalings of the whole frame, split: as made per namespace, in one pass each)
+    changed_of, recorded_in = None, set()
+    if edits is not None and (whole := recorded_changes(edits)) is not None:
+        changed_of, recorded_in = _per_namespace(whole), set(edits.loc[edits["changes"].notna(), "namespace"])
+    scalings = _scalings(events) if events is not None else None
+    scalings_of = _per_namespace(scalings) if scalings is not None else None
+    if edits is not None and scalings is not None:  # all read: only the deploys of a namespace with any evidence
+        evident = recorded_in | set(scalings["namespace"])
+        deploys = deploys[[ns_of.get(a) in evident for a in deploys["app"]]]
     d: Any
     for d in deploys.itertuples(index=False):
         ns = ns_of.get(d.app)
@@ -309,10 +319,15 @@ def beyond_git(
         start = d.deploy_started_at if pd.notna(d.deploy_started_at) else d.deployed_at
         lo, hi = start - pd.Timedelta(seconds=2), d.deployed_at + _DEPLOY_SLACK
         if ns not in cache:
-            mine = edits[edits["namespace"] == ns] if edits is not None else source.field_edits(ns)
-            changes = recorded_changes(mine)
-            ev = events[events["namespace"] == ns] if events is not None else source.events(ns, None, hi)
-            cache[ns] = (changes, True) if changes is not None else (ev, False)
+            if edits is None:
+                changes = recorded_changes(source.field_edits(ns))
+            else:
+                changes = changed_of(ns) if changed_of is not None and ns in recorded_in else None
+            if changes is not None:
+                cache[ns] = (changes, True)
+            else:
+                scaled = scalings_of(ns) if scalings_of is not None else _scalings(source.events(ns, None, hi))
+                cache[ns] = (scaled, False)
         frame, recorded = cache[ns]
         if recorded and before is not None and before is not source:
             at_deploy = frame[frame["is_gitops"] & (frame["time"] >= lo) & (frame["time"] <= hi)]
@@ -414,14 +429,24 @@ def _reset_fields(changes: pd.DataFrame, ns: str, lo: pd.Timestamp, hi: pd.Times
 
 
 def _rescaled(
-    events: pd.DataFrame, ns: str, lo: pd.Timestamp, hi: pd.Timestamp, earlier: Callable[[], pd.DataFrame]
+    scalings: pd.DataFrame, ns: str, lo: pd.Timestamp, hi: pd.Timestamp, earlier: Callable[[], pd.DataFrame]
 ) -> list[tuple[str, str]]:
     """A replica count a deploy reset, from the ScalingReplicaSet events still kept (no recording).
-    ``events``: the window's; ``earlier()`` reads them from before it too, only when a reset is found."""
+    ``scalings``: the window's events' (:func:`_scalings`); ``earlier()`` reads the events from before it too,
+    only when a reset is found."""
     out: list[tuple[str, str]] = []
+    if not len(scalings):
+        return out
+    t = scalings["time"]
+    window = scalings[(t >= lo) & (t <= hi)]
+    if not len(window):
+        return out
+    groups = dict(tuple(window.groupby("object_name", sort=False)))
     older: pd.DataFrame | None = None
-    for name, at in _scalings(events).groupby("object_name", sort=False):
-        at = at[(at["time"] >= lo) & (at["time"] <= hi)]
+    for name in pd.unique(scalings["object_name"]):  # in the order the objects first scaled
+        if name not in groups:
+            continue
+        at = groups[name]
         steps = [(t, m) for t, msg in zip(at["time"], at["message"], strict=True) if (m := _SCALED.search(str(msg)))]
         if not steps:
             continue
@@ -456,6 +481,15 @@ def _rescaled(
             )
         )
     return out
+
+
+def _per_namespace(df: pd.DataFrame | None) -> Callable[[str], pd.DataFrame] | None:
+    """``df``'s rows of one namespace (in ``df``'s order), split once; ``None`` for no frame."""
+    if df is None:
+        return None
+    groups = dict(tuple(df.groupby("namespace", sort=False)))
+    empty = df.iloc[:0]
+    return lambda ns: groups.get(ns, empty)
 
 
 def _scalings(events: pd.DataFrame) -> pd.DataFrame:
@@ -508,14 +542,10 @@ def _missing_rows(
 def _history_heals(hist: pd.DataFrame) -> set[tuple[Any, Any]]:
     """(app, id) of automated history entries that re-deploy the previous entry's revision: a self-heal,
     where an Argo CD records one (v3.2 does not: see :func:`_heal_rows`)."""
-    out: set[tuple[Any, Any]] = set()
-    for app, h in hist.sort_values("deployed_at").groupby("app", sort=False):
-        prev = None
-        for by, rev, i in zip(h["initiated_by"], h["revision"], h["id"], strict=True):
-            if by == "automated" and prev is not None and rev == prev:
-                out.add((app, i))
-            prev = rev
-    return out
+    h = hist.sort_values("deployed_at")
+    prev = h.groupby("app", sort=False)["revision"].shift()  # the app's previous entry's revision (column-wise)
+    heal = (h["initiated_by"] == "automated") & prev.notna() & (h["revision"] == prev)
+    return set(zip(h["app"][heal], h["id"][heal], strict=True))
 
 
 _SCALED = re.compile(r"Scaled (?:up|down) replica set (\S+) from (\d+) to (\d+)")

@@ -159,15 +159,17 @@ def _deploys(repo: DeployRepo, cluster_rows: pd.DataFrame, since: pd.Timestamp) 
     """Step 5: sha -> the deploys (time, Kustomize root, Argo CD app) of every revision that contained it."""
     out: dict[str, list[_Deploy]] = defaultdict(list)
     deploys = cluster_rows[cluster_rows["kind"] == RowKind.DEPLOY]
-    contained: dict[str, set[str]] = {}
-    d: Any  # an itertuples() row: pandas-stubs types every field as any scalar
-    for d in deploys.itertuples(index=False):
-        if not isinstance(d.sha, str) or not d.sha:
-            continue
-        if d.sha not in contained:
-            contained[d.sha] = repo.ancestors(d.sha, since=since)
-        for sha in contained[d.sha]:
-            out[sha].append((d.time, d.app, d.argocd_app))
+    # the deploys of each revision, then each revision's commits: one list extended per commit, not one append
+    # per deploy and commit (a thousand apps deploy the same few revisions)
+    of_rev: dict[str, list[_Deploy]] = defaultdict(list)
+    for rev, t, app, argocd_app in zip(
+        deploys["sha"], deploys["time"], deploys["app"], deploys["argocd_app"], strict=True
+    ):
+        if isinstance(rev, str) and rev:
+            of_rev[rev].append((t, app, argocd_app))
+    for rev, done in of_rev.items():
+        for sha in repo.ancestors(rev, since=since):
+            out[sha].extend(done)
     return out
 
 
@@ -178,6 +180,8 @@ def _failed(
     of that app had brought before it. Only the first failure of a run counts: the syncs failing after it
     fail for the same commit, not for the ones pushed on top."""
     out: dict[str, list[_Deploy]] = defaultdict(list)
+    if not (cluster_rows["kind"] == RowKind.SYNC_FAILED).any():
+        return out  # no failed sync: nothing to walk
     ops = cluster_rows[cluster_rows["kind"].isin([RowKind.DEPLOY, RowKind.SYNC_FAILED])].sort_values("time")
     failing: set[str] = set()
     d: Any  # an itertuples() row
@@ -295,12 +299,16 @@ def _say_beyond_git(rows: list[dict[str, Any]], extra: pd.DataFrame) -> None:
 def _score_evidence(extra: pd.DataFrame, at: pd.Timestamp, weights: Weights) -> pd.DataFrame:
     """Step 7: cluster rows get ``before_at``; manual field edits are scored (the rest is evidence)."""
     extra = extra.assign(before_at=at - extra["time"])
-    scores = [
-        edit_score(b.total_seconds() / 60, a, f, weights)
-        if k == RowKind.FIELD_EDIT and b >= pd.Timedelta(0)
-        else (0.0, None)
-        for k, b, a, f in zip(extra["kind"], extra["before_at"], extra["author"], extra["fields"], strict=True)
-    ]
+    edited = ((extra["kind"] == RowKind.FIELD_EDIT) & (extra["before_at"] >= pd.Timedelta(0))).to_numpy()
+    scores: list[tuple[float, str | None]] = [(0.0, None)] * len(extra)
+    for i, b, a, f in zip(  # only the edits are scored: the rest (thousands of deploys) is evidence
+        edited.nonzero()[0],
+        extra["before_at"][edited],
+        extra["author"][edited],
+        extra["fields"][edited],
+        strict=True,
+    ):
+        scores[i] = edit_score(b.total_seconds() / 60, a, f, weights)
     extra["score"] = [s for s, _ in scores]
     extra["why"] = [w for _, w in scores]
     return extra
