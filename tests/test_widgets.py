@@ -85,7 +85,7 @@ def test_console_acts_on_the_sandbox(live: dict, sandbox, tmp_path: Path) -> Non
     con.app.value = live["name"]
     con.reason.value = "console test"
     con.pause()
-    assert _policy(live)["automated"]["selfHeal"] is False
+    assert _policy(live)["automated"].get("selfHeal", False) is False
     con.resume()
     assert _policy(live)["automated"]["selfHeal"] is True
     con.investigate()
