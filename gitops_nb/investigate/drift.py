@@ -230,9 +230,7 @@ def manual_edits(
     """
     apps = cluster.applications()
     source = reading_destinations(cluster, apps)  # a spoke's edits are on the spoke
-    by_ns: dict[str, dict[Any, list[str]]] = {}  # namespace -> cluster -> the apps deploying there
-    for n, ns, where in zip(apps["name"], apps["dest_namespace"], apps["cluster"], strict=True):
-        by_ns.setdefault(ns, {}).setdefault(where, []).append(n)
+    by_ns = _places(apps)
     frames, read = [], []
     for ns, places in by_ns.items():
         f = source.field_edits(ns, kinds)
@@ -277,9 +275,7 @@ def drift_spans(
     hi = parse_at(until) if until is not None else pd.Timestamp.now(tz="UTC")
     apps = cluster.applications()
     source = reading_destinations(cluster, apps)
-    by_ns: dict[str, dict[Any, list[str]]] = {}  # namespace -> cluster -> the apps deploying there
-    for n, ns, where in zip(apps["name"], apps["dest_namespace"], apps["cluster"], strict=True):
-        by_ns.setdefault(ns, {}).setdefault(where, []).append(n)
+    by_ns = _places(apps)
     rows: list[dict[str, Any]] = []
     read, recorded = [], False
     for ns, places in by_ns.items():
@@ -348,3 +344,11 @@ def _spans(
         r["duration"] = (r["ended_at"] if r["ended_at"] is not None else end) - r["set_at"]
         r["duration_text"] = describe_span(r["duration"]) + (" so far" if r["ongoing"] else "")
     return out
+
+
+def _places(apps: pd.DataFrame) -> dict[str, dict[Any, list[str]]]:
+    """namespace -> cluster -> the Applications deploying there (the same namespace on two clusters is two places)."""
+    by_ns: dict[str, dict[Any, list[str]]] = {}
+    for n, ns, where in zip(apps["name"], apps["dest_namespace"], apps["cluster"], strict=True):
+        by_ns.setdefault(ns, {}).setdefault(where, []).append(n)
+    return by_ns
