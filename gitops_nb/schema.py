@@ -188,7 +188,7 @@ TIMELINE: Schema = {
     "author": "object",
     "summary": "object",
     "detail": "object",
-    "before_at": "object",  # Timedelta from the row to T (negative: after T)
+    "before_at": "timedelta64[ns]",  # from the row to T (negative: after T)
     "score": "float64",  # culprit score, 0 for rows after T; NaN for a commit that is no candidate (CI/docs only)
     "rank": "Int64",  # 1 = most likely culprit; <NA> for rows that are not candidates
     "why": "object",  # how the score was made

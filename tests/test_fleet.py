@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -442,3 +443,97 @@ def test_a_spoke_that_hangs_is_given_up_after_the_fleets_timeout(spokes) -> None
         os.kill(pid, signal.SIGCONT)
         for api in apis:
             client.CoreV1Api(api).delete_namespaced_config_map(name, "default")
+
+
+def _recorded_app(name: str, ns: str, path: str, repo_url: str, shas: list[str], times: list[str]) -> dict[str, Any]:
+    """An Application in a namespace the sandbox's controller does not watch, with the history a hub's
+    Argo CD would have written (one deploy per sha): a second hub, on the real API server."""
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "project": "default",
+            "source": {"repoURL": repo_url, "path": path, "targetRevision": "main"},
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": ns},
+        },
+        "status": {
+            "sync": {"status": "Synced", "revision": shas[-1]},
+            "history": [
+                {
+                    "id": i,
+                    "revision": sha,
+                    "deployStartedAt": t,
+                    "deployedAt": t,
+                    "source": {"repoURL": repo_url, "path": path, "targetRevision": "main"},
+                    "initiatedBy": {"automated": True},
+                }
+                for i, (sha, t) in enumerate(zip(shas, times, strict=True))
+            ],
+        },
+    }
+
+
+@pytest.mark.sandbox
+def test_two_hubs_with_an_app_of_the_same_name_are_two_apps_never_one(sandbox, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from kubernetes import client
+
+    from gitops_nb import Cluster, DeployRepo, Fleet, what_changed
+    from gitops_nb.errors import UnknownAppError
+
+    w = RepoWriter(tmp_path / "repo")
+    t0 = pd.Timestamp.now(tz="UTC").floor("s") - pd.Timedelta("50m")
+    w.commit(
+        "both envs",
+        when=t0,
+        files={**app_files("web", "1.0", env="staging"), **app_files("web", "1.0", env="production")},
+    )
+    w.commit("staging 1.1", when=t0 + pd.Timedelta("10m"), files=app_files("web", "1.1", env="staging"))
+    w.commit("production 1.2", when=t0 + pd.Timedelta("20m"), files=app_files("web", "1.2", env="production"))
+    shas = git(w.path, "log", "--format=%H", "--reverse").split()
+    stamp = [(t0 + pd.Timedelta(minutes=10 * i + 5)).strftime("%Y-%m-%dT%H:%M:%SZ") for i in range(3)]
+    api = sandbox.api_client()
+    core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+    hubs = {unique("hub-a"): "apps/web/overlays/staging", unique("hub-b"): "apps/web/overlays/production"}
+    url = f"file://{w.path}"
+    try:
+        for ns, path in hubs.items():  # each "hub": its own Applications namespace, the same app names
+            core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+            deployed = shas[:2] if "staging" in path else [shas[0], shas[2]]
+            for name in ("web", f"only-{ns}"):
+                custom.create_namespaced_custom_object(
+                    "argoproj.io",
+                    "v1alpha1",
+                    ns,
+                    "applications",
+                    _recorded_app(name, ns, path, url, deployed, stamp[: len(deployed)]),
+                )
+        (a, path_a), (b, path_b) = hubs.items()
+        fleet = Fleet([Cluster.from_api_client(api, ns, argocd_namespace=ns) for ns in hubs], follow_destinations=False)
+        apps = fleet.applications()
+        assert sorted(apps["name"]) == sorted([f"{a}/web", f"{b}/web", f"only-{a}", f"only-{b}"])  # unique: plain
+        assert dict(zip(apps["name"], apps["path"], strict=True))[f"{b}/web"] == path_b
+        hist = fleet.history()
+        assert sorted(hist.loc[hist["app"] == f"{a}/web", "revision"]) == sorted(shas[:2])
+        assert sorted(hist.loc[hist["app"] == f"{b}/web", "revision"]) == sorted([shas[0], shas[2]])
+        with pytest.raises(UnknownAppError) as e:
+            fleet.app_history("web")
+        assert f"'{a}/web'" in str(e.value) and f"'{b}/web'" in str(e.value)
+        only_b = fleet.app_history(f"{b}/web")
+        assert set(only_b["app"]) == {f"{b}/web"} and sorted(only_b["revision"]) == sorted([shas[0], shas[2]])
+        assert len(fleet.app_history(f"only-{a}")) == 2
+
+        tl = what_changed(DeployRepo(w.path), t0 + pd.Timedelta("40m"), "1h", cluster=fleet)
+        deploys = tl[tl["kind"] == "deploy"]
+        by_app = {app: set(zip(g["app"], g["sha"], strict=True)) for app, g in deploys.groupby("argocd_app")}
+        assert by_app[f"{b}/web"] == {(path_b, shas[0]), (path_b, shas[2])}  # hub B's own source, own deploys
+        assert by_app[f"{a}/web"] == {(path_a, shas[0]), (path_a, shas[1])}
+        # the production commit deployed by hub B's web only, the staging one by hub A's only
+        commits = tl[tl["kind"] == "commit"].set_index("summary")
+        assert f"{b}/web" in commits.loc["production 1.2", "argocd_app"]
+        assert f"{a}/web" not in commits.loc["production 1.2", "argocd_app"]
+        assert f"{a}/web" in commits.loc["staging 1.1", "argocd_app"]
+    finally:
+        for ns in hubs:
+            with contextlib.suppress(Exception):
+                core.delete_namespace(ns)

@@ -23,7 +23,7 @@ from ..errors import ArgoCDNotFoundError, ClusterError, InputError, UnknownAppEr
 from ..times import now_utc
 from .live import Cluster
 
-__all__ = ["FAILURES", "Fleet", "reading_destinations"]
+__all__ = ["FAILURES", "Fleet", "qualify_shared_names", "reading_destinations", "split_qualified"]
 
 #: One row per cluster a fleet query could not read (``Fleet.failures``, ``attrs["failures"]``).
 FAILURES: schema.Schema = {
@@ -219,8 +219,10 @@ class Fleet:
 
         _, fails = self.fan_out("applications", read)
         hubs = [c for c in self._members.values() if c.context in got]
+        got = qualify_shared_names({h.context: got[h.context] for h in hubs})
         apps, hist, ops = ([got[h.context][i] for h in hubs] for i in range(3))
         with self._lock:
+            self._hub_of.clear()
             for h in hubs:
                 for name in got[h.context][0]["name"]:
                     self._hub_of[str(name)] = h
@@ -261,24 +263,37 @@ class Fleet:
     def operations(self) -> pd.DataFrame:
         return self.argocd_frames()[2]
 
-    def _hub(self, app: str) -> Cluster:
+    def _hub(self, app: str) -> tuple[Cluster, str]:
+        """The hub holding ``app`` (a name, or ``hub/name`` for a name on two hubs) and its name there."""
         if app not in self._hub_of:
             self.argocd_frames()
         if app not in self._hub_of:
             from .live import did_you_mean
 
+            on = sorted(q for q in self._hub_of if split_qualified(q)[1] == app and q != app)
             raise UnknownAppError(
-                f"no Application {app!r} on any hub of {self.context}. " + did_you_mean(app, sorted(self._hub_of)),
+                f"Application {app!r} is on {len(on)} hubs of {self.context}: name one as {' or '.join(map(repr, on))}"
+                if on
+                else f"no Application {app!r} on any hub of {self.context}. " + did_you_mean(app, sorted(self._hub_of)),
                 resource=f"applications.argoproj.io/{app}",
                 verb="get",
             )
-        return self._hub_of[app]
+        hub = self._hub_of[app]
+        hub_name, name = split_qualified(app)
+        return hub, name if hub_name == hub.context else app
+
+    def _of_hub(self, app: str, read: Callable[[Cluster, str], pd.DataFrame]) -> pd.DataFrame:
+        hub, name = self._hub(app)
+        df = read(hub, name)
+        return df.assign(app=app) if name != app and len(df) else df
 
     def app_history(self, app: str) -> pd.DataFrame:
-        return self._hub(app).app_history(app)
+        """``app``'s deploys, read on its hub; a name two hubs both have is given as ``hub/name``."""
+        return self._of_hub(app, Cluster.app_history)
 
     def app_resources(self, app: str) -> pd.DataFrame:
-        return self._hub(app).app_resources(app)
+        """``app``'s resources, read on its hub; a name two hubs both have is given as ``hub/name``."""
+        return self._of_hub(app, Cluster.app_resources)
 
     # -- Kubernetes, from every member ------------------------------------------------------------
 
@@ -306,6 +321,40 @@ class Fleet:
                 f"get_object on a fleet needs the member to read from: cluster= one of {', '.join(self._members)}"
             )
         return self._members[cluster].get_object(group, version, kind, namespace, name)
+
+
+def split_qualified(app: str) -> tuple[str | None, str]:
+    """(hub, name) of ``hub/name``; (None, name) of a plain name. An Application's name has no ``/``
+    (a Kubernetes name), so the last one splits; a context name may have some (an EKS ARN does)."""
+    hub, sep, name = app.rpartition("/")
+    return (hub, name) if sep else (None, app)
+
+
+def qualify_shared_names(
+    per_hub: Mapping[str, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]],
+) -> dict[str, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]:
+    """The (applications, history, operations) frames of each hub, with each Application name that two or
+    more hubs have written ``hub/name`` in those hubs' frames: two hubs' ``web`` are two apps, with their own
+    history, source and destination, never one. A name only one hub has is left as it is."""
+    seen: dict[str, int] = {}
+    for apps, _, _ in per_hub.values():
+        for n in set(apps["name"]):
+            seen[n] = seen.get(n, 0) + 1
+    shared = [n for n, k in seen.items() if k > 1]
+    if not shared:
+        return dict(per_hub)
+
+    def q(hub: str, col: pd.Series) -> pd.Series:
+        return col.where(~col.isin(shared), hub + "/" + col.astype(str))
+
+    return {
+        hub: (
+            apps.assign(name=q(hub, apps["name"])),
+            hist.assign(app=q(hub, hist["app"])),
+            ops.assign(app=q(hub, ops["app"])),
+        )
+        for hub, (apps, hist, ops) in per_hub.items()
+    }
 
 
 def reading_destinations(source: Any, apps: pd.DataFrame) -> Any:

@@ -281,6 +281,7 @@ class DeployRepo:
         self._docs: dict[bytes, list[Any] | InvalidYAML] = {}
         self._remotes: set[str] | None = None
         self._local: set[str] = set()
+        self._is_this: dict[str | None, bool] = {}
         self._named: dict[
             tuple[str, str], tuple[list[dict[str, Any]], bool]
         ] = {}  # (path, blob) -> (Flux apps, names Argo CD)
@@ -919,9 +920,15 @@ class DeployRepo:
             }
             local = [self.path] + [u for u in urls if u.startswith(("file:", "/", "."))]
             self._local = {_local_path(self.path, u) for u in local}
-        if url is not None and url.startswith("file://"):
-            return _local_path(self.path, url) in self._local
-        return url is None or not self._remotes or normalize_repo_url(url) in self._remotes
+        if url not in self._is_this:  # a thousand Applications name the same few repositories
+            if len(self._is_this) > 4096:
+                self._is_this.clear()
+            self._is_this[url] = (
+                _local_path(self.path, url) in self._local
+                if url is not None and url.startswith("file://")
+                else url is None or not self._remotes or normalize_repo_url(url) in self._remotes
+            )
+        return self._is_this[url]
 
     def _flux_of(self, path: str, raw: bytes) -> list[dict[str, Any]]:
         """The Flux apps (:func:`~gitops_nb.git.kustomize.flux_apps`) one file's content defines."""

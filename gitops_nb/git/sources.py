@@ -526,8 +526,11 @@ def specs_from(applications: Any) -> list[AppSpec]:
     ``helm``/``kustomize``/``directory``/``plugin`` when the cluster read gave them) but no
     annotations: pass the raw objects for ``manifest-generate-paths``.
     """
-    if hasattr(applications, "to_dict"):
-        records: list[Any] = applications.to_dict("records")
+    if hasattr(applications, "to_dict"):  # only the columns read below, not a dict of every column per row
+        cols = [c for c in ("name", "sources", "dest_namespace") if c in applications.columns]
+        records: list[Any] = [
+            dict(zip(cols, r, strict=True)) for r in zip(*(applications[c] for c in cols), strict=True)
+        ]
     else:
         records = list(applications)
     out = []

@@ -34,7 +34,8 @@ def _in(df: pd.DataFrame, col: str, lo: pd.Timestamp, hi: pd.Timestamp) -> pd.Da
 
 def _match(name: str, path: str | None, wanted: Sequence[str]) -> bool:
     parts = (path or "").split("/")
-    return any(w in (name, path) or w in parts or (path or "").endswith("/" + w.strip("/")) for w in wanted)
+    bare = name.rpartition("/")[2]  # a fleet writes an app two hubs have as hub/name: "web" is each hub's web
+    return any(w in (name, bare, path) or w in parts or (path or "").endswith("/" + w.strip("/")) for w in wanted)
 
 
 def skipped_of(frames: Sequence[pd.DataFrame]) -> list[str]:
@@ -121,31 +122,13 @@ def cluster_rows(
         return df[pd.Series(keep, index=df.index, dtype=bool)]
 
     # rows of itertuples(): pandas-stubs types every field as any scalar; each is its column's (schema) type
-    h: Any
     o: Any
     e: Any
     r: Any
     f: Any
     hist = hist[hist["app"].isin(list(path_of))]
-    heal_ids = _history_heals(hist)
     all_hist, hist = hist, _in(hist, "deployed_at", lo, hi)
-    deploy_rows: dict[tuple[Any, Any], dict[str, Any]] = {}
-    for h in hist.itertuples(index=False):
-        took = (h.deployed_at - h.deploy_started_at).total_seconds() if pd.notna(h.deploy_started_at) else None
-        healed = (h.app, h.id) in heal_ids
-        row(
-            h.deployed_at,
-            RowKind.HEAL if healed else RowKind.DEPLOY,
-            "argocd",
-            h.app,
-            f"Argo CD self-healed {h.app} at {str(h.revision)[:10]}"
-            if healed
-            else f"Argo CD deployed {str(h.revision)[:10]} to {h.app}",
-            sha=h.revision,
-            author=h.initiated_by,
-            detail=f"deploy #{h.id}" + (f", sync took {took:.0f}s" if took is not None else ""),
-        )
-        deploy_rows[(h.app, h.id)] = rows[-1]  # what it changed beyond git is added below
+    deploys = _deploy_columns(hist, _history_heals(all_hist), path_of, cluster_of)
     ops_all = ops[ops["app"].isin(list(path_of))]
     ops = ops[ops["app"].isin(list(path_of)) & ops["phase"].isin(["Failed", "Error"])]
     for o in _in(ops, "finished_at", lo, hi).itertuples(index=False):
@@ -210,11 +193,12 @@ def cluster_rows(
     owner = {place: names[0] if len(names) == 1 else None for place, names in by_ns.items()}
     events = placed(events)
     ns_of = dict(zip(apps_df["name"], apps_df["dest_namespace"], strict=True))
+    position = {key: i for i, key in enumerate(zip(hist["app"], hist["id"], strict=True))}
     for key, also in beyond_git(source, hist, ns_of, edits=edits, events=events, before=before).items():
-        d = deploy_rows[key]
-        d["beyond"] = "; ".join(t for _, t in also)
-        d["detail"] += "; beyond git it also changed " + d["beyond"]
-        d["fields"] = [f for f, _ in also]
+        i = position[key]
+        deploys["beyond"][i] = "; ".join(t for _, t in also)
+        deploys["detail"][i] += "; beyond git it also changed " + deploys["beyond"][i]
+        deploys["fields"][i] = [f for f, _ in also]
     for e in events.itertuples(index=False):
         row(
             e.time,
@@ -258,9 +242,13 @@ def cluster_rows(
         )
     for heal in _heal_rows(all_hist, ops_all, app_events, edits_all, events, rolls_all, apps_df, lo, hi):
         row(**heal)
-    out = schema.frame(schema.TIMELINE, rows)
-    out["fields"] = [r.get("fields", []) for r in rows]
-    out["beyond"] = [r.get("beyond") for r in rows]  # what a deploy changed beyond git (its commit row says it too)
+    # the deploys (thousands: built from columns), then the rest (a few rows each)
+    others = schema.frame(schema.TIMELINE, rows)
+    others["fields"] = [r.get("fields", []) for r in rows]
+    others["beyond"] = [r.get("beyond") for r in rows]  # what a deploy changed beyond git (its commit row says it)
+    first = schema.frame(schema.TIMELINE, deploys)
+    first["fields"], first["beyond"] = deploys["fields"], deploys["beyond"]
+    out = pd.concat([first, others], ignore_index=True) if len(others) else first
     out.attrs["skipped"] = skipped
     out.attrs["failures"] = source.failures.to_dict("records") if isinstance(source, Fleet) else []
     return out
@@ -537,6 +525,39 @@ def _missing_rows(
                 }
             )
     return out
+
+
+def _deploy_columns(
+    hist: pd.DataFrame, heal_ids: set[tuple[Any, Any]], path_of: dict[Any, Any], cluster_of: dict[Any, Any]
+) -> dict[str, Any]:
+    """The timeline's columns for the deploys of ``hist`` (schema :data:`schema.TIMELINE`, plus ``fields`` and
+    ``beyond``), built column-wise: a thousand apps keep ten deploys each."""
+    names, revs = hist["app"].tolist(), [str(r)[:10] for r in hist["revision"]]
+    healed = [k in heal_ids for k in zip(names, hist["id"], strict=True)]
+    took = (hist["deployed_at"] - hist["deploy_started_at"]).dt.total_seconds().tolist()
+    paths = [path_of.get(n) for n in names]
+    return {
+        "time": pd.DatetimeIndex(hist["deployed_at"]),
+        "kind": [RowKind.HEAL if h else RowKind.DEPLOY for h in healed],
+        "source": ["argocd"] * len(names),
+        "app": paths,
+        "apps": [[p] if p else [] for p in paths],
+        "argocd_app": names,
+        "summary": [
+            f"Argo CD self-healed {n} at {r}" if h else f"Argo CD deployed {r} to {n}"
+            for n, r, h in zip(names, revs, healed, strict=True)
+        ],
+        "score": [0.0] * len(names),
+        "cluster": [cluster_of.get(n) for n in names],
+        "sha": hist["revision"].tolist(),
+        "author": hist["initiated_by"].tolist(),
+        "detail": [
+            f"deploy #{i}" + (f", sync took {t:.0f}s" if t == t else "")  # NaN: no start time
+            for i, t in zip(hist["id"], took, strict=True)
+        ],
+        "fields": [[] for _ in names],
+        "beyond": [None] * len(names),
+    }
 
 
 def _history_heals(hist: pd.DataFrame) -> set[tuple[Any, Any]]:

@@ -155,26 +155,42 @@ def _details(changes: pd.DataFrame, index: dict[tuple[str, str], list[str]]) -> 
     return by_sha
 
 
-def _deploys(repo: DeployRepo, cluster_rows: pd.DataFrame, since: pd.Timestamp) -> dict[str, list[_Deploy]]:
-    """Step 5: sha -> the deploys (time, Kustomize root, Argo CD app) of every revision that contained it."""
-    out: dict[str, list[_Deploy]] = defaultdict(list)
-    deploys = cluster_rows[cluster_rows["kind"] == RowKind.DEPLOY]
-    # the deploys of each revision, then each revision's commits: one list extended per commit, not one append
-    # per deploy and commit (a thousand apps deploy the same few revisions)
-    of_rev: dict[str, list[_Deploy]] = defaultdict(list)
-    for rev, t, app, argocd_app in zip(
-        deploys["sha"], deploys["time"], deploys["app"], deploys["argocd_app"], strict=True
-    ):
-        if isinstance(rev, str) and rev:
-            of_rev[rev].append((t, app, argocd_app))
-    for rev, done in of_rev.items():
-        for sha in repo.ancestors(rev, since=since):
-            out[sha].extend(done)
-    return out
+class _Deployed:
+    """Step 5: the deploys of every revision that contained each commit, found by Kustomize root or by Argo CD
+    Application. Kept per revision, not per commit: a thousand apps deploy the same few revisions, and a list
+    per commit would copy every deploy of every revision that holds it."""
+
+    def __init__(self, repo: DeployRepo, cluster_rows: pd.DataFrame, since: pd.Timestamp) -> None:
+        deploys = cluster_rows[cluster_rows["kind"] == RowKind.DEPLOY]
+        self.by_root: dict[str, dict[str, list[_Deploy]]] = defaultdict(lambda: defaultdict(list))
+        self.by_app: dict[str, dict[str, list[_Deploy]]] = defaultdict(lambda: defaultdict(list))
+        for rev, t, app, argocd_app in zip(
+            deploys["sha"], deploys["time"], deploys["app"], deploys["argocd_app"], strict=True
+        ):
+            if isinstance(rev, str) and rev:
+                self.by_root[rev][app].append((t, app, argocd_app))
+                self.by_app[rev][argocd_app].append((t, app, argocd_app))
+        self.revisions: dict[str, list[str]] = defaultdict(list)  # sha -> the deployed revisions holding it
+        for rev in self.by_app:
+            for sha in repo.ancestors(rev, since=since):
+                self.revisions[sha].append(rev)
+
+    def of(self, sha: str, names: Iterable[str] = (), apps: Iterable[str] = ()) -> list[_Deploy]:
+        """The deploys of ``sha`` whose Kustomize root or Application is one of ``names``, or whose
+        Application is one of ``apps``."""
+        found: dict[_Deploy, None] = {}
+        for rev in self.revisions.get(sha, ()):
+            roots, by_app = self.by_root[rev], self.by_app[rev]
+            for x in names:
+                found.update(dict.fromkeys(roots.get(x, ())))
+                found.update(dict.fromkeys(by_app.get(x, ())))
+            for x in apps:
+                found.update(dict.fromkeys(by_app.get(x, ())))
+        return list(found)
 
 
 def _failed(
-    repo: DeployRepo, cluster_rows: pd.DataFrame, deployed: dict[str, list[_Deploy]], since: pd.Timestamp
+    repo: DeployRepo, cluster_rows: pd.DataFrame, deployed: _Deployed, since: pd.Timestamp
 ) -> dict[str, list[_Deploy]]:
     """Step 5b: sha -> the failed syncs it broke: the commits of a failed operation's revision that no deploy
     of that app had brought before it. Only the first failure of a run counts: the syncs failing after it
@@ -191,7 +207,7 @@ def _failed(
         elif d.argocd_app not in failing and isinstance(d.sha, str) and d.sha:
             failing.add(d.argocd_app)
             for sha in repo.ancestors(d.sha, since=since):
-                if not any(t <= d.time and a == d.argocd_app for t, _, a in deployed.get(sha, [])):
+                if not any(t <= d.time for t, _, _ in deployed.of(sha, apps=[d.argocd_app])):
                     out[sha].append((d.time, d.app, d.argocd_app))
     return out
 
@@ -202,7 +218,7 @@ def _commit_rows(
     index: dict[tuple[str, str], list[str]],
     argo: dict[str, list[str]],
     details: dict[str, list[tuple[FieldRef, str]]],
-    deployed: dict[str, list[_Deploy]] | None,
+    deployed: _Deployed | None,
     weights: Weights,
     failed: dict[str, list[_Deploy]] | None = None,
 ) -> list[dict[str, Any]]:
@@ -224,7 +240,7 @@ def _commit_rows(
         det = details.get(c.sha, [])
         before = q.at - c.landed_at
         # a commit no app builds deploys nothing (an Application is matched by its source path or its name)
-        dep = [d for d in (deployed or {}).get(c.sha, []) if d[1] in touched or d[2] in touched or d[2] in reached]
+        dep = deployed.of(c.sha, touched, reached) if deployed is not None else []
         first = min(dep) if dep else None
         row: dict[str, Any] = {
             "time": c.landed_at,
@@ -394,7 +410,7 @@ def what_changed(
     )
     skipped = list(extra.attrs.get("skipped", [])) if extra is not None else []
     failures = list(extra.attrs.get("failures", [])) if extra is not None else []
-    deployed = _deploys(q.repo, extra, q.lo) if extra is not None else None
+    deployed = _Deployed(q.repo, extra, q.lo) if extra is not None else None
     failed = _failed(q.repo, extra, deployed, q.lo) if extra is not None and deployed is not None else None
     rows = _commit_rows(q, landed, index, argo_index, details, deployed, weights, failed)
     if extra is not None and len(extra):
