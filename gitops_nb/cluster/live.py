@@ -55,6 +55,7 @@ __all__ = [
     "field_edit_frame",
     "field_edit_rows",
     "flatten_fields",
+    "gc_paused",
     "history_columns",
     "history_rows",
     "operation_rows",
