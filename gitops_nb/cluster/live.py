@@ -453,6 +453,7 @@ class Cluster:
 
     # -- Argo CD ----------------------------------------------------------------------
 
+    @_without_gc
     def raw_applications(self) -> list[dict[str, Any]]:
         """Every Application object as returned by the API (paged).
 
@@ -559,6 +560,7 @@ class Cluster:
         df["cluster"] = pd.Series([where.get(a) for a in df["app"]], index=df.index, dtype=object)
         return df
 
+    @_without_gc
     def argocd_frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         """Applications, history and operations from one list call."""
         raw = self.raw_applications()
