@@ -96,10 +96,11 @@ def _cpu_of(pids: list[int]) -> float:
     return total
 
 
-def _timed(fn: Callable[[], object], repeat: int, pids: list[int]) -> tuple[float, float, float]:
-    """The fastest of ``repeat`` runs of ``fn``: its wall time and this process's CPU in that run; and the CPU of
+def _timed(fn: Callable[[], object], repeat: int, pids: list[int]) -> tuple[float, float, float, float, float]:
+    """The fastest of ``repeat`` runs of ``fn``: its wall time and this process's CPU in that run; the CPU of
     ``pids`` (the sandbox's API servers, etcd, controllers and Argo CD) per run, a mean (/proc counts in ticks of
-    10 ms), in seconds."""
+    10 ms); and the mean wall time and CPU of this process over the runs (a garbage collection lands in some runs
+    only: the fastest run hides it), in seconds."""
     runs = []
     other0 = _cpu_of(pids)
     for _ in range(repeat):
@@ -107,7 +108,8 @@ def _timed(fn: Callable[[], object], repeat: int, pids: list[int]) -> tuple[floa
         fn()
         runs.append((time.perf_counter() - t, time.process_time() - cpu0))
     wall, cpu = min(runs)
-    return wall, cpu, (_cpu_of(pids) - other0) / repeat
+    mean_wall, mean_cpu = (sum(r[i] for r in runs) / repeat for i in (0, 1))
+    return wall, cpu, (_cpu_of(pids) - other0) / repeat, mean_wall, mean_cpu
 
 
 def _per_namespace(c: Cluster | Fleet) -> int:
@@ -149,20 +151,20 @@ def main() -> int:
     serial = Fleet(list(singles.values()), follow_destinations=False, workers=1)
     rows = _per_namespace(fleet)
     assert fleet.failures.empty, fleet.failures
-    t_fleet, cpu, sb_cpu = _timed(lambda: _per_namespace(fleet), a.repeat, pids)
+    t_fleet, cpu, sb_cpu, mean_fleet, mean_cpu = _timed(lambda: _per_namespace(fleet), a.repeat, pids)
     t_serial = best(lambda: _per_namespace(serial), a.repeat)
-    slowest = max(w for w, _, _ in alone.values())
+    slowest = max(r[0] for r in alone.values())
     cores = os.cpu_count() or 1
-    ours = sum(c for _, c, _ in alone.values())
-    floor = max(ours, sum(c + s for _, c, s in alone.values()) / cores)
-    for ctx, (w, c, s) in alone.items():
+    ours = sum(r[1] for r in alone.values())
+    floor = max(ours, sum(r[1] + r[2] for r in alone.values()) / cores)
+    for ctx, (w, c, s, _, _) in alone.items():
         print(
             f"  {ctx:<22} alone: {w * 1000:6.0f} ms (this process's CPU {c * 1000:.0f} ms, the sandbox's {s * 1000:.0f} ms)"
         )
     print(
         f"fleet of {len(contexts)} (rollouts + events + field edits of {NS}, {rows} rows): {t_fleet * 1000:.0f} ms "
         f"= {t_fleet / slowest:.2f}x the slowest cluster alone (aim <= 1.3x); the same fleet one cluster at a "
-        f"time (workers=1) {t_serial * 1000:.0f} ms; sum of all alone {sum(w for w, _, _ in alone.values()) * 1000:.0f} "
+        f"time (workers=1) {t_serial * 1000:.0f} ms; sum of all alone {sum(r[0] for r in alone.values()) * 1000:.0f} "
         f"ms; this process's CPU per fleet query {cpu * 1000:.0f} ms, the sandbox's {sb_cpu * 1000:.0f} ms"
     )
     print(
@@ -170,6 +172,12 @@ def main() -> int:
         f"this process's CPU for the three reads alone, {ours * 1000:.0f} ms, which the GIL runs one thread at a "
         f"time, and all CPU, ours and the API servers', / {cores} cores); the fan-out is {t_fleet / floor:.2f}x its "
         f"floor (load now {os.getloadavg()[0]:.1f})"
+    )
+    slowest_mean = max(r[3] for r in alone.values())
+    print(
+        f"means of {a.repeat} runs: fleet {mean_fleet * 1000:.0f} ms (this process's CPU {mean_cpu * 1000:.0f} ms), "
+        f"slowest cluster alone {slowest_mean * 1000:.0f} ms (CPU {max(r[4] for r in alone.values()) * 1000:.0f} ms): "
+        f"{mean_fleet / slowest_mean:.2f}x"
     )
 
     # -- memory: clusters x apps Applications ---------------------------------------------------
