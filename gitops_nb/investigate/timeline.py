@@ -13,6 +13,7 @@ import pandas as pd
 
 from .. import schema
 from ..cluster.evidence import EvidenceSource
+from ..cluster.live import gc_paused
 from ..errors import InputError
 from ..git.manifests import unreadable_label
 from ..git.repo import DeployRepo
@@ -384,6 +385,23 @@ def what_changed(
     Rows at or before ``at`` that could be culprits (commits, manual edits) get a ``score``
     and a ``rank`` (1 = most likely); ``why`` says how (see :mod:`gitops_nb.investigate.scoring`).
     """
+    with gc_paused():  # thousands of rows' objects set off collections that walk the whole heap: none is a cycle
+        opened, out = _what_changed(repo, at, window, apps, cluster, after, rev, weights, kinds)
+    return _add_rendered(opened, out, rendered) if rendered else out
+
+
+def _what_changed(
+    repo: DeployRepo | str | Path,
+    at: str | datetime | pd.Timestamp,
+    window: str | pd.Timedelta,
+    apps: Sequence[str] | str | None,
+    cluster: EvidenceSource | None,
+    after: str | pd.Timedelta | None,
+    rev: str,
+    weights: Weights,
+    kinds: Sequence[str] | None,
+) -> tuple[DeployRepo, pd.DataFrame]:
+    """:func:`what_changed` without rendering: the repository it opened, and the timeline."""
     q = _ask(repo, at, window, apps, after, rev)
     window_of = getattr(cluster, "for_window", None)  # a long recording reads only what the window needs
     whole = cluster  # what a deploy in the window undid may have been set long before it
@@ -420,7 +438,7 @@ def what_changed(
     out = _merge_and_rank(q, rows, extra)
     out.attrs["skipped"] = skipped
     out.attrs["failures"] = failures  # clusters that could not be read (a Fleet's): the rows are partial
-    return _add_rendered(q.repo, out, rendered) if rendered else out
+    return q.repo, out
 
 
 def _add_rendered(repo: DeployRepo, tl: pd.DataFrame, n: int) -> pd.DataFrame:
