@@ -444,3 +444,62 @@ def test_drift_spans_of_a_recorded_fleet_match_its_resets(fleet: tuple[Path, Sto
         at = argo[(argo["namespace"] == s.namespace) & (argo["name"] == s.name) & (argo["time"] == s.ended_at)]
         olds = [c[1] for ch in at["changes"] if isinstance(ch, list) for c in ch if c[0] == "spec.replicas"]
         assert s.value_outside in olds
+
+
+class _WholeReads:
+    """A recording seen only through ``EvidenceSource.field_edits`` (no ``field_edits_of``): beyond_git then
+    reads every change of the deployed kinds, as it did before the pushed-down read."""
+
+    def __init__(self, rec: Recording) -> None:
+        self.field_edits = rec.field_edits
+
+
+def test_who_set_what_a_deploy_reset_is_read_for_its_objects_alone(fleet: tuple[Path, Store]) -> None:
+    """beyond_git looks up who set the values a deploy in the window reset however long before it; on a
+    recording it reads only the objects those deploys changed (EditHistory.field_edits_of: namespace and
+    name pushed down), with the same rows, and so the same answers, as reading every change of their kinds."""
+    from gitops_nb.cluster.evidence import EditHistory
+    from gitops_nb.investigate.evidence_rows import beyond_git, recorded_changes
+
+    _repo, store = fleet
+    end = _end(store)
+    whole = Recording(store, at=end)
+    assert isinstance(whole, EditHistory)
+    fe = recorded_changes(whole.field_edits(None))
+    assert fe is not None
+    resets = fe[fe["is_gitops"] & (fe["path"] == "spec.replicas")]
+    # the pushed-down read gives exactly the full read's rows of those objects, in its order
+    objects = set(sorted(set(zip(resets["namespace"], resets["kind"], resets["name"], strict=True)))[:3])
+    assert len(objects) == 3
+    kinds = sorted({k for _ns, k, _n in objects})
+    full = whole.field_edits(None, kinds)
+    keep = [o in objects for o in zip(full["namespace"], full["kind"], full["name"], strict=True)]
+    want = full[pd.Series(keep, index=full.index, dtype=bool)].reset_index(drop=True)
+    got = Recording(store, at=end).field_edits_of(objects)
+    assert len(got) > len(objects) and got["changes"].notna().any()
+    pd.testing.assert_frame_equal(got, want)
+    assert len(full) > len(got)  # it did read less
+    assert len(Recording(store, at=end).field_edits_of([])) == 0
+    # beyond_git over a window starting after each manual edit that a deploy then reset: the same answers
+    checked = found = 0
+    manual = fe[fe["manager"] == "kubectl-edit"]
+    for t in manual["time"]:
+        later = resets[resets["time"] > t]
+        if not len(later):
+            continue
+        deployed = later["time"].iloc[0]
+        lo, hi = t + pd.Timedelta(minutes=1), deployed + pd.Timedelta(minutes=5)
+        window = whole.for_window(lo, hi)
+        hist = window.history()
+        hist = hist[(hist["deployed_at"] >= lo) & (hist["deployed_at"] <= hi)]
+        apps = window.applications()
+        ns_of = dict(zip(apps["name"], apps["dest_namespace"], strict=True))
+        edits, events = window.field_edits(None), window.events(None)
+        pushed = beyond_git(window, hist, ns_of, edits=edits, events=events, before=Recording(store, at=end))
+        read_all = beyond_git(window, hist, ns_of, edits=edits, events=events, before=_WholeReads(whole))  # type: ignore[arg-type]
+        alone = beyond_git(window, hist, ns_of, edits=edits, events=events)
+        assert pushed == read_all
+        checked += 1
+        found += sum("had been set by kubectl-edit" in text for v in pushed.values() for _f, text in v)
+        assert sum(len(v) for v in alone.values()) <= sum(len(v) for v in pushed.values())
+    assert checked >= 2 and found >= 1  # the earlier edit was found, from before the window

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -429,12 +429,35 @@ class Recording:
         out.attrs["skipped"] = []
         return out
 
-    def _field_edits(self, kinds: Sequence[str]) -> pd.DataFrame:
+    def field_edits_of(self, objects: Iterable[tuple[str, str, str]]) -> pd.DataFrame:
+        """:meth:`field_edits` of only the ``(namespace, kind, name)`` objects, in the same order: the same rows
+        as ``field_edits(None, kinds)`` keeps of them, with their namespaces and names pushed down to the
+        files, so a deploy's few objects are looked up over 30 days without reading everyone's changes.
+        (:class:`~gitops_nb.cluster.evidence.EditHistory`)"""
+        import pyarrow.dataset as ds
+
+        wanted = {(str(ns), str(k), str(n)) for ns, k, n in objects}
+        if not wanted:
+            out = field_edit_frame([])
+        else:
+            where = ds.field("namespace").isin(sorted({ns for ns, _k, _n in wanted})) & ds.field("name").isin(
+                sorted({n for _ns, _k, n in wanted})
+            )
+            f = self._field_edits(sorted({k for _ns, k, _n in wanted}), where=where)
+            mine = [o in wanted for o in zip(f["namespace"], f["kind"], f["name"], strict=True)]
+            out = f[pd.Series(mine, index=f.index, dtype=bool)].reset_index(drop=True)
+        out.attrs["skipped"] = []
+        return out
+
+    def _field_edits(self, kinds: Sequence[str], *, where: Any = None) -> pd.DataFrame:
+        """Field edit rows of ``kinds`` (only the objects ``where`` keeps, a pyarrow expression on the
+        store's columns, when given)."""
         import pyarrow.dataset as ds
 
         cols = ["cluster", "kind", "namespace", "name", "time", "since", "event", "manager", "manager_time"]
+        edits = ds.field("event").isin(["MODIFIED", "RELISTED"])
         changed = self._read(
-            kinds, [*cols, "changes"], since=self.since, where=ds.field("event").isin(["MODIFIED", "RELISTED"])
+            kinds, [*cols, "changes"], since=self.since, where=edits if where is None else edits & where
         )
         tag = self.fleet  # a fleet recording says where each edit was recorded; one cluster's leaves it empty
         recorded: list[dict[str, Any]] = []
@@ -445,7 +468,7 @@ class Recording:
         seen = {(r["cluster"], r["kind"], r["namespace"], r["name"], r["manager"], r["_mtime"]) for r in recorded}
         rows = [
             {**e, "cluster": c if tag else None}
-            for c, kind, obj in self._placed_state(kinds)
+            for c, kind, obj in self._placed_state(kinds, where=where)
             for e in field_edit_rows(kind, obj)
             if (c if tag else None, e["kind"], e["namespace"], e["name"], e["manager"], e["time"]) not in seen
         ]
