@@ -240,14 +240,17 @@ def test_cli_notebooks_and_console_take_a_recording(fleet: tuple[Path, Store], t
     at = (_end(store) - pd.Timedelta(hours=3)).isoformat()
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root)}
+    cmd = [sys.executable, "-m", "gitops_nb", "what-changed", str(repo), "--at", at, "--recording", store.url]
     cli = subprocess.run(
-        [sys.executable, "-m", "gitops_nb", "what-changed", str(repo), "--at", at, "--recording", store.url],
+        [*cmd, "--out", str(tmp_path / "cli")],
         capture_output=True,
         text=True,
         env=env,
     )
     assert cli.returncode == 0, cli.stderr
     assert "Argo CD deployed" in cli.stdout and "rollout #" in cli.stdout
+    assert "saving the recording's rows from" in cli.stderr  # the evidence kept beside the report, with progress
+    assert Recording(tmp_path / "cli" / "recording").applications()["name"].tolist()
     both = subprocess.run(
         [sys.executable, "-m", "gitops_nb", "what-changed", str(repo), "--recording", store.url, "--snapshot", "x"],
         capture_output=True,
@@ -267,7 +270,8 @@ def test_cli_notebooks_and_console_take_a_recording(fleet: tuple[Path, Store], t
         res = subprocess.run(args, capture_output=True, text=True, cwd=root, env=env)
         assert res.returncode == 0, res.stderr[-3000:]
     summary = json.loads((tmp_path / "what_changed" / "summary.json").read_text())
-    assert summary["commits"] > 0
+    assert summary["commits"] > 0 and summary["evidence"]["recording"] == "recording"
+    assert (tmp_path / "what_changed" / "recording" / "objects").is_dir()
     tl = pd.read_parquet(tmp_path / "what_changed" / "timeline.parquet")
     assert {RowKind.DEPLOY, RowKind.ROLLOUT} <= set(tl["kind"])
     drift_apps = pd.read_parquet(tmp_path / "drift" / "applications.parquet")
@@ -542,8 +546,10 @@ def test_a_saved_report_keeps_its_recorded_evidence_past_retention(fleet: tuple[
     copy = Store(saved["whole"] / "recording")
     n = copy.read(columns=["time"]).num_rows
     assert 0 < n < store.read(columns=["time"]).num_rows / 2  # small
-    whole.save(saved["whole"])  # saved again into the same folder: replaced, not doubled
+    lines: list[str] = []
+    whole.save(saved["whole"], progress=lines.append)  # saved again into the same folder: replaced, not doubled
     assert Store(saved["whole"] / "recording").read(columns=["time"]).num_rows == n
+    assert lines[0].startswith("saving the recording's rows from") and lines[-1] == f"  saved {n} rows", lines
     # retention drops every day the reports rest on
     days = sorted({d for _c, _k, d, _f in store.partitions()})
     assert store.retain("1d", now=pd.Timestamp(days[-1]) + pd.Timedelta(days=2)) >= len(days)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -145,6 +145,8 @@ class Recording:
         dest: str | os.PathLike[str],
         since: str | datetime | pd.Timestamp,
         until: str | datetime | pd.Timestamp,
+        *,
+        progress: Callable[[str], None] | None = None,
     ) -> Store:
         """Copy into a new local store at ``dest`` every row :func:`~gitops_nb.what_changed` over
         [since, until] reads of this recording, so the evidence outlives the recorder's ``--retain``; returns
@@ -157,7 +159,8 @@ class Recording:
         when this recording is not bounded to the window itself (no ``since``, or an earlier one), every
         earlier recorded change of the objects changed in the window: who set a value a deploy in the
         window reset, however long before (what :func:`~gitops_nb.investigate.evidence_rows.beyond_git`
-        reads). Secrets keep no values (their rows are sanitized again as they are copied).
+        reads). Secrets keep no values (their rows are sanitized again as they are copied). ``progress``
+        gets a line per step (a 30-day recording takes a few seconds).
         """
         import pyarrow.dataset as ds
 
@@ -167,6 +170,8 @@ class Recording:
         if out.clusters():
             raise InputError(f"{out.url} already holds a recording: save the window into a new directory")
         out.check_writable()
+        say = progress or (lambda _line: None)
+        say(f"saving the recording's rows from {lo:%Y-%m-%d %H:%M:%S} to {at:%Y-%m-%d %H:%M:%S} UTC into {out.url}")
         before = lo - pd.Timedelta(microseconds=1)
         not_event = ds.field("kind") != "Event"
         kw: dict[str, Any] = {"clusters": self.places, "apps": self.apps}
@@ -175,6 +180,7 @@ class Recording:
             self.store.read(clusters=self.places, kinds=["Event"], since=lo, until=at + _EVENT_SLACK).to_pandas(),
         ]
         # the state the window starts from: each object's newest version before it (and a GONE after that)
+        say(f"  {sum(len(r) for r in rows)} rows in the window; reading the state before it")
         small = ["cluster", "kind", "uid", "time", "event", "day"]
         old = self.store.read(**kw, until=before, columns=small, where=not_event).to_pandas()
         real = old[old["event"] != "GONE"].drop_duplicates(["cluster", "uid"], keep="last")
@@ -190,6 +196,7 @@ class Recording:
                 & ds.field("name").isin(sorted({o[2] for o in objects}))
             )
             kinds = sorted({o[1] for o in objects})
+            say(f"  reading the earlier changes of the {len(objects)} objects changed in the window")
             earlier = self.store.read(**kw, kinds=kinds, since=self.since, until=before, where=where).to_pandas()
             mine = [o in objects for o in zip(earlier["namespace"], earlier["kind"], earlier["name"], strict=True)]
             earlier = earlier[pd.Series(mine, index=earlier.index, dtype=bool)]
@@ -207,6 +214,7 @@ class Recording:
         for cluster, part in copied.groupby("cluster", sort=True):
             records = [_sanitized(r) for r in part.to_dict("records")]
             out.write_rows(str(cluster), records, recorder="saved-window", seq=0)
+        say(f"  saved {len(copied)} rows")
         return out
 
     def _hubs(self) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -512,14 +512,15 @@ class Investigation:
             },
         }
 
-    def save(self, output_dir: str | Path) -> Path:
+    def save(self, output_dir: str | Path, *, progress: Callable[[str], None] | None = None) -> Path:
         """Write the frames and the summary under ``output_dir`` (see :func:`report.save_results`).
 
         The evidence a report rests on is kept beside it: a live cluster's as a Snapshot in ``evidence/``
         (live evidence fades), a :class:`~gitops_nb.cluster.recording.Recording`'s as a small store in
         ``recording/`` holding the rows the timeline read (:meth:`Recording.save_window`), since the
         recorder's ``--retain`` drops old days. ``summary.json``'s ``evidence`` says how to reopen it:
-        ``Recording(<output_dir>/recording, at=<evidence.at>)`` gives the same timeline."""
+        ``Recording(<output_dir>/recording, at=<evidence.at>)`` gives the same timeline. ``progress`` gets
+        a line per step of that copy."""
         from ..results import save_results
 
         frames = {
@@ -546,7 +547,7 @@ class Investigation:
 
             tmp = Path(tempfile.mkdtemp(prefix=".recording-", dir=out))
             try:
-                recording.save_window(tmp / "store", lo, hi)
+                recording.save_window(tmp / "store", lo, hi, progress=progress)
                 shutil.rmtree(out / "recording", ignore_errors=True)  # saved again: replaced whole
                 (tmp / "store").rename(out / "recording")
             finally:
