@@ -451,7 +451,7 @@ def test_drift_spans_of_a_recorded_fleet_match_its_resets(fleet: tuple[Path, Sto
 
 
 class _WholeReads:
-    """A recording seen only through ``EvidenceSource.field_edits`` (no ``field_edits_of``): beyond_git then
+    """A recording seen only through ``EvidenceSource.field_edits`` (no ``recorded_edits``): beyond_git then
     reads every change of the deployed kinds, as it did before the pushed-down read."""
 
     def __init__(self, rec: Recording) -> None:
@@ -460,7 +460,7 @@ class _WholeReads:
 
 def test_who_set_what_a_deploy_reset_is_read_for_its_objects_alone(fleet: tuple[Path, Store]) -> None:
     """beyond_git looks up who set the values a deploy in the window reset however long before it; on a
-    recording it reads only the objects those deploys changed (EditHistory.field_edits_of: namespace and
+    recording it reads only the objects those deploys changed (EditHistory.recorded_edits: namespace and
     name pushed down), with the same rows, and so the same answers, as reading every change of their kinds."""
     from gitops_nb.cluster.evidence import EditHistory
     from gitops_nb.investigate.evidence_rows import beyond_git, recorded_changes
@@ -472,18 +472,18 @@ def test_who_set_what_a_deploy_reset_is_read_for_its_objects_alone(fleet: tuple[
     fe = recorded_changes(whole.field_edits(None))
     assert fe is not None
     resets = fe[fe["is_gitops"] & (fe["path"] == "spec.replicas")]
-    # the pushed-down read gives exactly the full read's rows of those objects, in its order
+    # the pushed-down read gives exactly the full read's recorded rows of those objects, in its order
     objects = set(sorted(set(zip(resets["namespace"], resets["kind"], resets["name"], strict=True)))[:3])
     assert len(objects) == 3
     kinds = sorted({k for _ns, k, _n in objects})
     full = whole.field_edits(None, kinds)
     keep = [o in objects for o in zip(full["namespace"], full["kind"], full["name"], strict=True)]
-    want = full[pd.Series(keep, index=full.index, dtype=bool)].reset_index(drop=True)
-    got = Recording(store, at=end).field_edits_of(objects)
-    assert len(got) > len(objects) and got["changes"].notna().any()
+    want = full[pd.Series(keep, index=full.index, dtype=bool) & full["changes"].notna()].reset_index(drop=True)
+    got = Recording(store, at=end).recorded_edits(objects)
+    assert len(got) > len(objects) and got["changes"].notna().all()
     pd.testing.assert_frame_equal(got, want)
     assert len(full) > len(got)  # it did read less
-    assert len(Recording(store, at=end).field_edits_of([])) == 0
+    assert len(Recording(store, at=end).recorded_edits([])) == 0
     # beyond_git over a window starting after each manual edit that a deploy then reset: the same answers
     checked = found = 0
     manual = fe[fe["manager"] == "kubectl-edit"]

@@ -89,7 +89,7 @@ class EditHistory(Protocol):
     the field edits of a few named objects without reading everyone's: what a deploy reset, however long
     before the window it had been set."""
 
-    def field_edits_of(self, objects: Iterable[tuple[str, str, str]]) -> pd.DataFrame:
-        """The rows :meth:`EvidenceSource.field_edits` gives of the ``(namespace, kind, name)`` objects, in its
-        order (:data:`schema.FIELD_EDITS`), read for those objects alone."""
+    def recorded_edits(self, objects: Iterable[tuple[str, str, str]]) -> pd.DataFrame:
+        """The rows of :meth:`EvidenceSource.field_edits` with recorded ``changes`` of the ``(namespace, kind,
+        name)`` objects, in its order (:data:`schema.FIELD_EDITS`), read for those objects alone."""
         ...

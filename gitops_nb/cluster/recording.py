@@ -506,10 +506,11 @@ class Recording:
         out.attrs["skipped"] = []
         return out
 
-    def field_edits_of(self, objects: Iterable[tuple[str, str, str]]) -> pd.DataFrame:
-        """:meth:`field_edits` of only the ``(namespace, kind, name)`` objects, in the same order: the same rows
-        as ``field_edits(None, kinds)`` keeps of them, with their namespaces and names pushed down to the
-        files, so a deploy's few objects are looked up over 30 days without reading everyone's changes.
+    def recorded_edits(self, objects: Iterable[tuple[str, str, str]]) -> pd.DataFrame:
+        """The recorded changes of the ``(namespace, kind, name)`` objects: the rows of ``field_edits(None,
+        kinds)`` with ``changes`` that are theirs, in the same order, read with their namespaces and names
+        pushed down to the files and without the objects' current managedFields, so a deploy's few objects
+        are looked up over 30 days without reading everyone's changes.
         (:class:`~gitops_nb.cluster.evidence.EditHistory`)"""
         import pyarrow.dataset as ds
 
@@ -520,15 +521,16 @@ class Recording:
             where = ds.field("namespace").isin(sorted({ns for ns, _k, _n in wanted})) & ds.field("name").isin(
                 sorted({n for _ns, _k, n in wanted})
             )
-            f = self._field_edits(sorted({k for _ns, k, _n in wanted}), where=where)
+            f = self._field_edits(sorted({k for _ns, k, _n in wanted}), where=where, state=False)
             mine = [o in wanted for o in zip(f["namespace"], f["kind"], f["name"], strict=True)]
             out = f[pd.Series(mine, index=f.index, dtype=bool)].reset_index(drop=True)
         out.attrs["skipped"] = []
         return out
 
-    def _field_edits(self, kinds: Sequence[str], *, where: Any = None) -> pd.DataFrame:
+    def _field_edits(self, kinds: Sequence[str], *, where: Any = None, state: bool = True) -> pd.DataFrame:
         """Field edit rows of ``kinds`` (only the objects ``where`` keeps, a pyarrow expression on the
-        store's columns, when given)."""
+        store's columns, when given): the recorded changes, and (``state``) the managedFields rows of the
+        objects as of ``at`` that no recorded change already gives."""
         import pyarrow.dataset as ds
 
         cols = ["cluster", "kind", "namespace", "name", "time", "since", "event", "manager", "manager_time"]
@@ -545,7 +547,7 @@ class Recording:
         seen = {(r["cluster"], r["kind"], r["namespace"], r["name"], r["manager"], r["_mtime"]) for r in recorded}
         rows = [
             {**e, "cluster": c if tag else None}
-            for c, kind, obj in self._placed_state(kinds, where=where)
+            for c, kind, obj in (self._placed_state(kinds, where=where) if state else [])
             for e in field_edit_rows(kind, obj)
             if (c if tag else None, e["kind"], e["namespace"], e["name"], e["manager"], e["time"]) not in seen
         ]

@@ -363,7 +363,7 @@ def _earlier_changes(
     object of their kinds over all it holds; any other source per namespace, for the kinds changed."""
     if isinstance(before, EditHistory):
         objects = {(ns, k, n) for ns, at in deploys for k, n in zip(at["kind"], at["name"], strict=True)}
-        found = recorded_changes(before.field_edits_of(objects)) if objects else None
+        found = recorded_changes(before.recorded_edits(objects)) if objects else None
         of = _per_namespace(found)
 
         def read(ns: str, at: pd.DataFrame) -> pd.DataFrame | None:
