@@ -331,16 +331,16 @@ def beyond_git(
                 cache[ns] = (scaled, False)
         todo.append((d, ns, lo, hi))
 
-    def at_deploy(ns: str, lo: pd.Timestamp, hi: pd.Timestamp) -> pd.DataFrame:
-        frame = cache[ns][0]
-        return frame[frame["is_gitops"] & (frame["time"] >= lo) & (frame["time"] <= hi)]
-
-    earlier = None
+    earlier, at_deploy = None, {}
     if before is not None and before is not source:  # who set the old values, however long before the window
-        earlier = _earlier_changes(before, [(ns, at_deploy(ns, lo, hi)) for _d, ns, lo, hi in todo if cache[ns][1]])
-    for d, ns, lo, hi in todo:
+        for i, (_d, ns, lo, hi) in enumerate(todo):
+            frame, recorded = cache[ns]
+            if recorded:  # what Argo CD changed at the deploy
+                at_deploy[i] = frame[frame["is_gitops"] & (frame["time"] >= lo) & (frame["time"] <= hi)]
+        earlier = _earlier_changes(before, [(todo[i][1], mine) for i, mine in at_deploy.items()])
+    for i, (d, ns, lo, hi) in enumerate(todo):
         frame, recorded = cache[ns]
-        if recorded and earlier is not None and len(mine := at_deploy(ns, lo, hi)):
+        if earlier is not None and i in at_deploy and len(mine := at_deploy[i]):
             whole = earlier(ns, mine)
             frame = whole if whole is not None else mine
         if recorded:
