@@ -427,6 +427,17 @@ def test_rollback_runbook_end_to_end_and_no_secrets_out(live: dict, sandbox, tmp
                 assert s.encode() not in data, f"a planted secret leaked into the recording: {f}"
     text = store.read().to_pandas().astype(str).to_csv()  # decompressed: every column of every row
     assert not [s for s in forms if s in text], "a planted secret leaked into the recording"
+    # an incident report from the recording keeps its evidence (recording/: the Secrets' rows too), no value
+    from gitops_nb import investigate
+
+    report = investigate(w.path, at="now", window="30m", recording=str(tmp_path / "recording")).save(tmp_path / "rep")
+    saved = Store(report / "recording")
+    assert len(saved.read(kinds=["Secret"]).to_pandas().query("name == 'api-key'")) >= 1
+    text = saved.read().to_pandas().astype(str).to_csv()
+    assert not [s for s in forms if s in text], "a planted secret leaked into a report's saved recording"
+    for f in report.rglob("*"):
+        if f.is_file():
+            assert not [s for s in forms if s.encode() in f.read_bytes()], f"a planted secret leaked into {f}"
 
 
 def test_applications_show_who_paused_and_resume_expired_resumes_only_expired_pauses(live: dict) -> None:

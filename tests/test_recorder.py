@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pandas as pd
 import pytest
 from kubernetes import client
 
-from gitops_nb import RowKind, refresh, wait_converged, what_changed
+from gitops_nb import RowKind, investigate, refresh, wait_converged, what_changed
 from gitops_nb.cluster.recorder import (
     Recorder,
     field_changes,
@@ -199,6 +200,15 @@ def test_story_the_routine_deploy_that_reset_a_manual_replicas_edit(sandbox: Any
     reset = fc[(fc["path"] == "spec.replicas") & (fc["old"] == "6")].iloc[0]
     assert reset["new"] == "2" and reset["manager"] == "argocd-controller"
     _no_duplicates(store)
+    # the incident report keeps its evidence: saved, the recorder's store deleted, reopened: the same answer
+    inv = investigate(env.work.path, at=at, window=window, cluster=recording)
+    saved = inv.save(tmp_path / "report")
+    evidence = json.loads((saved / "summary.json").read_text())["evidence"]
+    shutil.rmtree(tmp_path / "rec")
+    again = what_changed(env.work.path, at=at, window=window, cluster=Recording(saved / "recording", at=evidence["at"]))
+    cols = ["time", "kind", "sha", "summary", "detail", "rank"]
+    pd.testing.assert_frame_equal(again[cols], inv.timeline[cols])
+    assert "set by kubectl-edit at" in again[again["rank"] == 1].iloc[0]["detail"]
 
 
 def _cli(store: str, sandbox: Any, *extra: str) -> subprocess.Popen[str]:

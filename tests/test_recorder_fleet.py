@@ -3,6 +3,7 @@ cluster, on the sandbox's real hub, Argo CD and two spoke API servers."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from gitops_nb import RowKind, what_changed
+from gitops_nb import RowKind, investigate, what_changed
 from gitops_nb.cluster.argocd import application_manifest, apply_application
 from gitops_nb.cluster.recorder import Recorder
 from gitops_nb.cluster.recording import Recording
@@ -110,6 +111,14 @@ def test_recording_a_hub_follows_each_app_to_its_spoke_and_what_changed_reads_it
     assert abs(edits["time"].max() - edited) < pd.Timedelta(seconds=5)
     rolls = tl[tl["kind"] == RowKind.ROLLOUT]
     assert len(rolls) and set(rolls["cluster"]) == {spoke}  # recorded on the spoke
+    # an incident report keeps the fleet's evidence: hub and spoke partitions, reopened as one fleet
+    inv = investigate(app["work"].path, at=at, window="15m", apps=[name], cluster=recording)
+    report = inv.save(tmp_path / "report")
+    saved = Recording(report / "recording", at=json.loads((report / "summary.json").read_text())["evidence"]["at"])
+    assert saved.cluster == HUB and saved.dest.get(name) == spoke
+    again = what_changed(app["work"].path, at=at, window="15m", apps=[name], cluster=saved)
+    cols = ["time", "kind", "cluster", "argocd_app", "summary", "detail", "rank"]
+    pd.testing.assert_frame_equal(again[cols], inv.timeline[cols])
     # the same store asked for the spoke alone: its partition only, no Applications
     alone = Recording(store, cluster=spoke)
     assert not alone.fleet and alone.applications().empty

@@ -240,14 +240,17 @@ def test_cli_notebooks_and_console_take_a_recording(fleet: tuple[Path, Store], t
     at = (_end(store) - pd.Timedelta(hours=3)).isoformat()
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root)}
+    cmd = [sys.executable, "-m", "gitops_nb", "what-changed", str(repo), "--at", at, "--recording", store.url]
     cli = subprocess.run(
-        [sys.executable, "-m", "gitops_nb", "what-changed", str(repo), "--at", at, "--recording", store.url],
+        [*cmd, "--out", str(tmp_path / "cli")],
         capture_output=True,
         text=True,
         env=env,
     )
     assert cli.returncode == 0, cli.stderr
     assert "Argo CD deployed" in cli.stdout and "rollout #" in cli.stdout
+    assert "saving the recording's rows from" in cli.stderr  # the evidence kept beside the report, with progress
+    assert Recording(tmp_path / "cli" / "recording").applications()["name"].tolist()
     both = subprocess.run(
         [sys.executable, "-m", "gitops_nb", "what-changed", str(repo), "--recording", store.url, "--snapshot", "x"],
         capture_output=True,
@@ -267,7 +270,8 @@ def test_cli_notebooks_and_console_take_a_recording(fleet: tuple[Path, Store], t
         res = subprocess.run(args, capture_output=True, text=True, cwd=root, env=env)
         assert res.returncode == 0, res.stderr[-3000:]
     summary = json.loads((tmp_path / "what_changed" / "summary.json").read_text())
-    assert summary["commits"] > 0
+    assert summary["commits"] > 0 and summary["evidence"]["recording"] == "recording"
+    assert (tmp_path / "what_changed" / "recording" / "objects").is_dir()
     tl = pd.read_parquet(tmp_path / "what_changed" / "timeline.parquet")
     assert {RowKind.DEPLOY, RowKind.ROLLOUT} <= set(tl["kind"])
     drift_apps = pd.read_parquet(tmp_path / "drift" / "applications.parquet")
@@ -444,3 +448,181 @@ def test_drift_spans_of_a_recorded_fleet_match_its_resets(fleet: tuple[Path, Sto
         at = argo[(argo["namespace"] == s.namespace) & (argo["name"] == s.name) & (argo["time"] == s.ended_at)]
         olds = [c[1] for ch in at["changes"] if isinstance(ch, list) for c in ch if c[0] == "spec.replicas"]
         assert s.value_outside in olds
+
+
+class _WholeReads:
+    """A recording seen only through ``EvidenceSource.field_edits`` (no ``recorded_edits``): beyond_git then
+    reads every change of the deployed kinds, as it did before the pushed-down read."""
+
+    def __init__(self, rec: Recording) -> None:
+        self.field_edits = rec.field_edits
+
+
+def test_who_set_what_a_deploy_reset_is_read_for_its_objects_alone(fleet: tuple[Path, Store]) -> None:
+    """beyond_git looks up who set the values a deploy in the window reset however long before it; on a
+    recording it reads only the objects those deploys changed (EditHistory.recorded_edits: namespace and
+    name pushed down), with the same rows, and so the same answers, as reading every change of their kinds."""
+    from gitops_nb.cluster.evidence import EditHistory
+    from gitops_nb.investigate.evidence_rows import beyond_git, recorded_changes
+
+    _repo, store = fleet
+    end = _end(store)
+    whole = Recording(store, at=end)
+    assert isinstance(whole, EditHistory)
+    fe = recorded_changes(whole.field_edits(None))
+    assert fe is not None
+    resets = fe[fe["is_gitops"] & (fe["path"] == "spec.replicas")]
+    # the pushed-down read gives exactly the full read's recorded rows of those objects, in its order
+    objects = set(sorted(set(zip(resets["namespace"], resets["kind"], resets["name"], strict=True)))[:3])
+    assert len(objects) == 3
+    kinds = sorted({k for _ns, k, _n in objects})
+    full = whole.field_edits(None, kinds)
+    keep = [o in objects for o in zip(full["namespace"], full["kind"], full["name"], strict=True)]
+    want = full[pd.Series(keep, index=full.index, dtype=bool) & full["changes"].notna()].reset_index(drop=True)
+    got = Recording(store, at=end).recorded_edits(objects)
+    assert len(got) > len(objects) and got["changes"].notna().all()
+    pd.testing.assert_frame_equal(got, want)
+    assert len(full) > len(got)  # it did read less
+    assert len(Recording(store, at=end).recorded_edits([])) == 0
+    # beyond_git over a window starting after each manual edit that a deploy then reset: the same answers
+    checked = found = 0
+    manual = fe[fe["manager"] == "kubectl-edit"]
+    for t in manual["time"]:
+        later = resets[resets["time"] > t]
+        if not len(later):
+            continue
+        deployed = later["time"].iloc[0]
+        lo, hi = t + pd.Timedelta(minutes=1), deployed + pd.Timedelta(minutes=5)
+        window = whole.for_window(lo, hi)
+        hist = window.history()
+        hist = hist[(hist["deployed_at"] >= lo) & (hist["deployed_at"] <= hi)]
+        apps = window.applications()
+        ns_of = dict(zip(apps["name"], apps["dest_namespace"], strict=True))
+        edits, events = window.field_edits(None), window.events(None)
+        pushed = beyond_git(window, hist, ns_of, edits=edits, events=events, before=Recording(store, at=end))
+        read_all = beyond_git(window, hist, ns_of, edits=edits, events=events, before=_WholeReads(whole))  # type: ignore[arg-type]
+        alone = beyond_git(window, hist, ns_of, edits=edits, events=events)
+        assert pushed == read_all
+        checked += 1
+        found += sum("had been set by kubectl-edit" in text for v in pushed.values() for _f, text in v)
+        assert sum(len(v) for v in alone.values()) <= sum(len(v) for v in pushed.values())
+    assert checked >= 2 and found >= 1  # the earlier edit was found, from before the window
+
+
+def _reset_window(store: Store) -> tuple[pd.Timestamp, str]:
+    """(at, window) of an incident just after a deploy that reset a manual edit made before the window."""
+    fe = g.Recording(store).field_edits(None)
+    rows = fe[fe["changes"].notna()].sort_values("time")
+    edits = rows[rows["manager"] == "kubectl-edit"]
+    for t, ns, name in zip(edits["time"], edits["namespace"], edits["name"], strict=True):
+        same = rows[(rows["namespace"] == ns) & (rows["name"] == name) & (rows["time"] > t)]
+        later = same[same["is_gitops"] & same["fields"].apply(lambda f: "spec.replicas" in f)]
+        if len(later) and later["time"].iloc[0] - t > pd.Timedelta(minutes=30):
+            at = later["time"].iloc[0] + pd.Timedelta(minutes=2)
+            return at, f"{int((at - t).total_seconds() // 60) - 10}m"
+    raise AssertionError("the fleet holds no deploy resetting an earlier manual edit")
+
+
+def test_a_saved_report_keeps_its_recorded_evidence_past_retention(fleet: tuple[Path, Store], tmp_path: Path) -> None:
+    """Investigation.save() of a Recording-backed investigation writes the rows its timeline read beside
+    the report (recording/: the window's rows, the state before it, and the earlier changes beyond git
+    read); after retention drops those days from the recorder's store, the saved evidence reopened as a
+    Recording gives the same timeline, who set a value a deploy reset weeks before included."""
+    import shutil
+
+    repo, fleet_store = fleet
+    root = tmp_path / "store"
+    shutil.copytree(fleet_store.url, root)
+    store = Store(root)
+    at, window = _reset_window(store)
+    seen = at + pd.Timedelta(minutes=15)
+    whole = g.investigate(repo, at, window, cluster=Recording(store, at=seen))  # reads before the window too
+    bounded = g.investigate(repo, at, window, recording=root)  # bounded to the window (since=)
+    cols = ["time", "kind", "app", "sha", "summary", "detail", "score", "rank"]
+    assert whole.timeline["detail"].fillna("").str.contains("had been set by kubectl-edit").any()
+    saved = {name: inv.save(tmp_path / name) for name, inv in (("whole", whole), ("bounded", bounded))}
+    summary = json.loads((saved["whole"] / "summary.json").read_text())
+    assert summary["evidence"]["recording"] == "recording" and pd.Timestamp(summary["evidence"]["at"]) == seen
+    copy = Store(saved["whole"] / "recording")
+    n = copy.read(columns=["time"]).num_rows
+    assert 0 < n < store.read(columns=["time"]).num_rows / 2  # small
+    lines: list[str] = []
+    whole.save(saved["whole"], progress=lines.append)  # saved again into the same folder: replaced, not doubled
+    assert Store(saved["whole"] / "recording").read(columns=["time"]).num_rows == n
+    assert lines[0].startswith("saving the recording's rows from") and lines[-1] == f"  saved {n} rows", lines
+    # retention drops every day the reports rest on
+    days = sorted({d for _c, _k, d, _f in store.partitions()})
+    assert store.retain("1d", now=pd.Timestamp(days[-1]) + pd.Timedelta(days=2)) >= len(days)
+    assert store.read(columns=["time"]).num_rows == 0
+    for name, inv in (("whole", whole), ("bounded", bounded)):
+        again = g.what_changed(repo, at, window, cluster=Recording(saved[name] / "recording", at=seen))
+        pd.testing.assert_frame_equal(again[cols], inv.timeline[cols], check_dtype=False)
+        frames, _ = g.load_results(saved[name])
+        assert len(frames["timeline"]) == len(again)
+    # saved again now: nothing left to copy; the evidence saved before is kept
+    with pytest.raises(InputError, match="holds nothing up to"):
+        whole.save(saved["whole"])
+    assert Store(saved["whole"] / "recording").read(columns=["time"]).num_rows == n
+    with pytest.raises(InputError, match="already holds a recording"):
+        Recording(saved["whole"] / "recording", at=seen).save_window(saved["whole"] / "recording", at, seen)
+
+
+def test_a_saved_window_holds_no_secret_value(tmp_path: Path) -> None:
+    """The saved evidence never holds a Secret's value, even from a store written by something other than
+    the recorder's writer (which strips them): Secret rows are sanitized again as they are copied -- the
+    state before the window, the window's rows and the earlier changes alike."""
+    import base64
+
+    planted = ["PLANTED-old-secret-7a1f", "PLANTED-new-secret-2b9e", "PLANTED-first-secret-c4d0"]
+    store = Store(tmp_path / "rec")
+    t0 = pd.Timestamp("2026-11-02T08:00:00Z")
+
+    def secret(value: str, event: str, at: pd.Timestamp, changes: list[list[str]]) -> dict[str, object]:
+        obj = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": "db",
+                "namespace": "shop",
+                "uid": "s1",
+                "annotations": {"kubectl.kubernetes.io/last-applied-configuration": f'{{"stringData":"{value}"}}'},
+            },
+            "data": {"password": base64.b64encode(value.encode()).decode()},
+            "stringData": {"password": value},
+        }
+        row = {
+            "kind": "Secret",
+            "namespace": "shop",
+            "name": "db",
+            "uid": "s1",
+            "event": event,
+            "manager": "kubectl-edit",
+        }
+        return {
+            **row,
+            "time": at.to_pydatetime(),
+            "day": at.strftime("%Y-%m-%d"),
+            "object": json.dumps(obj),
+            "changes": json.dumps(changes),
+        }
+
+    rows = [
+        secret(planted[2], "ADDED", t0, []),
+        secret(planted[0], "MODIFIED", t0 + pd.Timedelta(days=1), [["data.password", planted[2], planted[0]]]),
+        secret(planted[1], "MODIFIED", t0 + pd.Timedelta(days=3), [["data.password", planted[0], planted[1]]]),
+    ]
+    for i, r in enumerate(rows):  # straight to Parquet, as another tool might have written it
+        store.write_rows("c", [r], recorder="other", seq=i)
+    assert planted[1] in store.read(columns=["object"]).column("object").to_pylist()[-1]  # it is there
+    lo, hi = t0 + pd.Timedelta(days=3, hours=-1), t0 + pd.Timedelta(days=3, hours=1)
+    saved = Recording(store, at=hi).save_window(tmp_path / "saved", lo, hi)
+    copied = saved.read().to_pandas()
+    assert set(copied["event"]) == {"MODIFIED"} and len(copied) == 2  # the window's change and the earlier one
+    for col in copied.columns:
+        for v in map(str, copied[col]):
+            assert not any(p in v or base64.b64encode(p.encode()).decode() in v for p in planted), (col, v)
+    assert json.loads(copied["changes"].iloc[-1]) == [["data.password", None, None]]  # that it changed, not to what
+    assert "data" not in json.loads(copied["object"].iloc[-1])
+    for f in (tmp_path / "saved").rglob("*"):
+        if f.is_file():
+            assert not any(p.encode() in f.read_bytes() for p in planted)

@@ -7,7 +7,7 @@ except through :attr:`EvidenceSource.live` (a live source is worth snapshotting,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
-__all__ = ["PER_NAMESPACE_LIMIT", "EvidenceSource"]
+__all__ = ["PER_NAMESPACE_LIMIT", "EditHistory", "EvidenceSource"]
 
 #: above this many namespaces, one cluster-wide list per kind beats one list per namespace
 PER_NAMESPACE_LIMIT = 8
@@ -80,4 +80,16 @@ class EvidenceSource(Protocol):
 
     def field_edits(self, namespace: str | None, kinds: Sequence[str] | None = None) -> pd.DataFrame:
         """Who set which fields, when, from managedFields (:data:`schema.FIELD_EDITS`)."""
+        ...
+
+
+@runtime_checkable
+class EditHistory(Protocol):
+    """A source that keeps every field change (a :class:`~gitops_nb.cluster.recording.Recording`) and can read
+    the field edits of a few named objects without reading everyone's: what a deploy reset, however long
+    before the window it had been set."""
+
+    def recorded_edits(self, objects: Iterable[tuple[str, str, str]]) -> pd.DataFrame:
+        """The rows of :meth:`EvidenceSource.field_edits` with recorded ``changes`` of the ``(namespace, kind,
+        name)`` objects, in its order (:data:`schema.FIELD_EDITS`), read for those objects alone."""
         ...

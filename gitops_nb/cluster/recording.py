@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -40,7 +40,7 @@ from .live import (
     resource_rows,
     rollout_frame,
 )
-from .store import Store
+from .store import COLUMNS, Store, sanitize_object
 
 __all__ = ["Recording"]
 
@@ -139,6 +139,83 @@ class Recording:
         if at == self.at and since == self.since:
             return self
         return Recording(self.store, cluster=self.cluster, at=at, since=min(since, at), apps=self.apps, _dest=self.dest)
+
+    def save_window(
+        self,
+        dest: str | os.PathLike[str],
+        since: str | datetime | pd.Timestamp,
+        until: str | datetime | pd.Timestamp,
+        *,
+        progress: Callable[[str], None] | None = None,
+    ) -> Store:
+        """Copy into a new local store at ``dest`` every row :func:`~gitops_nb.what_changed` over
+        [since, until] reads of this recording, so the evidence outlives the recorder's ``--retain``; returns
+        it. Reopen it as ``Recording(dest, at=...)`` (this recording's ``at``, when one was given) and ask
+        the same question: the same timeline.
+
+        What it holds: every row of the window (:meth:`for_window`: from ``since`` to the time it is read
+        as of; events up to an hour after, as :meth:`events` reads them); the newest version of each object
+        from before the window (the state the window starts from), its recorded ``changes`` left out (``[]``); and,
+        when this recording is not bounded to the window itself (no ``since``, or an earlier one), every
+        earlier recorded change of the objects changed in the window: who set a value a deploy in the
+        window reset, however long before (what :func:`~gitops_nb.investigate.evidence_rows.beyond_git`
+        reads). Secrets keep no values (their rows are sanitized again as they are copied). ``progress``
+        gets a line per step (a 30-day recording takes a few seconds).
+        """
+        import pyarrow.dataset as ds
+
+        window = self.for_window(parse_at(since), parse_at(until))
+        lo, at = window.since if window.since is not None else parse_at(since), window.at
+        out = Store(dest)
+        if out.clusters():
+            raise InputError(f"{out.url} already holds a recording: save the window into a new directory")
+        out.check_writable()
+        say = progress or (lambda _line: None)
+        say(f"saving the recording's rows from {lo:%Y-%m-%d %H:%M:%S} to {at:%Y-%m-%d %H:%M:%S} UTC into {out.url}")
+        before = lo - pd.Timedelta(microseconds=1)
+        not_event = ds.field("kind") != "Event"
+        kw: dict[str, Any] = {"clusters": self.places, "apps": self.apps}
+        rows = [
+            self.store.read(**kw, since=lo, until=at, where=not_event).to_pandas(),
+            self.store.read(clusters=self.places, kinds=["Event"], since=lo, until=at + _EVENT_SLACK).to_pandas(),
+        ]
+        # the state the window starts from: each object's newest version before it (and a GONE after that)
+        say(f"  {sum(len(r) for r in rows)} rows in the window; reading the state before it")
+        small = ["cluster", "kind", "uid", "time", "event", "day"]
+        old = self.store.read(**kw, until=before, columns=small, where=not_event).to_pandas()
+        real = old[old["event"] != "GONE"].drop_duplicates(["cluster", "uid"], keep="last")
+        last = old.drop_duplicates(["cluster", "uid"], keep="last")
+        state = self.store.versions(pd.concat([real, last[last["event"] == "GONE"]]), list(COLUMNS))
+        state["changes"] = "[]"  # a state to start from: what changed then is not what the window asked
+        changed = rows[0][rows[0]["event"].isin(["MODIFIED", "RELISTED"]) & rows[0]["namespace"].notna()]
+        objects = set(zip(changed["namespace"], changed["kind"], changed["name"], strict=True))
+        if objects and (self.since is None or self.since < lo):  # what_changed reads their earlier changes too
+            where = (
+                ds.field("event").isin(["MODIFIED", "RELISTED"])
+                & ds.field("namespace").isin(sorted({o[0] for o in objects}))
+                & ds.field("name").isin(sorted({o[2] for o in objects}))
+            )
+            kinds = sorted({o[1] for o in objects})
+            say(f"  reading the earlier changes of the {len(objects)} objects changed in the window")
+            earlier = self.store.read(**kw, kinds=kinds, since=self.since, until=before, where=where).to_pandas()
+            mine = [o in objects for o in zip(earlier["namespace"], earlier["kind"], earlier["name"], strict=True)]
+            earlier = earlier[pd.Series(mine, index=earlier.index, dtype=bool)]
+            key = ["cluster", "uid", "time"]
+            kept = pd.MultiIndex.from_frame(earlier[key])
+            state = state[~pd.MultiIndex.from_frame(state[key]).isin(kept)]
+            rows.append(earlier)
+        rows.append(state)
+        if not any(len(r) for r in rows):
+            raise InputError(
+                f"the recording {self.store.url} holds nothing up to {at} (its days dropped by retention?): "
+                "nothing to save; reopen a window saved earlier instead"
+            )
+        copied = pd.concat([r for r in rows if len(r)], ignore_index=True)
+        for cluster, part in copied.groupby("cluster", sort=True):
+            records = [_sanitized(r) for r in part.to_dict("records")]
+            out.write_rows(str(cluster), records, recorder="saved-window", seq=0)
+        say(f"  saved {len(copied)} rows")
+        return out
 
     def _hubs(self) -> list[str]:
         """The partitions holding Applications (a destination's partition holds none)."""
@@ -429,12 +506,37 @@ class Recording:
         out.attrs["skipped"] = []
         return out
 
-    def _field_edits(self, kinds: Sequence[str]) -> pd.DataFrame:
+    def recorded_edits(self, objects: Iterable[tuple[str, str, str]]) -> pd.DataFrame:
+        """The recorded changes of the ``(namespace, kind, name)`` objects: the rows of ``field_edits(None,
+        kinds)`` with ``changes`` that are theirs, in the same order, read with their namespaces and names
+        pushed down to the files and without the objects' current managedFields, so a deploy's few objects
+        are looked up over 30 days without reading everyone's changes.
+        (:class:`~gitops_nb.cluster.evidence.EditHistory`)"""
+        import pyarrow.dataset as ds
+
+        wanted = {(str(ns), str(k), str(n)) for ns, k, n in objects}
+        if not wanted:
+            out = field_edit_frame([])
+        else:
+            where = ds.field("namespace").isin(sorted({ns for ns, _k, _n in wanted})) & ds.field("name").isin(
+                sorted({n for _ns, _k, n in wanted})
+            )
+            f = self._field_edits(sorted({k for _ns, k, _n in wanted}), where=where, state=False)
+            mine = [o in wanted for o in zip(f["namespace"], f["kind"], f["name"], strict=True)]
+            out = f[pd.Series(mine, index=f.index, dtype=bool)].reset_index(drop=True)
+        out.attrs["skipped"] = []
+        return out
+
+    def _field_edits(self, kinds: Sequence[str], *, where: Any = None, state: bool = True) -> pd.DataFrame:
+        """Field edit rows of ``kinds`` (only the objects ``where`` keeps, a pyarrow expression on the
+        store's columns, when given): the recorded changes, and (``state``) the managedFields rows of the
+        objects as of ``at`` that no recorded change already gives."""
         import pyarrow.dataset as ds
 
         cols = ["cluster", "kind", "namespace", "name", "time", "since", "event", "manager", "manager_time"]
+        edits = ds.field("event").isin(["MODIFIED", "RELISTED"])
         changed = self._read(
-            kinds, [*cols, "changes"], since=self.since, where=ds.field("event").isin(["MODIFIED", "RELISTED"])
+            kinds, [*cols, "changes"], since=self.since, where=edits if where is None else edits & where
         )
         tag = self.fleet  # a fleet recording says where each edit was recorded; one cluster's leaves it empty
         recorded: list[dict[str, Any]] = []
@@ -445,7 +547,7 @@ class Recording:
         seen = {(r["cluster"], r["kind"], r["namespace"], r["name"], r["manager"], r["_mtime"]) for r in recorded}
         rows = [
             {**e, "cluster": c if tag else None}
-            for c, kind, obj in self._placed_state(kinds)
+            for c, kind, obj in (self._placed_state(kinds, where=where) if state else [])
             for e in field_edit_rows(kind, obj)
             if (c if tag else None, e["kind"], e["namespace"], e["name"], e["manager"], e["time"]) not in seen
         ]
@@ -483,3 +585,18 @@ def _recorded_edit(r: Any) -> dict[str, Any] | None:
 def _text(v: Any) -> str | None:
     """A recorded value as text (as manifest_changes shows them): strings as they are, others as JSON."""
     return v if v is None or isinstance(v, str) else json.dumps(v, separators=(",", ":"))
+
+
+def _sanitized(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored row as copied: times as Python datetimes (or None), a Secret's object and changes without
+    values (as the writer stores them; checked again, whatever wrote the store)."""
+    out = {k: (None if not isinstance(v, str | list) and pd.isna(v) else v) for k, v in row.items()}
+    for c in ("time", "since", "manager_time"):
+        if (t := out.get(c)) is not None:
+            out[c] = pd.Timestamp(t).to_pydatetime()
+    if out.get("kind") == "Secret":
+        if isinstance(obj := out.get("object"), str):
+            out["object"] = json.dumps(sanitize_object("Secret", json.loads(obj)), separators=(",", ":"))
+        if isinstance(changes := out.get("changes"), str):
+            out["changes"] = json.dumps([[c[0], None, None] for c in json.loads(changes)], separators=(",", ":"))
+    return out

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from .. import schema
-from ..cluster.evidence import PER_NAMESPACE_LIMIT, EvidenceSource
+from ..cluster.evidence import PER_NAMESPACE_LIMIT, EditHistory, EvidenceSource
 from ..cluster.fleet import Fleet, reading_destinations
 from ..schema import RowKind
 from ..times import describe_span, parse_at
@@ -282,8 +282,8 @@ def beyond_git(
     rewrites the old ReplicaSet's to the new count as it scales it down.)
 
     ``edits``/``events``: the field edits and events already read (else read here, per namespace).
-    ``before``: the evidence unbounded by the window, read (only the kinds Argo CD changed at a deploy)
-    for who set each old value, however long ago.
+    ``before``: the evidence unbounded by the window, read (only the objects Argo CD changed at the
+    deploys, all at once: see :func:`_earlier_changes`) for who set each old value, however long ago.
     """
     out: dict[tuple[Any, Any], list[tuple[str, str]]] = {}
     if not len(deploys):
@@ -299,6 +299,7 @@ def beyond_git(
     if edits is not None and scalings is not None:  # all read: only the deploys of a namespace with any evidence
         evident = recorded_in | set(scalings["namespace"])
         deploys = deploys[[ns_of.get(a) in evident for a in deploys["app"]]]
+    todo: list[tuple[Any, str, pd.Timestamp, pd.Timestamp]] = []
     d: Any
     for d in deploys.itertuples(index=False):
         ns = ns_of.get(d.app)
@@ -316,13 +317,20 @@ def beyond_git(
             else:
                 scaled = scalings_of(ns) if scalings_of is not None else _scalings(source.events(ns, None, hi))
                 cache[ns] = (scaled, False)
+        todo.append((d, ns, lo, hi))
+
+    earlier, at_deploy = None, {}
+    if before is not None and before is not source:  # who set the old values, however long before the window
+        for i, (_d, ns, lo, hi) in enumerate(todo):
+            frame, recorded = cache[ns]
+            if recorded:  # what Argo CD changed at the deploy
+                at_deploy[i] = frame[frame["is_gitops"] & (frame["time"] >= lo) & (frame["time"] <= hi)]
+        earlier = _earlier_changes(before, [(todo[i][1], mine) for i, mine in at_deploy.items()])
+    for i, (d, ns, lo, hi) in enumerate(todo):
         frame, recorded = cache[ns]
-        if recorded and before is not None and before is not source:
-            at_deploy = frame[frame["is_gitops"] & (frame["time"] >= lo) & (frame["time"] <= hi)]
-            kinds = sorted(set(at_deploy["kind"]))
-            if kinds:  # who set the old values, however long before the window
-                whole = recorded_changes(before.field_edits(ns, kinds))
-                frame = whole if whole is not None else at_deploy
+        if earlier is not None and i in at_deploy and len(mine := at_deploy[i]):
+            whole = earlier(ns, mine)
+            frame = whole if whole is not None else mine
         if recorded:
             found = _reset_fields(frame, ns, lo, hi)
         else:
@@ -330,6 +338,33 @@ def beyond_git(
         if found:
             out[(d.app, d.id)] = found
     return out
+
+
+def _earlier_changes(
+    before: EvidenceSource, deploys: list[tuple[str, pd.DataFrame]]
+) -> Callable[[str, pd.DataFrame], pd.DataFrame | None]:
+    """``(namespace, what Argo CD changed at one deploy)`` -> every recorded change of those objects in
+    ``before`` (the evidence unbounded by the window), oldest first; ``None`` when it recorded none.
+
+    A source keeping every change (:class:`~gitops_nb.cluster.evidence.EditHistory`, a recording) is read
+    once for the objects the window's deploys changed (names pushed down to the files), not for every
+    object of their kinds over all it holds; any other source per namespace, for the kinds changed."""
+    if isinstance(before, EditHistory):
+        objects = {(ns, k, n) for ns, at in deploys for k, n in zip(at["kind"], at["name"], strict=True)}
+        found = recorded_changes(before.recorded_edits(objects)) if objects else None
+        of = _per_namespace(found)
+
+        def read(ns: str, at: pd.DataFrame) -> pd.DataFrame | None:
+            if of is None:
+                return None
+            mine = of(ns)
+            keys = set(zip(at["kind"], at["name"], strict=True))
+            keep = [(k, n) in keys for k, n in zip(mine["kind"], mine["name"], strict=True)]
+            mine = mine[pd.Series(keep, index=mine.index, dtype=bool)]
+            return mine if len(mine) else None
+
+        return read
+    return lambda ns, at: recorded_changes(before.field_edits(ns, sorted(set(at["kind"]))))
 
 
 def recorded_changes(edits: pd.DataFrame) -> pd.DataFrame | None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -23,6 +23,9 @@ from .evidence_rows import cluster_rows
 from .fields import FieldRef
 from .render import RENDER_ERROR, rendered_diff
 from .scoring import DEFAULT_WEIGHTS, CommitFacts, Weights, commit_score, edit_score, rank
+
+if TYPE_CHECKING:
+    from ..cluster.recording import Recording
 
 __all__ = ["Investigation", "culprits", "explain_empty", "investigate", "what_changed"]
 
@@ -543,8 +546,15 @@ class Investigation:
             },
         }
 
-    def save(self, output_dir: str | Path) -> Path:
-        """Write the frames and the summary under ``output_dir`` (see :func:`report.save_results`)."""
+    def save(self, output_dir: str | Path, *, progress: Callable[[str], None] | None = None) -> Path:
+        """Write the frames and the summary under ``output_dir`` (see :func:`report.save_results`).
+
+        The evidence a report rests on is kept beside it: a live cluster's as a Snapshot in ``evidence/``
+        (live evidence fades), a :class:`~gitops_nb.cluster.recording.Recording`'s as a small store in
+        ``recording/`` holding the rows the timeline read (:meth:`Recording.save_window`), since the
+        recorder's ``--retain`` drops old days. ``summary.json``'s ``evidence`` says how to reopen it:
+        ``Recording(<output_dir>/recording, at=<evidence.at>)`` gives the same timeline. ``progress`` gets
+        a line per step of that copy."""
         from ..results import save_results
 
         frames = {
@@ -554,12 +564,35 @@ class Investigation:
             "manifest_changes": self.changes,
             "apps": self.apps,
         }
-        out = save_results(output_dir, frames, self.summary())
+        summary = self.summary()
+        recording = self._recording()
+        lo, hi = self.at - self.window, self.at + self.timeline.attrs["after"]
+        if recording is not None:  # as of when the timeline read it: reopened so, it answers the same
+            at = recording.for_window(lo, hi).at
+            summary["evidence"] = {"recording": "recording", "cluster": recording.cluster, "at": at}
+        out = save_results(output_dir, frames, summary)
         if self.cluster is not None and self.cluster.live:  # live evidence fades: keep it
             from ..cluster.snapshot import snapshot
 
             snapshot(self.cluster, out / "evidence")
+        if recording is not None:  # a recording's old days are dropped by retention: keep the window's rows
+            import shutil
+            import tempfile
+
+            tmp = Path(tempfile.mkdtemp(prefix=".recording-", dir=out))
+            try:
+                recording.save_window(tmp / "store", lo, hi, progress=progress)
+                shutil.rmtree(out / "recording", ignore_errors=True)  # saved again: replaced whole
+                (tmp / "store").rename(out / "recording")
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
         return out
+
+    def _recording(self) -> Recording | None:
+        """The investigation's evidence when it is a recording, else ``None``."""
+        from ..cluster.recording import Recording
+
+        return self.cluster if isinstance(self.cluster, Recording) else None
 
 
 def investigate(

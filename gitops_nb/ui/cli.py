@@ -185,7 +185,7 @@ def _cmd_what_changed(args: argparse.Namespace) -> int:
     for f in inv.timeline.attrs.get("failures") or []:
         print(f"gitops-nb: NOT READ: {f['cluster']} ({f['query']}): {f['reason']}", file=sys.stderr)
     if args.out:
-        print(f"\nsaved to {inv.save(args.out)}")
+        print(f"\nsaved to {inv.save(args.out, progress=lambda m: print(m, file=sys.stderr, flush=True))}")
     return 0
 
 
@@ -418,7 +418,11 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--at", default="now", help="incident time: ISO-8601 with zone, 'now', or '-30m' (default: now)")
     w.add_argument("--window", default="2h", help="how far before T to look (default: 2h)")
     w.add_argument("--apps", default="", help="comma-separated apps (paths or path parts) to keep")
-    w.add_argument("--out", default=None, help="also save the frames (parquet, csv, summary.json) here")
+    w.add_argument(
+        "--out",
+        default=None,
+        help="also save the frames (parquet, csv, summary.json) here, and a recording's evidence (recording/)",
+    )
     w.add_argument(
         "--context", default="", help="add the cluster side from this kube context (Argo CD deploys, events ...)"
     )
