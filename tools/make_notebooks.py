@@ -98,7 +98,7 @@ for f in inv.timeline.attrs.get("failures") or []:  # a fleet's cluster that cou
             "and `summary.json`, under `output_dir`; with a live cluster also a snapshot of its evidence under "
             "`output_dir/evidence` (read it later with `snapshot_dir`)."
         ),
-        code("print(inv.save(output_dir))\ninv.summary()"),
+        code("print(inv.save(output_dir, progress=print))\ninv.summary()"),
     ],
 )
 
