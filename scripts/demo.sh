@@ -3,6 +3,8 @@
 # what-changed notebook on it headless. Results land in out/demo/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# this checkout's .venv, whatever one the caller has activated (IPython warns on another's: a test error)
+export VIRTUAL_ENV="$PWD/.venv" PATH="$PWD/.venv/bin:$PATH"
 case " $* " in
   *" --git-only "*) ;;
   *) echo "demo: the first run compiles the sandbox (Kubernetes and Argo CD, from source) for several minutes," \

@@ -3,6 +3,8 @@
 # The sandbox is started by the tests' session fixture (or reused if already up) and stopped after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# this checkout's .venv, whatever one the caller has activated (IPython warns on another's: a test error)
+export VIRTUAL_ENV="$PWD/.venv" PATH="$PWD/.venv/bin:$PATH"
 bash scripts/setup.sh
 .venv/bin/ruff check gitops_nb tests benchmarks tools notebooks  # notebooks: the code in their cells
 .venv/bin/ruff format --check gitops_nb tests benchmarks tools
