@@ -81,7 +81,7 @@ def _ask(
 
 
 def _file_index(
-    landed: pd.DataFrame, live: pd.DataFrame | None = None, names: Iterable[str] = ()
+    landed: pd.DataFrame, live: pd.DataFrame | None = None, names: Iterable[str] = (), roots: Iterable[str] = ()
 ) -> tuple[dict[tuple[str, str], list[str]], dict[str, list[str]]]:
     """Step 2: (sha, file) -> the apps the change reaches through it, mapped in the change's own trees;
     and every file -> the cluster's Applications built from it.
@@ -92,6 +92,7 @@ def _file_index(
     Application ``names`` are read, not the Kustomize roots no Application builds). A cluster
     Application git alone does not see (not defined in the repo, building no Kustomize root of it:
     a Helm chart, a ``$values`` file) is an app of its own, under its name, for every change to its files.
+    ``roots``: every app seen in the window's trees (``landed.attrs["roots"]``).
     """
     index: dict[tuple[str, str], list[str]] = defaultdict(list)
     for sha, matched in zip(landed["sha"], landed["matched"], strict=True):
@@ -101,7 +102,7 @@ def _file_index(
     argo: dict[str, list[str]] = defaultdict(list)
     if live is None:
         return index, argo
-    known, names = set(landed.attrs.get("roots", ())), set(names)
+    known, names = set(roots), set(names)
     unseen: dict[str, list[str]] = defaultdict(list)
     for app, files, dirs in zip(live["app"], live["files"], live["dirs"], strict=True):
         if app not in names:  # a Kustomize root or Flux app no Application builds
@@ -410,7 +411,9 @@ def _what_changed(
     whole = cluster  # what a deploy in the window undid may have been set long before it
     if window_of is not None:
         cluster = window_of(q.lo, q.hi)
-    landed = q.repo.landed(since=q.lo, until=q.hi, rev=q.rev)
+    landed = q.repo.landed(since=q.lo, until=q.hi, rev=q.rev)  # a copy: its attrs are ours
+    # pandas deep-copies a frame's attrs into every column and row it hands out: the roots, each time
+    roots, landed.attrs = list(landed.attrs.get("roots", ())), {}
     changes = q.repo.manifest_changes(since=q.lo, until=q.hi, rev=q.rev, first_parent=True)
     frames = cluster.argocd_frames() if cluster is not None else None  # read once, for the index and the rows
     argo = frames[0] if frames is not None else None
@@ -419,10 +422,10 @@ def _what_changed(
         # the cluster's Applications, mapped at the window's tree as the repo's own are (DeployRepo.landed)
         tree = landed["sha"].iloc[0] if len(landed) else q.rev
         live = q.repo.apps(tree, applications=argo)
-    index, argo_index = _file_index(landed, live, argo["name"] if argo is not None else ())
+    index, argo_index = _file_index(landed, live, argo["name"] if argo is not None else (), roots)
     if q.wanted:  # the apps of the repo, of the window's trees, and the cluster's Applications built from it
         reached = (a for apps in argo_index.values() for a in apps)
-        _resolve_wanted(q, sorted({*q.repo.apps(q.rev)["app"], *landed.attrs["roots"], *reached}), argo)
+        _resolve_wanted(q, sorted({*q.repo.apps(q.rev)["app"], *roots, *reached}), argo)
     details = _details(changes, index)
     extra = (
         cluster_rows(cluster, q.lo, q.hi, q.wanted or None, kinds=kinds, frames=frames, before=whole)
