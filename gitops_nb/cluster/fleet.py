@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime
@@ -336,10 +337,7 @@ def qualify_shared_names(
     """The (applications, history, operations) frames of each hub, with each Application name that two or
     more hubs have written ``hub/name`` in those hubs' frames: two hubs' ``web`` are two apps, with their own
     history, source and destination, never one. A name only one hub has is left as it is."""
-    seen: dict[str, int] = {}
-    for apps, _, _ in per_hub.values():
-        for n in set(apps["name"]):
-            seen[n] = seen.get(n, 0) + 1
+    seen = Counter(n for apps, _, _ in per_hub.values() for n in set(apps["name"]))
     shared = [n for n, k in seen.items() if k > 1]
     if not shared:
         return dict(per_hub)

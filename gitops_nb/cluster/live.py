@@ -10,7 +10,7 @@ import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -110,8 +110,6 @@ def _ts_text(value: str) -> pd.Timestamp:
     return t.tz_convert("UTC") if t.tzinfo else t.tz_localize("UTC")
 
 
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
 _GC_LOCK = threading.Lock()
 _gc_pause = {"depth": 0, "was_on": False}
 
@@ -121,7 +119,7 @@ def gc_paused() -> Iterator[None]:
     """The cyclic garbage collector paused while a list is parsed and its frame built (nestable, across threads:
     on again when the last reader ends, if it was on). Parsed JSON has no reference cycles, so nothing waits to be
     collected; but its hundred thousand new objects set off collections that walk the whole heap (pandas' too):
-    a third to a half of the CPU of reading a namespace."""
+    a third to a half of the CPU of reading a namespace. Also a decorator: ``@gc_paused()``."""
     with _GC_LOCK:
         if _gc_pause["depth"] == 0:
             _gc_pause["was_on"] = gc.isenabled()
@@ -134,17 +132,6 @@ def gc_paused() -> Iterator[None]:
             _gc_pause["depth"] -= 1
             if _gc_pause["depth"] == 0 and _gc_pause["was_on"]:
                 gc.enable()
-
-
-def _without_gc(fn: Callable[_P, _R]) -> Callable[_P, _R]:
-    """``fn`` run under :func:`gc_paused`."""
-
-    @functools.wraps(fn)
-    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with gc_paused():
-            return fn(*args, **kwargs)
-
-    return run
 
 
 @functools.lru_cache(maxsize=4096)
@@ -453,7 +440,7 @@ class Cluster:
 
     # -- Argo CD ----------------------------------------------------------------------
 
-    @_without_gc
+    @gc_paused()
     def raw_applications(self) -> list[dict[str, Any]]:
         """Every Application object as returned by the API (paged).
 
@@ -560,7 +547,7 @@ class Cluster:
         df["cluster"] = pd.Series([where.get(a) for a in df["app"]], index=df.index, dtype=object)
         return df
 
-    @_without_gc
+    @gc_paused()
     def argocd_frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         """Applications, history and operations from one list call."""
         raw = self.raw_applications()
@@ -583,7 +570,7 @@ class Cluster:
 
     # -- Kubernetes ---------------------------------------------------------------------
 
-    @_without_gc
+    @gc_paused()
     def events(
         self,
         namespace: str | None = None,
@@ -608,7 +595,7 @@ class Cluster:
         df["cluster"] = pd.Series([self.context] * len(df), index=df.index, dtype=object)
         return df
 
-    @_without_gc
+    @gc_paused()
     def rollouts(self, namespace: str | None, name: str | None = None) -> pd.DataFrame:
         """Deployments' ReplicaSets: when each rollout happened (schema :data:`schema.ROLLOUTS`).
 
@@ -618,7 +605,7 @@ class Cluster:
         items = self._list(apps, "replica_set", "replicasets.apps", namespace)
         return self._tag(rollout_frame(items, name, functools.partial(self.events, namespace)))
 
-    @_without_gc
+    @gc_paused()
     def field_edits(self, namespace: str | None, kinds: Sequence[str] | None = None) -> pd.DataFrame:
         """Who last set which fields, and when, from ``managedFields`` (schema :data:`schema.FIELD_EDITS`).
 

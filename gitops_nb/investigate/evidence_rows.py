@@ -16,7 +16,7 @@ import pandas as pd
 
 from .. import schema
 from ..cluster.evidence import PER_NAMESPACE_LIMIT, EditHistory, EvidenceSource
-from ..cluster.fleet import Fleet, reading_destinations
+from ..cluster.fleet import Fleet, reading_destinations, split_qualified
 from ..schema import RowKind
 from ..times import describe_span, parse_at
 
@@ -34,7 +34,7 @@ def _in(df: pd.DataFrame, col: str, lo: pd.Timestamp, hi: pd.Timestamp) -> pd.Da
 
 def _match(name: str, path: str | None, wanted: Sequence[str]) -> bool:
     parts = (path or "").split("/")
-    bare = name.rpartition("/")[2]  # a fleet writes an app two hubs have as hub/name: "web" is each hub's web
+    bare = split_qualified(name)[1]  # a fleet writes an app two hubs have as hub/name: "web" is each hub's web
     return any(w in (name, bare, path) or w in parts or (path or "").endswith("/" + w.strip("/")) for w in wanted)
 
 
@@ -130,7 +130,7 @@ def cluster_rows(
     all_hist, hist = hist, _in(hist, "deployed_at", lo, hi)
     deploys = _deploy_columns(hist, _history_heals(all_hist), path_of, cluster_of)
     ops_all = ops[ops["app"].isin(list(path_of))]
-    ops = ops[ops["app"].isin(list(path_of)) & ops["phase"].isin(["Failed", "Error"])]
+    ops = ops_all[ops_all["phase"].isin(["Failed", "Error"])]
     for o in _in(ops, "finished_at", lo, hi).itertuples(index=False):
         row(
             o.finished_at,

@@ -346,6 +346,7 @@ def _merge_and_rank(q: _Window, rows: list[dict[str, Any]], extra: pd.DataFrame 
     return out
 
 
+@gc_paused()  # thousands of rows' objects set off collections that walk the whole heap: none is a cycle
 def what_changed(
     repo: DeployRepo | str | Path,
     at: str | datetime | pd.Timestamp = "now",
@@ -389,23 +390,6 @@ def what_changed(
     Rows at or before ``at`` that could be culprits (commits, manual edits) get a ``score``
     and a ``rank`` (1 = most likely); ``why`` says how (see :mod:`gitops_nb.investigate.scoring`).
     """
-    with gc_paused():  # thousands of rows' objects set off collections that walk the whole heap: none is a cycle
-        opened, out = _what_changed(repo, at, window, apps, cluster, after, rev, weights, kinds)
-    return _add_rendered(opened, out, rendered) if rendered else out
-
-
-def _what_changed(
-    repo: DeployRepo | str | Path,
-    at: str | datetime | pd.Timestamp,
-    window: str | pd.Timedelta,
-    apps: Sequence[str] | str | None,
-    cluster: EvidenceSource | None,
-    after: str | pd.Timedelta | None,
-    rev: str,
-    weights: Weights,
-    kinds: Sequence[str] | None,
-) -> tuple[DeployRepo, pd.DataFrame]:
-    """:func:`what_changed` without rendering: the repository it opened, and the timeline."""
     q = _ask(repo, at, window, apps, after, rev)
     window_of = getattr(cluster, "for_window", None)  # a long recording reads only what the window needs
     whole = cluster  # what a deploy in the window undid may have been set long before it
@@ -444,7 +428,7 @@ def _what_changed(
     out = _merge_and_rank(q, rows, extra)
     out.attrs["skipped"] = skipped
     out.attrs["failures"] = failures  # clusters that could not be read (a Fleet's): the rows are partial
-    return q.repo, out
+    return _add_rendered(q.repo, out, rendered) if rendered else out
 
 
 def _add_rendered(repo: DeployRepo, tl: pd.DataFrame, n: int) -> pd.DataFrame:
